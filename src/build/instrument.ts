@@ -1,0 +1,149 @@
+import binaryen from 'binaryen';
+import { activeDataSegments, hasCustomSection } from './module-binary.js';
+import { type BuildOptions, type ModuleManifest, defaultBuildOptions, instrumentationVersion, manifestSection, sha256 } from './manifest.js';
+
+/** Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's asyncify-imports). */
+export const suspendingImports = [
+  'roam.migration_point',
+  'wasi_snapshot_preview1.fd_read',
+  'wasi_snapshot_preview1.poll_oneoff',
+  'wasi_snapshot_preview1.sock_accept',
+  'wasi_snapshot_preview1.sock_recv',
+  'wasi_snapshot_preview1.sock_send',
+  // setjmp/longjmp calls go out through the host and back in (see runtime/src/sjlj.c).
+  'env.invoke_*',
+];
+
+/** Budget global counted down at every migration point; the host refills it at each poll. */
+export const budgetGlobal = 'roam_budget';
+const checkFunction = 'log_execution'; // the name Binaryen's log-execution pass calls at loop headers and function entries/exits
+
+export class InstrumentError extends Error {}
+
+/**
+ * Turns any wasm32-wasi module into a migratable one: migration points, Asyncify, exported
+ * mutable globals, a reserved Asyncify buffer and an embedded manifest.
+ */
+export function instrument(input: Uint8Array, options: BuildOptions = defaultBuildOptions): { wasm: Uint8Array; manifest: ModuleManifest } {
+  if (hasCustomSection(input, manifestSection)) throw new InstrumentError('module is already instrumented by roam build');
+  let module: binaryen.Module;
+  try {
+    module = binaryen.readBinary(input);
+  } catch (error) {
+    throw new InstrumentError(`not a valid WebAssembly module: ${(error as Error).message}`);
+  }
+  try {
+    module.setFeatures(module.getFeatures() | binaryen.Features.MutableGlobals | binaryen.Features.BulkMemory | binaryen.Features.SignExt);
+    if (!module.hasMemory()) throw new InstrumentError('module has no linear memory');
+
+    addMigrationPoints(module, options.pollInterval);
+    binaryen.setOptimizeLevel(options.optimizeLevel);
+    binaryen.setShrinkLevel(0);
+    binaryen.setPassArgument('asyncify-imports', suspendingImports.join(','));
+    module.runPasses(['asyncify']);
+    module.optimize();
+    const globalExports = exportMutableGlobals(module);
+    const layout = asyncifyBufferLayout(module, input, options.asyncifyBufferBytes);
+
+    const manifest: ModuleManifest = {
+      roam: 'migratable-module',
+      instrumentationVersion,
+      options,
+      sourceDigest: sha256(input),
+      asyncifyBuffer: layout.asyncifyBuffer,
+      stackPointer: globalExports.get(layout.stackPointer)!,
+      globalExports: [...globalExports.values()],
+      suspendingImports,
+    };
+    module.addCustomSection(manifestSection, new TextEncoder().encode(JSON.stringify(manifest)));
+    if (!module.validate()) throw new InstrumentError('instrumented module failed validation');
+    return { wasm: module.emitBinary(), manifest };
+  } finally {
+    module.dispose();
+  }
+}
+
+/**
+ * Places the Asyncify buffer at the bottom of the shadow-stack region. The buffer only holds data
+ * while the guest is unwound (not running), so it can share the region with the stack, which
+ * never reaches that deep while the guest runs normally; unlike memory past the data segments,
+ * no allocator hands it out. (wasi-libc's malloc claims everything from __heap_base to the end
+ * of memory.) The engine caps each unwind at the current stack pointer, so a guest whose live
+ * stack does reach the buffer fails to stop rather than corrupting itself.
+ */
+function asyncifyBufferLayout(module: binaryen.Module, input: Uint8Array, wantedBytes: number): Pick<ModuleManifest, 'asyncifyBuffer' | 'stackPointer'> {
+  const stackPointer = findStackPointer(module);
+  if (!stackPointer) throw new InstrumentError('module has no shadow stack pointer (__stack_pointer): not a wasm32-wasi C/Rust/Zig module?');
+  const top = stackPointer.initial;
+  // The stack lies between the highest data below its top (none for --stack-first) and its top.
+  const bottom = Math.max(0, ...activeDataSegments(input).filter((s) => s.end <= top).map((s) => s.end));
+  // Keep clear of address 0: a null data pointer reads as "no buffer" to some tools.
+  const address = (Math.max(bottom, 1024) + 15) & ~15;
+  const bytes = Math.min(wantedBytes, Math.floor((top - address) / 2)) & ~15;
+  if (bytes < 4096) throw new InstrumentError(`the module's stack (${top - bottom} bytes) is too small to hold an Asyncify buffer`);
+  return { asyncifyBuffer: { address, bytes }, stackPointer: stackPointer.name };
+}
+
+/** __stack_pointer by name, else global 0 as wasm-ld lays it out; `name` is its internal name. */
+function findStackPointer(module: binaryen.Module): { name: string; initial: number } | undefined {
+  const candidates: binaryen.GlobalInfo[] = [];
+  for (let i = 0; i < module.getNumGlobals(); i++) candidates.push(binaryen.getGlobalInfo(module.getGlobalByIndex(i)));
+  const info = candidates.find((g) => g.name === '__stack_pointer') ?? candidates[0];
+  if (!info || !info.mutable || info.module || info.type !== binaryen.i32) return undefined;
+  const init = binaryen.getExpressionInfo(info.init);
+  if (init.id !== binaryen.ConstId) return undefined;
+  return { name: info.name, initial: (init as binaryen.ConstInfo).value as number };
+}
+
+/**
+ * Puts a migration point at every loop header and function entry/exit: a countdown that calls
+ * the host only every `pollInterval` points, so the common path is a decrement and a branch.
+ */
+function addMigrationPoints(module: binaryen.Module, pollInterval: number): void {
+  module.runPasses(['log-execution']);
+  // The pass calls an imported log_execution(i32); make it an internal countdown instead.
+  module.removeFunction(checkFunction);
+  module.addFunctionImport('roam_migration_point', 'roam', 'migration_point', binaryen.none, binaryen.none);
+  module.addGlobal(budgetGlobal, binaryen.i32, true, module.i32.const(pollInterval));
+  module.addGlobalExport(budgetGlobal, budgetGlobal);
+  const budget = () => module.global.get(budgetGlobal, binaryen.i32);
+  module.addFunction(
+    checkFunction,
+    binaryen.i32,
+    binaryen.none,
+    [],
+    module.block(null, [
+      module.global.set(budgetGlobal, module.i32.sub(budget(), module.i32.const(1))),
+      module.if(module.i32.le_s(budget(), module.i32.const(0)), module.call('roam_migration_point', [], binaryen.none)),
+    ]),
+  );
+  // Inline the countdown everywhere before Asyncify, so only functions that really contain a
+  // migration point (and their callers) are instrumented.
+  binaryen.setAlwaysInlineMaxSize(16);
+  module.runPasses(['inlining-optimizing']);
+  binaryen.setAlwaysInlineMaxSize(2);
+}
+
+/**
+ * Exports every mutable global that is not yet exported, so a snapshot can read and restore it.
+ * Returns internal name -> export name, in global index order.
+ */
+function exportMutableGlobals(module: binaryen.Module): Map<string, string> {
+  const exportedAs = new Map<string, string>();
+  for (let i = 0; i < module.getNumExports(); i++) {
+    const info = binaryen.getExportInfo(module.getExportByIndex(i));
+    if (info.kind === binaryen.ExternalGlobal) exportedAs.set(info.value, info.name);
+  }
+  const names = new Map<string, string>();
+  for (let i = 0; i < module.getNumGlobals(); i++) {
+    const info = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
+    if (!info.mutable || info.module) continue;
+    let exportName = exportedAs.get(info.name);
+    if (!exportName) {
+      exportName = `roam_global_${i}`;
+      module.addGlobalExport(info.name, exportName);
+    }
+    names.set(info.name, exportName);
+  }
+  return names;
+}

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+
+/** Bumped whenever instrumentation changes what the engine must know to run or restore a module. */
+export const instrumentationVersion = 1;
+
+/** The custom section in which `roam build` leaves its manifest inside the module. */
+export const manifestSection = 'roam.manifest';
+
+export interface BuildOptions {
+  /** Bytes of the shadow-stack region set aside for the unwound stack (see instrument.ts). */
+  asyncifyBufferBytes: number;
+  /** Migration points run between two polls of the host (bounds the stop latency). */
+  pollInterval: number;
+  /** Binaryen optimization level applied after instrumentation. */
+  optimizeLevel: number;
+}
+
+export const defaultBuildOptions: BuildOptions = {
+  asyncifyBufferBytes: 1024 * 1024,
+  pollInterval: 4096,
+  optimizeLevel: 3,
+};
+
+/** What the engine needs to drive an instrumented module; stored in the module itself. */
+export interface ModuleManifest {
+  roam: 'migratable-module';
+  instrumentationVersion: number;
+  options: BuildOptions;
+  /** sha256 of the module before instrumentation. */
+  sourceDigest: string;
+  /** Address and size of the reserved Asyncify buffer in linear memory. */
+  asyncifyBuffer: { address: number; bytes: number };
+  /** Export name of the shadow stack pointer global (unwinds must stay below it). */
+  stackPointer: string;
+  /** Export name of every mutable global, in global index order. */
+  globalExports: string[];
+  /** Imports that may suspend the guest (unwind and later rewind). */
+  suspendingImports: string[];
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Reads the manifest `roam build` embedded, or undefined for a plain module. */
+export function readManifest(module: WebAssembly.Module): ModuleManifest | undefined {
+  const sections = WebAssembly.Module.customSections(module, manifestSection);
+  if (sections.length === 0) return undefined;
+  const manifest = JSON.parse(Buffer.from(sections[0]!).toString('utf8')) as ModuleManifest;
+  if (manifest.instrumentationVersion !== instrumentationVersion) {
+    throw new Error(
+      `module was instrumented by roam build v${manifest.instrumentationVersion}, this roam runs v${instrumentationVersion}: rebuild it`,
+    );
+  }
+  return manifest;
+}

@@ -1,0 +1,76 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheDir, packageRoot } from '../platform/paths.js';
+
+/** clang + wasi-libc as installed by scripts/setup (Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32). */
+export interface Toolchain {
+  clang: string;
+  /** clang's own headers (stddef.h, stdarg.h...), searched after ours and before wasi-libc's. */
+  resourceInclude: string;
+  sysrootInclude: string;
+  /** Objects every linked module gets: the setjmp/longjmp runtime and shadow-stack accessors. */
+  runtimeObjects: string[];
+}
+
+const runtimeSources = ['sjlj.c', 'stack.s'];
+
+export class ToolchainError extends Error {}
+
+let cached: Toolchain | undefined;
+
+export function findToolchain(): Toolchain {
+  if (cached) return cached;
+  const clang = process.env.ROAM_CLANG ?? 'clang';
+  let resourceDir: string;
+  try {
+    resourceDir = execFileSync(clang, ['-print-resource-dir'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new ToolchainError(`cannot run '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
+  }
+  const sysrootInclude = process.env.ROAM_WASI_INCLUDE ?? '/usr/include/wasm32-wasi';
+  if (!existsSync(join(sysrootInclude, 'stdio.h'))) {
+    throw new ToolchainError(`wasi-libc headers not found in ${sysrootInclude}: run scripts/setup`);
+  }
+  const toolchain: Toolchain = {
+    clang,
+    resourceInclude: join(resourceDir, 'include'),
+    sysrootInclude,
+    runtimeObjects: [],
+  };
+  toolchain.runtimeObjects = runtimeSources.map((source) => buildRuntimeObject(toolchain, source));
+  cached = toolchain;
+  return toolchain;
+}
+
+/** Compiles one runtime source once per content hash into the cache. */
+function buildRuntimeObject(toolchain: Toolchain, source: string): string {
+  const path = join(packageRoot, 'runtime', 'src', source);
+  const digest = createHash('sha256').update(readFileSync(path)).update(toolchain.clang).digest('hex').slice(0, 16);
+  const dir = cacheDir('runtime');
+  const object = join(dir, `${source}.${digest}.o`);
+  if (existsSync(object)) return object;
+  mkdirSync(dir, { recursive: true });
+  const temp = `${object}.${process.pid}.tmp`;
+  execFileSync(toolchain.clang, [...compileFlags(toolchain), '-O2', '-c', path, '-o', temp], { stdio: 'inherit' });
+  renameSync(temp, object);
+  return object;
+}
+
+/** Target, include order and emulation defines for every compile. */
+export function compileFlags(toolchain: Toolchain): string[] {
+  return [
+    '--target=wasm32-wasi',
+    '-Qunused-arguments', // link-only and assembler steps see the compile flags too
+    // Debian's clang also searches /usr/include after the WASI sysroot, leaking glibc headers.
+    '-nostdinc',
+    '-isystem', join(packageRoot, 'runtime', 'include'),
+    '-isystem', toolchain.resourceInclude,
+    '-isystem', toolchain.sysrootInclude,
+    '-D_WASI_EMULATED_SIGNAL',
+    '-D_WASI_EMULATED_PROCESS_CLOCKS',
+    '-D_WASI_EMULATED_GETPID',
+    '-D_WASI_EMULATED_MMAN',
+  ];
+}

@@ -1,0 +1,15 @@
+import { InvalidArgumentError } from 'commander';
+
+/** An error whose message is the whole story for the user: printed on one line, no stack. */
+export class UserError extends Error {}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** Accumulates a repeatable option (--dir A --dir B). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

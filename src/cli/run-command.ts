@@ -1,0 +1,60 @@
+import { statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Instance } from '../engine/instance.js';
+import { loadModule } from '../engine/module.js';
+import { WasiExit, WasiHost } from '../wasi/host.js';
+import { collect, UserError } from './options.js';
+
+export interface Preopen {
+  hostPath: string;
+  guestPath: string;
+}
+
+/** `HOST[:GUEST]`: the guest sees HOST under GUEST (default: the same path as written). */
+export function parseDir(spec: string): Preopen {
+  const colon = spec.indexOf(':');
+  const hostPath = colon < 0 ? spec : spec.slice(0, colon);
+  const guestPath = colon < 0 ? spec : spec.slice(colon + 1);
+  if (!hostPath || !guestPath) throw new UserError(`--dir ${spec}: expected HOST[:GUEST]`);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(hostPath).isDirectory();
+  } catch {
+    throw new UserError(`--dir ${spec}: ${hostPath}: no such directory`);
+  }
+  if (!isDirectory) throw new UserError(`--dir ${spec}: ${hostPath} is not a directory`);
+  return { hostPath, guestPath };
+}
+
+export function parseEnv(specs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw new UserError(`--env ${spec}: expected KEY=VALUE`);
+    env[spec.slice(0, eq)] = spec.slice(eq + 1);
+  }
+  return env;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('Run a WebAssembly (wasm32-wasi) module on this machine')
+    .argument('<module>', 'the .wasm module (plain, or migratable from roam build)')
+    .argument('[args...]', 'arguments for the program (after --)')
+    .option('--dir <host[:guest]>', 'preopen a host directory (repeatable)', collect, [])
+    .option('--env <key=value>', 'set an environment variable (repeatable)', collect, [])
+    .option('--argv0 <name>', 'argv[0] seen by the program (default: the module path)')
+    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string }) => {
+      const preopens = opts.dir.map(parseDir);
+      const env = parseEnv(opts.env);
+      const loaded = await loadModule(modulePath);
+      const instance = new Instance(
+        loaded,
+        (blocker) => new WasiHost({ args: [opts.argv0 ?? modulePath, ...args], env, preopens, blocker }),
+        (error) => (error instanceof WasiExit ? error.code : undefined),
+      );
+      const outcome = await instance.run();
+      process.exitCode = outcome.kind === 'exited' ? outcome.exitCode : 1;
+    });
+}

@@ -1,0 +1,74 @@
+import type { ModuleManifest } from '../build/manifest.js';
+
+/** Binaryen Asyncify's runtime states (asyncify_get_state). */
+export const enum AsyncifyState {
+  Normal = 0,
+  Unwinding = 1,
+  Rewinding = 2,
+}
+
+interface AsyncifyExports {
+  asyncify_start_unwind(data: number): void;
+  asyncify_stop_unwind(): void;
+  asyncify_start_rewind(data: number): void;
+  asyncify_stop_rewind(): void;
+  asyncify_get_state(): number;
+}
+
+export class AsyncifyBufferOverflow extends Error {}
+
+/**
+ * Drives Binaryen's Asyncify exports over the buffer `roam build` reserved in linear memory.
+ * The buffer starts with Asyncify's {current, end} header; the unwound frames follow it.
+ */
+export class Asyncify {
+  private readonly exports: AsyncifyExports;
+
+  private readonly buffer: ModuleManifest['asyncifyBuffer'];
+  private readonly stackPointer: WebAssembly.Global;
+
+  constructor(
+    exports: WebAssembly.Exports,
+    private readonly memory: WebAssembly.Memory,
+    manifest: ModuleManifest,
+  ) {
+    this.exports = exports as unknown as AsyncifyExports;
+    this.buffer = manifest.asyncifyBuffer;
+    this.stackPointer = exports[manifest.stackPointer] as WebAssembly.Global;
+  }
+
+  get state(): AsyncifyState {
+    return this.exports.asyncify_get_state() as AsyncifyState;
+  }
+
+  /** Called from inside an import: the guest returns all the way out, saving its frames. */
+  startUnwind(): void {
+    const header = new Int32Array(this.memory.buffer, this.buffer.address, 2);
+    header[0] = this.buffer.address + 8;
+    // The buffer shares the stack region: never write into the live part of the stack.
+    header[1] = Math.min(this.buffer.address + this.buffer.bytes, this.stackPointer.value as number);
+    this.exports.asyncify_start_unwind(this.buffer.address);
+  }
+
+  stopUnwind(): void {
+    this.exports.asyncify_stop_unwind();
+    const header = new Int32Array(this.memory.buffer, this.buffer.address, 2);
+    if (header[0]! > header[1]!) {
+      throw new AsyncifyBufferOverflow('the guest stack outgrew the Asyncify buffer: rebuild with a larger --asyncify-buffer or stack');
+    }
+  }
+
+  /** Rewinds from the frames saved in the buffer (after an unwind, or a restore of one); they pop off its end. */
+  startRewind(): void {
+    this.exports.asyncify_start_rewind(this.buffer.address);
+  }
+
+  stopRewind(): void {
+    this.exports.asyncify_stop_rewind();
+  }
+
+  /** Bytes of saved frames after an unwind. */
+  usedBytes(): number {
+    return new Int32Array(this.memory.buffer, this.buffer.address, 1)[0]! - this.buffer.address - 8;
+  }
+}

@@ -1,0 +1,177 @@
+import type { ModuleManifest } from '../build/manifest.js';
+import type { Blocker } from '../wasi/blocking.js';
+import { Asyncify, AsyncifyState } from './asyncify.js';
+import type { LoadedModule } from './module.js';
+import { setjmpImports } from './setjmp.js';
+
+/** What the engine needs from a system-interface host (the WASI host implements it). */
+export interface GuestHost {
+  imports(): WebAssembly.ModuleImports;
+  bindMemory(memory: WebAssembly.Memory): void;
+}
+
+/** How a run ended: the guest exited (proc_exit or returning from _start), or it was stopped on request. */
+export type RunOutcome = { kind: 'exited'; exitCode: number } | { kind: 'stopped' };
+
+/**
+ * A stop request shared across threads: element 0 becomes non-zero (and is notified) when the
+ * guest should stop at its next migration point or blocking call.
+ */
+export type StopFlag = Int32Array;
+
+export function createStopFlag(): StopFlag {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+export function requestStop(flag: StopFlag): void {
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+
+export class GuestTrap extends Error {}
+
+const wasiModule = 'wasi_snapshot_preview1';
+
+/**
+ * One running module on this node's V8. An instrumented module runs as an async loop: whenever
+ * the guest unwinds (a blocking call, a stop request) the loop awaits, then rewinds it.
+ */
+export class Instance {
+  readonly manifest: ModuleManifest | undefined;
+  private readonly instance: WebAssembly.Instance;
+  private readonly asyncify: Asyncify | undefined;
+  private pendingWait: { ready: Promise<unknown>; memo: unknown } | undefined;
+  private resumeMemo: unknown;
+  /** Set while the guest is unwound by a stop request (its frames are in the Asyncify buffer). */
+  private stopped = false;
+
+  /**
+   * @param makeHost builds the host given the Blocker this instance provides (suspending for
+   *   instrumented modules, synchronous for plain ones).
+   * @param isExit recognizes the host's exit signal (WASI proc_exit) and returns its code.
+   */
+  constructor(
+    loaded: LoadedModule,
+    makeHost: (blocker: Blocker) => GuestHost,
+    private readonly isExit: (error: unknown) => number | undefined,
+    private readonly stopFlag: StopFlag = createStopFlag(),
+  ) {
+    this.manifest = loaded.manifest;
+    const host = makeHost(this.manifest ? this.suspendingBlocker() : { canSuspend: false, takeResumeMemo: () => undefined, suspend: () => 0 });
+    const wasiImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
+    const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
+    const roam: WebAssembly.ModuleImports = { ...sjlj.roam, migration_point: this.wrapSuspendingImport(() => this.migrationPoint()) };
+    this.instance = new WebAssembly.Instance(loaded.module, { [wasiModule]: wasiImports, env: sjlj.env!, roam });
+    const memory = this.instance.exports.memory;
+    if (!(memory instanceof WebAssembly.Memory)) throw new GuestTrap('module exports no memory');
+    host.bindMemory(memory);
+    this.asyncify = this.manifest ? new Asyncify(this.instance.exports, memory, this.manifest) : undefined;
+  }
+
+  /** True when the guest can be stopped and captured (it was instrumented by roam build). */
+  get migratable(): boolean {
+    return this.asyncify !== undefined;
+  }
+
+  /**
+   * Runs the guest (from _start, or onward from where it stopped) until it exits or a stop is
+   * requested through the stop flag.
+   */
+  async run(): Promise<RunOutcome> {
+    const start = this.instance.exports._start as () => void;
+    if (typeof start !== 'function') throw new GuestTrap('module has no _start export (is it a WASI command?)');
+    if (this.stopped) {
+      this.stopped = false;
+      Atomics.store(this.stopFlag, 0, 0);
+      this.asyncify!.startRewind();
+    }
+    for (;;) {
+      const exited = this.enter(start);
+      if (exited) return exited;
+      const asyncify = this.asyncify;
+      if (asyncify?.state !== AsyncifyState.Unwinding) return { kind: 'exited', exitCode: 0 };
+      asyncify.stopUnwind();
+      const wait = this.pendingWait;
+      this.pendingWait = undefined;
+      if (wait) {
+        // A stop may arrive while the guest waits; the call is simply re-run after a resume.
+        const stop = Atomics.waitAsync(this.stopFlag, 0, 0);
+        const outcome = await Promise.race([
+          wait.ready.then(
+            () => 'ready',
+            () => 'ready', // a failed wait is reported by the re-run call itself
+          ),
+          stop.async ? stop.value.then(() => 'stop') : Promise.resolve('stop'),
+        ]);
+        this.resumeMemo = wait.memo;
+        if (outcome === 'stop') {
+          this.stopped = true;
+          return { kind: 'stopped' };
+        }
+      } else if (this.stopRequested()) {
+        this.stopped = true;
+        return { kind: 'stopped' };
+      }
+      asyncify.startRewind();
+    }
+  }
+
+  private stopRequested(): boolean {
+    return Atomics.load(this.stopFlag, 0) !== 0;
+  }
+
+  private enter(start: () => void): RunOutcome | undefined {
+    try {
+      start();
+      return undefined;
+    } catch (error) {
+      const code = this.isExit(error);
+      if (code !== undefined) return { kind: 'exited', exitCode: code };
+      if (error instanceof WebAssembly.RuntimeError) throw new GuestTrap(`guest trapped: ${error.message}`);
+      // V8's own stack (recursion depth) can run out before the guest's shadow stack does.
+      if (error instanceof RangeError && /call stack/i.test(error.message)) throw new GuestTrap('guest trapped: call stack exhausted');
+      throw error;
+    }
+  }
+
+  private suspendingBlocker(): Blocker {
+    return {
+      canSuspend: true,
+      takeResumeMemo: () => {
+        const memo = this.resumeMemo;
+        this.resumeMemo = undefined;
+        return memo;
+      },
+      suspend: (ready, memo) => {
+        this.pendingWait = { ready, memo };
+        this.asyncify!.startUnwind();
+        return 0;
+      },
+    };
+  }
+
+  /** The polled half of a migration point: refill the countdown, unwind if a stop was requested. */
+  private migrationPoint(): void {
+    const budget = this.instance.exports.roam_budget as WebAssembly.Global;
+    budget.value = this.manifest!.options.pollInterval;
+    if (this.stopRequested()) this.asyncify!.startUnwind();
+  }
+
+  private wrapSuspending(imports: WebAssembly.ModuleImports): WebAssembly.ModuleImports {
+    const wrapped: WebAssembly.ModuleImports = { ...imports };
+    for (const name of this.manifest!.suspendingImports) {
+      const [module, field] = name.split('.') as [string, string];
+      const fn = imports[field];
+      if (module === wasiModule && typeof fn === 'function') wrapped[field] = this.wrapSuspendingImport(fn as (...args: never[]) => unknown);
+    }
+    return wrapped;
+  }
+
+  /** A suspending import is re-entered on rewind: it ends the rewind, then runs as a fresh call. */
+  private wrapSuspendingImport<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    return (...args: A) => {
+      if (this.asyncify?.state === AsyncifyState.Rewinding) this.asyncify.stopRewind();
+      return fn(...args);
+    };
+  }
+}

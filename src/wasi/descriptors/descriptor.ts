@@ -1,0 +1,109 @@
+import { Errno } from '../constants.js';
+import { WasiError } from '../errors.js';
+import type { Filestat } from '../stat.js';
+import type { DirectoryState } from './directory.js';
+import type { FileState } from './file.js';
+import type { StdioState } from './stdio.js';
+
+/**
+ * Returned instead of a result when the operation cannot complete yet and the guest can be
+ * suspended: the host hands `ready` to the Blocker, and the call is re-run once it settles.
+ * `cancel` tells the descriptor nobody waits any more (poll_oneoff woke up for another reason),
+ * so it can stop host activity that would keep the process alive.
+ */
+export class Wait {
+  constructor(
+    readonly ready: Promise<unknown>,
+    readonly cancel: () => void = () => {},
+  ) {}
+}
+
+/** Fields every descriptor kind captures. u64 rights travel as decimal strings. */
+export interface CommonState {
+  rightsBase: string;
+  rightsInheriting: string;
+  fdflags: number;
+}
+
+export type DescriptorState = StdioState | FileState | DirectoryState;
+
+/**
+ * One open guest fd. Each kind overrides what it supports; the defaults answer the way POSIX
+ * does for an fd that cannot do the operation. Failures are thrown (WasiError or Node system
+ * errors) and turned into errno values by the host. Rights are checked by the host before
+ * dispatch, so methods here only deal with the object itself.
+ */
+export abstract class Descriptor {
+  abstract readonly filetype: number;
+
+  constructor(
+    public rightsBase: bigint,
+    public rightsInheriting: bigint,
+    public fdflags: number,
+  ) {}
+
+  read(_iovs: Uint8Array[]): number | Wait {
+    throw new WasiError(Errno.BADF);
+  }
+  write(_iovs: Uint8Array[]): number {
+    throw new WasiError(Errno.BADF);
+  }
+  pread(_iovs: Uint8Array[], _offset: bigint): number {
+    throw new WasiError(Errno.SPIPE);
+  }
+  pwrite(_iovs: Uint8Array[], _offset: bigint): number {
+    throw new WasiError(Errno.SPIPE);
+  }
+  seek(_offset: bigint, _whence: number): bigint {
+    throw new WasiError(Errno.SPIPE);
+  }
+  tell(): bigint {
+    throw new WasiError(Errno.SPIPE);
+  }
+  /** Flags are validated by the host; kinds consult `fdflags` when they act (append, sync, nonblock). */
+  setFlags(flags: number): void {
+    this.fdflags = flags;
+  }
+  abstract filestat(): Filestat;
+  setSize(_size: bigint): void {
+    throw new WasiError(Errno.INVAL);
+  }
+  /** Times in seconds, as Node's utimes family takes them. */
+  setTimes(_atime: number, _mtime: number): void {
+    throw new WasiError(Errno.BADF);
+  }
+  advise(): void {
+    throw new WasiError(Errno.BADF);
+  }
+  allocate(_offset: bigint, _len: bigint): void {
+    throw new WasiError(Errno.BADF);
+  }
+  /** Directory entries serialized as dirents from `cookie`, at most `bufLen` bytes. */
+  readdir(_cookie: bigint, _bufLen: number): Uint8Array {
+    throw new WasiError(Errno.NOTDIR);
+  }
+  sync(): void {
+    throw new WasiError(Errno.INVAL);
+  }
+  datasync(): void {
+    throw new WasiError(Errno.INVAL);
+  }
+  /**
+   * For poll_oneoff: the bytes available for `kind` when ready (regular files always are),
+   * or a Wait when not.
+   */
+  poll(_kind: 'read' | 'write'): bigint | Wait {
+    return 0n;
+  }
+  close(): void {}
+
+  abstract capture(): DescriptorState;
+
+  protected captureCommon(): CommonState {
+    return {
+      rightsBase: this.rightsBase.toString(),
+      rightsInheriting: this.rightsInheriting.toString(),
+      fdflags: this.fdflags,
+    };
+  }
+}

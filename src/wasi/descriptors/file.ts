@@ -1,0 +1,187 @@
+import {
+  closeSync,
+  constants,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  futimesSync,
+  openSync,
+  readvSync,
+  writevSync,
+} from 'node:fs';
+import { Errno, Fdflags, Rights, Whence } from '../constants.js';
+import { WasiError } from '../errors.js';
+import { resolvePath, type Preopen, type Resolved } from '../sandbox.js';
+import { filestatOf, filetypeOf, type Filestat } from '../stat.js';
+import { Descriptor, type CommonState } from './descriptor.js';
+
+export interface FileState extends CommonState {
+  kind: 'file';
+  /** Guest path of the preopen the file lives under. */
+  preopen: string;
+  /** Path relative to that preopen. */
+  path: string;
+  /** Current offset, decimal. */
+  offset: string;
+}
+
+/** The host access mode that serves `rights`: write access only when the guest may write. */
+function accessMode(rights: bigint): number {
+  const read = (rights & Rights.FD_READ) !== 0n;
+  const write = (rights & (Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE)) !== 0n;
+  if (read && write) return constants.O_RDWR;
+  return write ? constants.O_WRONLY : constants.O_RDONLY;
+}
+
+/**
+ * A file (or device) opened under a preopen. The offset is kept here and every transfer is
+ * positioned, so the host fd's own position never matters and the offset is plain state.
+ */
+export class FileDescriptor extends Descriptor {
+  readonly filetype: number;
+
+  private constructor(
+    private readonly fd: number,
+    readonly preopen: Preopen,
+    readonly path: string,
+    rightsBase: bigint,
+    rightsInheriting: bigint,
+    fdflags: number,
+    private position: bigint,
+  ) {
+    super(rightsBase, rightsInheriting, fdflags);
+    this.filetype = filetypeOf(fstatSync(fd));
+  }
+
+  /**
+   * Open `at` (already resolved by the sandbox) on the host. `createFlags` are Node's
+   * O_CREAT/O_EXCL/O_TRUNC; O_NOFOLLOW always, since the sandbox resolved every symlink.
+   */
+  static open(
+    preopen: Preopen,
+    at: Resolved,
+    createFlags: number,
+    rightsBase: bigint,
+    rightsInheriting: bigint,
+    fdflags: number,
+    position = 0n,
+  ): FileDescriptor {
+    const fd = openSync(at.host, accessMode(rightsBase) | createFlags | constants.O_NOFOLLOW);
+    try {
+      return new FileDescriptor(fd, preopen, at.rel, rightsBase, rightsInheriting, fdflags, position);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Reopen a captured file by path, never creating or truncating it. */
+  static restore(state: FileState, preopen: Preopen): FileDescriptor {
+    const at = resolvePath(preopen.hostPath, '', state.path, true);
+    return FileDescriptor.open(
+      preopen,
+      at,
+      0,
+      BigInt(state.rightsBase),
+      BigInt(state.rightsInheriting),
+      state.fdflags,
+      BigInt(state.offset),
+    );
+  }
+
+  override read(iovs: Uint8Array[]): number {
+    const n = readvSync(this.fd, iovs, Number(this.position));
+    this.position += BigInt(n);
+    return n;
+  }
+
+  override write(iovs: Uint8Array[]): number {
+    const at = this.fdflags & Fdflags.APPEND ? fstatSync(this.fd, { bigint: true }).size : this.position;
+    const n = writevSync(this.fd, iovs, Number(at));
+    this.position = at + BigInt(n);
+    this.afterWrite();
+    return n;
+  }
+
+  override pread(iovs: Uint8Array[], offset: bigint): number {
+    return readvSync(this.fd, iovs, Number(offset));
+  }
+
+  override pwrite(iovs: Uint8Array[], offset: bigint): number {
+    const n = writevSync(this.fd, iovs, Number(offset));
+    this.afterWrite();
+    return n;
+  }
+
+  /** Node cannot set O_SYNC/O_DSYNC on an open fd, so the sync flags are honoured by flushing. */
+  private afterWrite(): void {
+    if (this.fdflags & Fdflags.SYNC) fsyncSync(this.fd);
+    else if (this.fdflags & Fdflags.DSYNC) fdatasyncSync(this.fd);
+  }
+
+  override seek(offset: bigint, whence: number): bigint {
+    let base: bigint;
+    if (whence === Whence.SET) base = 0n;
+    else if (whence === Whence.CUR) base = this.position;
+    else if (whence === Whence.END) base = fstatSync(this.fd, { bigint: true }).size;
+    else throw new WasiError(Errno.INVAL);
+    const next = base + offset;
+    if (next < 0n) throw new WasiError(Errno.INVAL);
+    this.position = next;
+    return next;
+  }
+
+  override tell(): bigint {
+    return this.position;
+  }
+
+  override filestat(): Filestat {
+    return filestatOf(fstatSync(this.fd, { bigint: true }));
+  }
+
+  override setSize(size: bigint): void {
+    ftruncateSync(this.fd, Number(size));
+  }
+
+  override setTimes(atime: number, mtime: number): void {
+    futimesSync(this.fd, atime, mtime);
+  }
+
+  /** Advice is only a hint and Node has no posix_fadvise. */
+  override advise(): void {}
+
+  /** Node has no fallocate; growing the file gives the same guarantee of size. */
+  override allocate(offset: bigint, len: bigint): void {
+    const end = offset + len;
+    if (fstatSync(this.fd, { bigint: true }).size < end) ftruncateSync(this.fd, Number(end));
+  }
+
+  override sync(): void {
+    fsyncSync(this.fd);
+  }
+
+  override datasync(): void {
+    fdatasyncSync(this.fd);
+  }
+
+  override poll(kind: 'read' | 'write'): bigint {
+    if (kind === 'write') return 0n;
+    const left = fstatSync(this.fd, { bigint: true }).size - this.position;
+    return left > 0n ? left : 0n;
+  }
+
+  override close(): void {
+    closeSync(this.fd);
+  }
+
+  override capture(): FileState {
+    return {
+      kind: 'file',
+      ...this.captureCommon(),
+      preopen: this.preopen.guestPath,
+      path: this.path,
+      offset: this.position.toString(),
+    };
+  }
+}

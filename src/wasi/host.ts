@@ -1,0 +1,587 @@
+import { randomFillSync } from 'node:crypto';
+import {
+  constants,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
+import { posix, resolve as resolveHostPath } from 'node:path';
+import { synchronousBlocker, type Blocker } from './blocking.js';
+import { Clocks, systemClock, type ClockSource, type ClockState } from './clock.js';
+import {
+  ADVICE_MAX,
+  Clockid,
+  Errno,
+  FDFLAGS_ALL,
+  Lookupflags,
+  Oflags,
+  Preopentype,
+  RIGHTS_ALL,
+  RIGHTS_STDIO,
+  Rights,
+  Size,
+  Whence,
+} from './constants.js';
+import { Wait, type Descriptor, type DescriptorState } from './descriptors/descriptor.js';
+import { DirectoryDescriptor, type DirectoryState } from './descriptors/directory.js';
+import { FileDescriptor } from './descriptors/file.js';
+import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
+import { WasiError, WasiExit, errnoOf, nodeCode } from './errors.js';
+import { GuestMemory } from './memory.js';
+import { pollOneoff } from './poll.js';
+import { resolveEntry, resolvePath, type Preopen, type Resolved } from './sandbox.js';
+import { filestatOf, timesToSet, type Filestat } from './stat.js';
+
+export { WasiExit };
+
+export interface WasiOptions {
+  /** argv, including argv[0]. */
+  args?: string[];
+  /** Environment, as a record or as 'KEY=value' strings. */
+  env?: Record<string, string> | string[];
+  /** Directories the guest may use; they become fds 3, 4, ... in this order. */
+  preopens?: Preopen[];
+  /** Host fds behind the guest's stdio (default 0, 1, 2). */
+  stdin?: number;
+  stdout?: number;
+  stderr?: number;
+  /** How calls that must wait do so (default: synchronously). */
+  blocker?: Blocker;
+  /** Time source (default: the system clocks). */
+  clock?: ClockSource;
+}
+
+/** Options for restoring: args and env come from the captured state. */
+export type WasiRestoreOptions = Omit<WasiOptions, 'args' | 'env'>;
+
+export type FdState = DescriptorState & { fd: number };
+
+/** Everything the host knows about the guest, as plain JSON-able data. */
+export interface WasiHostState {
+  version: typeof STATE_VERSION;
+  args: string[];
+  env: string[];
+  fds: FdState[];
+  /** Absent until a host has run (the initial state of a fresh host). */
+  clocks?: ClockState;
+}
+
+const STATE_VERSION = 1;
+
+const encoder = new TextEncoder();
+const u64 = (value: bigint) => BigInt.asUintN(64, value);
+const cstrings = (list: string[]) => list.map((s) => encoder.encode(s + '\0'));
+
+/**
+ * The wasi_snapshot_preview1 host. Imports decode guest memory and dispatch to descriptors;
+ * every failure inside a call becomes an errno (proc_exit's WasiExit excepted): nothing thrown
+ * by node:fs or a bad guest pointer reaches the engine.
+ *
+ * Usage: new WasiHost(options) or WasiHost.restore(state, options); instantiate with
+ * { wasi_snapshot_preview1: host.imports() }; bindMemory() with the instance's memory before
+ * running; capture() whenever the guest is stopped; close() once it will not run again.
+ */
+export class WasiHost {
+  private readonly memory = new GuestMemory();
+  private readonly fds = new Map<number, Descriptor>();
+  private readonly blocker: Blocker;
+  private readonly clocks: Clocks;
+  private readonly args: string[];
+  private readonly env: string[];
+  private readonly argsEncoded: Uint8Array[];
+  private readonly envEncoded: Uint8Array[];
+  private importObject: WebAssembly.ModuleImports | undefined;
+
+  /** A fresh host; `state` is for restore(), which should be used instead of passing it here. */
+  constructor(options: WasiOptions = {}, state: WasiHostState = initialState(options)) {
+    if (state.version !== STATE_VERSION) {
+      throw new Error(`WASI host: unsupported state version ${String(state.version)} (expected ${STATE_VERSION})`);
+    }
+    this.blocker = options.blocker ?? synchronousBlocker;
+    this.clocks = new Clocks(options.clock ?? systemClock, state.clocks);
+    this.args = [...state.args];
+    this.env = [...state.env];
+    this.argsEncoded = cstrings(this.args);
+    this.envEncoded = cstrings(this.env);
+    this.openAll(state.fds, options);
+  }
+
+  /**
+   * Rebuild a captured host. Preopens are matched by guest path and may point at other host
+   * paths; fd numbers, offsets, stdin's buffered input and the clocks carry over.
+   */
+  static restore(state: WasiHostState, options: WasiRestoreOptions = {}): WasiHost {
+    return new WasiHost(options, state);
+  }
+
+  bindMemory(memory: WebAssembly.Memory): void {
+    this.memory.bind(memory);
+  }
+
+  capture(): WasiHostState {
+    return {
+      version: STATE_VERSION,
+      args: [...this.args],
+      env: [...this.env],
+      fds: [...this.fds].sort(([a], [b]) => a - b).map(([fd, d]) => ({ fd, ...d.capture() })),
+      clocks: this.clocks.capture(),
+    };
+  }
+
+  /**
+   * Close every descriptor (host files, stdin reading); for a host that will not run again,
+   * e.g. on the source node once a migration has committed.
+   */
+  close(): void {
+    for (const d of this.fds.values()) d.close();
+    this.fds.clear();
+  }
+
+  private openAll(fds: FdState[], options: WasiOptions): void {
+    const preopens = new Map<string, Preopen>();
+    for (const p of options.preopens ?? []) {
+      if (preopens.has(p.guestPath)) throw new Error(`WASI host: preopen "${p.guestPath}" given twice`);
+      preopens.set(p.guestPath, { guestPath: p.guestPath, hostPath: resolveHostPath(p.hostPath) });
+    }
+    const stdio: Record<StdioStream, number> = {
+      stdin: options.stdin ?? 0,
+      stdout: options.stdout ?? 1,
+      stderr: options.stderr ?? 2,
+    };
+    try {
+      for (const state of fds) {
+        if (this.fds.has(state.fd)) throw new Error(`WASI host: fd ${state.fd} appears twice in the state`);
+        this.fds.set(state.fd, this.openOne(state, preopens, stdio));
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  private openOne(state: FdState, preopens: Map<string, Preopen>, stdio: Record<StdioStream, number>): Descriptor {
+    if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
+    const guest = posix.join(state.preopen, state.path);
+    const preopen = preopens.get(state.preopen);
+    if (preopen === undefined) {
+      throw new Error(`WASI host: fd ${state.fd} (${state.kind} "${guest}") needs preopen "${state.preopen}", which was not given`);
+    }
+    try {
+      return state.kind === 'file' ? FileDescriptor.restore(state, preopen) : DirectoryDescriptor.restore(state, preopen);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new Error(`WASI host: cannot open fd ${state.fd}, ${state.kind} "${guest}" (host ${preopen.hostPath}): ${why}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** The function table for the `wasi_snapshot_preview1` import module (the same object each time). */
+  imports(): WebAssembly.ModuleImports {
+    this.importObject ??= this.makeImports();
+    return this.importObject;
+  }
+
+  /** Run one call: undefined means success; a number is returned as is (an errno or suspend()'s value). */
+  private call(body: () => number | void): number {
+    try {
+      return body() ?? Errno.SUCCESS;
+    } catch (e) {
+      if (e instanceof WasiExit) throw e;
+      return errnoOf(e);
+    }
+  }
+
+  /** The descriptor behind `fd`, which must hold `rights`; `missing` is the errno if it does not. */
+  private fd(fd: number, rights: bigint, missing: number = Errno.NOTCAPABLE): Descriptor {
+    const d = this.fds.get(fd >>> 0);
+    if (d === undefined) throw new WasiError(Errno.BADF);
+    if ((d.rightsBase & rights) !== rights) throw new WasiError(missing);
+    return d;
+  }
+
+  private dir(fd: number, rights: bigint): DirectoryDescriptor {
+    const d = this.fd(fd, 0n);
+    if (!(d instanceof DirectoryDescriptor)) throw new WasiError(Errno.NOTDIR);
+    return this.fd(fd, rights) as DirectoryDescriptor;
+  }
+
+  private preopen(fd: number): DirectoryDescriptor {
+    const d = this.fd(fd, 0n);
+    if (!(d instanceof DirectoryDescriptor && d.isPreopen)) throw new WasiError(Errno.BADF);
+    return d;
+  }
+
+  private lookup(dir: DirectoryDescriptor, ptr: number, len: number, lookupflags: number): Resolved {
+    const follow = (lookupflags & Lookupflags.SYMLINK_FOLLOW) !== 0;
+    return resolvePath(dir.preopen.hostPath, dir.path, this.memory.string(ptr >>> 0, len >>> 0), follow);
+  }
+
+  private entry(dir: DirectoryDescriptor, ptr: number, len: number, notNameErrno: number): Resolved {
+    return resolveEntry(dir.preopen.hostPath, dir.path, this.memory.string(ptr >>> 0, len >>> 0), notNameErrno);
+  }
+
+  private lowestFreeFd(): number {
+    let fd = 0;
+    while (this.fds.has(fd)) fd++;
+    return fd;
+  }
+
+  private writeFilestat(ptr: number, st: Filestat): void {
+    const m = this.memory;
+    m.bytes(ptr, Size.FILESTAT).fill(0);
+    m.setU64(ptr, st.dev);
+    m.setU64(ptr + 8, st.ino);
+    m.setU8(ptr + 16, st.filetype);
+    m.setU64(ptr + 24, st.nlink);
+    m.setU64(ptr + 32, st.size);
+    m.setU64(ptr + 40, st.atim);
+    m.setU64(ptr + 48, st.mtim);
+    m.setU64(ptr + 56, st.ctim);
+  }
+
+  private writeStrings(list: Uint8Array[], ptrs: number, buf: number): void {
+    let at = buf >>> 0;
+    list.forEach((s, i) => {
+      this.memory.setU32((ptrs >>> 0) + 4 * i, at);
+      this.memory.write(at, s);
+      at += s.length;
+    });
+  }
+
+  private writeSizes(list: Uint8Array[], countPtr: number, sizePtr: number): void {
+    this.memory.setU32(countPtr >>> 0, list.length);
+    this.memory.setU32(sizePtr >>> 0, list.reduce((n, s) => n + s.length, 0));
+  }
+
+  /** path_open's work once the path is resolved: a directory or a file descriptor. */
+  private openAt(
+    dir: DirectoryDescriptor,
+    at: Resolved,
+    oflags: number,
+    rightsBase: bigint,
+    rightsInheriting: bigint,
+    fdflags: number,
+  ): Descriptor {
+    let isDir = false;
+    let exists = true;
+    try {
+      isDir = lstatSync(at.host).isDirectory();
+    } catch (e) {
+      if (nodeCode(e) !== 'ENOENT') throw e;
+      exists = false;
+    }
+    if (isDir) {
+      if (oflags & Oflags.CREAT && oflags & Oflags.EXCL) throw new WasiError(Errno.EXIST);
+      if (oflags & Oflags.TRUNC || rightsBase & Rights.FD_WRITE) throw new WasiError(Errno.ISDIR);
+      return new DirectoryDescriptor(dir.preopen, at.rel, false, rightsBase, rightsInheriting, fdflags);
+    }
+    if (oflags & Oflags.DIRECTORY) {
+      throw new WasiError(exists ? Errno.NOTDIR : oflags & Oflags.CREAT ? Errno.INVAL : Errno.NOENT);
+    }
+    const create =
+      (oflags & Oflags.CREAT ? constants.O_CREAT : 0) |
+      (oflags & Oflags.EXCL ? constants.O_EXCL : 0) |
+      (oflags & Oflags.TRUNC ? constants.O_TRUNC : 0);
+    return FileDescriptor.open(dir.preopen, at, create, rightsBase, rightsInheriting, fdflags);
+  }
+
+  private makeImports(): WebAssembly.ModuleImports {
+    const mem = this.memory;
+    const notSocket = (fd: number) =>
+      this.call(() => {
+        this.fd(fd, 0n);
+        return Errno.NOTSUP;
+      });
+    return {
+      args_get: (argv: number, buf: number) => this.call(() => this.writeStrings(this.argsEncoded, argv, buf)),
+      args_sizes_get: (count: number, size: number) => this.call(() => this.writeSizes(this.argsEncoded, count, size)),
+      environ_get: (environ: number, buf: number) => this.call(() => this.writeStrings(this.envEncoded, environ, buf)),
+      environ_sizes_get: (count: number, size: number) =>
+        this.call(() => this.writeSizes(this.envEncoded, count, size)),
+
+      clock_res_get: (id: number, out: number) => this.call(() => mem.setU64(out >>> 0, this.clocks.resolution(id))),
+      clock_time_get: (id: number, _precision: bigint, out: number) =>
+        this.call(() => mem.setU64(out >>> 0, this.clocks.now(id))),
+
+      fd_advise: (fd: number, _offset: bigint, _len: bigint, advice: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_ADVISE);
+          if (advice >>> 0 > ADVICE_MAX) throw new WasiError(Errno.INVAL);
+          d.advise();
+        }),
+      fd_allocate: (fd: number, offset: bigint, len: bigint) =>
+        this.call(() => this.fd(fd, Rights.FD_ALLOCATE).allocate(u64(offset), u64(len))),
+      fd_close: (fd: number) =>
+        this.call(() => {
+          const d = this.fd(fd, 0n);
+          this.fds.delete(fd >>> 0);
+          d.close();
+        }),
+      fd_datasync: (fd: number) => this.call(() => this.fd(fd, Rights.FD_DATASYNC).datasync()),
+      fd_fdstat_get: (fd: number, out: number) =>
+        this.call(() => {
+          const d = this.fd(fd, 0n);
+          const at = out >>> 0;
+          mem.bytes(at, Size.FDSTAT).fill(0);
+          mem.setU8(at, d.filetype);
+          mem.setU16(at + 2, d.fdflags);
+          mem.setU64(at + 8, d.rightsBase);
+          mem.setU64(at + 16, d.rightsInheriting);
+        }),
+      fd_fdstat_set_flags: (fd: number, flags: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_FDSTAT_SET_FLAGS);
+          if (flags & ~FDFLAGS_ALL) throw new WasiError(Errno.INVAL);
+          d.setFlags(flags);
+        }),
+      fd_fdstat_set_rights: (fd: number, base: bigint, inheriting: bigint) =>
+        this.call(() => {
+          const d = this.fd(fd, 0n);
+          const [b, i] = [u64(base), u64(inheriting)];
+          // Rights can only be dropped, never gained.
+          if (b & ~d.rightsBase || i & ~d.rightsInheriting) throw new WasiError(Errno.NOTCAPABLE);
+          d.rightsBase = b;
+          d.rightsInheriting = i;
+        }),
+      fd_filestat_get: (fd: number, out: number) =>
+        this.call(() => this.writeFilestat(out >>> 0, this.fd(fd, Rights.FD_FILESTAT_GET).filestat())),
+      fd_filestat_set_size: (fd: number, size: bigint) =>
+        this.call(() => this.fd(fd, Rights.FD_FILESTAT_SET_SIZE).setSize(u64(size))),
+      fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_FILESTAT_SET_TIMES);
+          const now = this.clocks.now(Clockid.REALTIME);
+          const [a, m] = timesToSet(flags, u64(atim), u64(mtim), now, () => d.filestat());
+          d.setTimes(a, m);
+        }),
+      fd_pread: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_READ, Errno.BADF);
+          mem.setU32(out >>> 0, d.pread(mem.iovecs(iovs >>> 0, count >>> 0), u64(offset)));
+        }),
+      fd_prestat_get: (fd: number, out: number) =>
+        this.call(() => {
+          const d = this.preopen(fd);
+          mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
+          mem.setU8(out >>> 0, Preopentype.DIR);
+          mem.setU32((out >>> 0) + 4, encoder.encode(d.preopen.guestPath).length);
+        }),
+      fd_prestat_dir_name: (fd: number, path: number, len: number) =>
+        this.call(() => {
+          const name = encoder.encode(this.preopen(fd).preopen.guestPath);
+          if (len >>> 0 < name.length) throw new WasiError(Errno.NAMETOOLONG);
+          mem.write(path >>> 0, name);
+        }),
+      fd_pwrite: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_WRITE, Errno.BADF);
+          mem.setU32(out >>> 0, d.pwrite(mem.iovecs(iovs >>> 0, count >>> 0), u64(offset)));
+        }),
+      fd_read: (fd: number, iovs: number, count: number, out: number) =>
+        this.call(() => {
+          const n = this.fd(fd, Rights.FD_READ, Errno.BADF).read(mem.iovecs(iovs >>> 0, count >>> 0));
+          if (n instanceof Wait) return this.blocker.suspend(n.ready);
+          mem.setU32(out >>> 0, n);
+        }),
+      fd_readdir: (fd: number, buf: number, len: number, cookie: bigint, out: number) =>
+        this.call(() => {
+          const bytes = this.fd(fd, Rights.FD_READDIR).readdir(u64(cookie), len >>> 0);
+          mem.write(buf >>> 0, bytes);
+          mem.setU32(out >>> 0, bytes.length);
+        }),
+      fd_renumber: (from: number, to: number) =>
+        this.call(() => {
+          const moved = this.fd(from, 0n);
+          const replaced = this.fd(to, 0n);
+          if (moved === replaced) return;
+          this.fds.set(to >>> 0, moved);
+          this.fds.delete(from >>> 0);
+          replaced.close();
+        }),
+      fd_seek: (fd: number, offset: bigint, whence: number, out: number) =>
+        this.call(() => {
+          // A seek that only reads the position needs no more than fd_tell.
+          const right = whence === Whence.CUR && offset === 0n ? Rights.FD_TELL : Rights.FD_SEEK;
+          mem.setU64(out >>> 0, this.fd(fd, right, Errno.SPIPE).seek(offset, whence));
+        }),
+      fd_sync: (fd: number) => this.call(() => this.fd(fd, Rights.FD_SYNC).sync()),
+      fd_tell: (fd: number, out: number) =>
+        this.call(() => mem.setU64(out >>> 0, this.fd(fd, Rights.FD_TELL, Errno.SPIPE).tell())),
+      fd_write: (fd: number, iovs: number, count: number, out: number) =>
+        this.call(() => {
+          const d = this.fd(fd, Rights.FD_WRITE, Errno.BADF);
+          mem.setU32(out >>> 0, d.write(mem.iovecs(iovs >>> 0, count >>> 0)));
+        }),
+
+      path_create_directory: (fd: number, path: number, len: number) =>
+        this.call(() => {
+          mkdirSync(this.entry(this.dir(fd, Rights.PATH_CREATE_DIRECTORY), path, len, Errno.EXIST).host);
+        }),
+      path_filestat_get: (fd: number, flags: number, path: number, len: number, out: number) =>
+        this.call(() => {
+          const at = this.lookup(this.dir(fd, Rights.PATH_FILESTAT_GET), path, len, flags);
+          this.writeFilestat(out >>> 0, filestatOf(lstatSync(at.host, { bigint: true })));
+        }),
+      path_filestat_set_times: (
+        fd: number,
+        flags: number,
+        path: number,
+        len: number,
+        atim: bigint,
+        mtim: bigint,
+        fstflags: number,
+      ) =>
+        this.call(() => {
+          const at = this.lookup(this.dir(fd, Rights.PATH_FILESTAT_SET_TIMES), path, len, flags);
+          const now = this.clocks.now(Clockid.REALTIME);
+          const current = () => filestatOf(lstatSync(at.host, { bigint: true }));
+          const [a, m] = timesToSet(fstflags, u64(atim), u64(mtim), now, current);
+          // The sandbox already followed the final symlink if asked to; what is left is not followed.
+          lutimesSync(at.host, a, m);
+        }),
+      path_link: (
+        oldFd: number,
+        oldFlags: number,
+        oldPath: number,
+        oldLen: number,
+        newFd: number,
+        newPath: number,
+        newLen: number,
+      ) =>
+        this.call(() => {
+          const from = this.lookup(this.dir(oldFd, Rights.PATH_LINK_SOURCE), oldPath, oldLen, oldFlags);
+          const to = this.entry(this.dir(newFd, Rights.PATH_LINK_TARGET), newPath, newLen, Errno.EXIST);
+          linkSync(from.host, to.host);
+        }),
+      path_open: (
+        fd: number,
+        dirflags: number,
+        path: number,
+        len: number,
+        oflags: number,
+        rightsBase: bigint,
+        rightsInheriting: bigint,
+        fdflags: number,
+        out: number,
+      ) =>
+        this.call(() => {
+          const dir = this.dir(fd, Rights.PATH_OPEN);
+          if (oflags & Oflags.CREAT) this.fd(fd, Rights.PATH_CREATE_FILE);
+          if (oflags & Oflags.TRUNC) this.fd(fd, Rights.PATH_FILESTAT_SET_SIZE);
+          if (fdflags & ~FDFLAGS_ALL) throw new WasiError(Errno.INVAL);
+          // Requested rights beyond what the directory passes on are dropped rather than refused:
+          // guests commonly ask for "everything" and expect to get what is allowed.
+          const base = u64(rightsBase) & dir.rightsInheriting;
+          const inheriting = u64(rightsInheriting) & dir.rightsInheriting;
+          const at = this.lookup(dir, path, len, dirflags);
+          const opened = this.openAt(dir, at, oflags, base, inheriting, fdflags);
+          const newFd = this.lowestFreeFd();
+          try {
+            mem.setU32(out >>> 0, newFd);
+          } catch (e) {
+            opened.close();
+            throw e;
+          }
+          this.fds.set(newFd, opened);
+        }),
+      path_readlink: (fd: number, path: number, len: number, buf: number, bufLen: number, out: number) =>
+        this.call(() => {
+          const at = this.lookup(this.dir(fd, Rights.PATH_READLINK), path, len, 0);
+          const target = readlinkSync(at.host, { encoding: 'buffer' });
+          // Like readlink(2), a short buffer silently truncates.
+          const n = Math.min(target.length, bufLen >>> 0);
+          mem.write(buf >>> 0, target.subarray(0, n));
+          mem.setU32(out >>> 0, n);
+        }),
+      path_remove_directory: (fd: number, path: number, len: number) =>
+        this.call(() => rmdirSync(this.entry(this.dir(fd, Rights.PATH_REMOVE_DIRECTORY), path, len, Errno.INVAL).host)),
+      path_rename: (fd: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) =>
+        this.call(() => {
+          const from = this.entry(this.dir(fd, Rights.PATH_RENAME_SOURCE), oldPath, oldLen, Errno.INVAL);
+          const to = this.entry(this.dir(newFd, Rights.PATH_RENAME_TARGET), newPath, newLen, Errno.INVAL);
+          renameSync(from.host, to.host);
+        }),
+      path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) =>
+        this.call(() => {
+          // Any link text may be stored; it is checked when the link is followed.
+          const target = mem.string(oldPath >>> 0, oldLen >>> 0);
+          if (target.includes('\0')) throw new WasiError(Errno.INVAL);
+          symlinkSync(target, this.entry(this.dir(fd, Rights.PATH_SYMLINK), newPath, newLen, Errno.EXIST).host);
+        }),
+      path_unlink_file: (fd: number, path: number, len: number) =>
+        this.call(() => unlinkSync(this.entry(this.dir(fd, Rights.PATH_UNLINK_FILE), path, len, Errno.INVAL).host)),
+
+      poll_oneoff: (inPtr: number, outPtr: number, count: number, nevents: number) =>
+        this.call(() =>
+          pollOneoff(
+            {
+              memory: mem,
+              clocks: this.clocks,
+              blocker: this.blocker,
+              descriptor: (fd) => this.fd(fd, Rights.POLL_FD_READWRITE),
+            },
+            inPtr >>> 0,
+            outPtr >>> 0,
+            count >>> 0,
+            nevents >>> 0,
+          ),
+        ),
+      proc_exit: (code: number) => {
+        throw new WasiExit(code >>> 0);
+      },
+      proc_raise: () => Errno.NOSYS,
+      random_get: (buf: number, len: number) =>
+        this.call(() => {
+          randomFillSync(mem.bytes(buf >>> 0, len >>> 0));
+        }),
+      sched_yield: () => Errno.SUCCESS,
+
+      // Sockets come later, as another descriptor kind; until then no fd is a socket.
+      sock_accept: notSocket,
+      sock_recv: notSocket,
+      sock_send: notSocket,
+      sock_shutdown: notSocket,
+    };
+  }
+}
+
+/** The state a fresh host starts from: stdio at 0-2, then the preopens. */
+function initialState(options: WasiOptions): WasiHostState {
+  const env = Array.isArray(options.env)
+    ? options.env
+    : Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  const common = (base: bigint, inheriting: bigint) => ({
+    rightsBase: base.toString(),
+    rightsInheriting: inheriting.toString(),
+    fdflags: 0,
+  });
+  const stdio = (['stdin', 'stdout', 'stderr'] as const).map(
+    (stream, fd): FdState & StdioState => ({
+      fd,
+      kind: 'stdio',
+      stream,
+      ...common(RIGHTS_STDIO, 0n),
+      buffered: '',
+      eof: false,
+    }),
+  );
+  const dirs = (options.preopens ?? []).map(
+    (p, i): FdState & DirectoryState => ({
+      fd: 3 + i,
+      kind: 'directory',
+      preopen: p.guestPath,
+      path: '',
+      isPreopen: true,
+      listing: null,
+      ...common(RIGHTS_ALL, RIGHTS_ALL),
+    }),
+  );
+  return { version: STATE_VERSION, args: options.args ?? [], env, fds: [...stdio, ...dirs] };
+}

@@ -1,0 +1,131 @@
+import type { Blocker } from './blocking.js';
+import { sleepSync, type Clocks } from './clock.js';
+import { Clockid, Errno, Eventtype, Size, Subclockflags } from './constants.js';
+import { Wait, type Descriptor } from './descriptors/descriptor.js';
+import { WasiError, errnoOf } from './errors.js';
+import type { GuestMemory } from './memory.js';
+
+export interface PollContext {
+  memory: GuestMemory;
+  clocks: Clocks;
+  blocker: Blocker;
+  /** The descriptor polled by an fd subscription (throws BADF, NOTCAPABLE, ...). */
+  descriptor(fd: number): Descriptor;
+}
+
+type Subscription =
+  | { kind: 'clock'; userdata: bigint; clock: number; deadline: bigint }
+  | { kind: 'fd'; userdata: bigint; type: number; fd: number }
+  | { kind: 'error'; userdata: bigint; type: number; errno: number };
+
+interface PollEvent {
+  userdata: bigint;
+  errno: number;
+  type: number;
+  nbytes: bigint;
+}
+
+/** setTimeout's largest delay; longer waits simply wake up and suspend again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * poll_oneoff. Clock subscriptions become absolute deadlines once, on the first attempt; a
+ * suspended call carries them as its resume memo (decimal strings, one per subscription,
+ * '' for non-clock ones), so a re-run does not restart a relative timeout. Monotonic time
+ * survives migration, so the memo stays meaningful on another host.
+ */
+export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, count: number, neventsPtr: number): number | void {
+  if (count === 0) throw new WasiError(Errno.INVAL);
+  const memo = ctx.blocker.takeResumeMemo();
+  const deadlines = Array.isArray(memo) && memo.length === count ? (memo as string[]) : undefined;
+  const subs: Subscription[] = [];
+  for (let i = 0; i < count; i++) subs.push(decode(ctx, inPtr + i * Size.SUBSCRIPTION, deadlines?.[i]));
+
+  for (;;) {
+    const events: PollEvent[] = [];
+    const waits: Wait[] = [];
+    let wakeIn: bigint | undefined;
+    for (const sub of subs) {
+      if (sub.kind === 'error') {
+        events.push({ userdata: sub.userdata, errno: sub.errno, type: sub.type, nbytes: 0n });
+      } else if (sub.kind === 'clock') {
+        const left = sub.deadline - ctx.clocks.now(sub.clock);
+        if (left <= 0n) events.push({ userdata: sub.userdata, errno: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n });
+        else if (wakeIn === undefined || left < wakeIn) wakeIn = left;
+      } else {
+        let ready: bigint | Wait;
+        try {
+          ready = ctx.descriptor(sub.fd).poll(sub.type === Eventtype.FD_READ ? 'read' : 'write');
+        } catch (e) {
+          events.push({ userdata: sub.userdata, errno: errnoOf(e), type: sub.type, nbytes: 0n });
+          continue;
+        }
+        if (ready instanceof Wait) waits.push(ready);
+        else events.push({ userdata: sub.userdata, errno: Errno.SUCCESS, type: sub.type, nbytes: ready });
+      }
+    }
+    if (events.length > 0) {
+      for (const wait of waits) wait.cancel();
+      events.forEach((event, i) => writeEvent(ctx.memory, outPtr + i * Size.EVENT, event));
+      ctx.memory.setU32(neventsPtr, events.length);
+      return;
+    }
+    if (ctx.blocker.canSuspend) {
+      const memoOut = subs.map((s) => (s.kind === 'clock' ? s.deadline.toString() : ''));
+      return ctx.blocker.suspend(wakeup(wakeIn, waits), memoOut);
+    }
+    // Without suspension nothing but time can change (stdio reports itself ready), so sleep.
+    sleepSync(Number(wakeIn ?? 0n) / 1e6);
+  }
+}
+
+function decode(ctx: PollContext, at: number, savedDeadline: string | undefined): Subscription {
+  const mem = ctx.memory;
+  const userdata = mem.getU64(at);
+  const type = mem.getU8(at + 8);
+  if (type === Eventtype.FD_READ || type === Eventtype.FD_WRITE) {
+    return { kind: 'fd', userdata, type, fd: mem.getU32(at + 16) };
+  }
+  if (type !== Eventtype.CLOCK) return { kind: 'error', userdata, type, errno: Errno.INVAL };
+  const id = mem.getU32(at + 16);
+  const timeout = mem.getU64(at + 24);
+  const absolute = (mem.getU16(at + 40) & Subclockflags.ABSTIME) !== 0;
+  // CPU time barely advances while the guest waits, so its timeouts are measured on the
+  // monotonic clock instead.
+  const clock = id === Clockid.REALTIME ? Clockid.REALTIME : Clockid.MONOTONIC;
+  if (savedDeadline) return { kind: 'clock', userdata, clock, deadline: BigInt(savedDeadline) };
+  let now: bigint;
+  try {
+    now = ctx.clocks.now(id);
+  } catch (e) {
+    return { kind: 'error', userdata, type, errno: errnoOf(e) };
+  }
+  const left = absolute ? timeout - now : timeout;
+  const deadline = clock === id ? now + left : ctx.clocks.now(clock) + left;
+  return { kind: 'clock', userdata, clock, deadline };
+}
+
+function writeEvent(mem: GuestMemory, at: number, event: PollEvent): void {
+  mem.bytes(at, Size.EVENT).fill(0);
+  mem.setU64(at, event.userdata);
+  mem.setU16(at + 8, event.errno);
+  mem.setU8(at + 10, event.type);
+  mem.setU64(at + 16, event.nbytes);
+}
+
+/**
+ * Settles when the earliest deadline passes or any waited-on descriptor may be ready; the
+ * other waits are then cancelled (the re-run call starts them again if still needed).
+ */
+function wakeup(wakeInNs: bigint | undefined, waits: Wait[]): Promise<void> {
+  return new Promise((resolve) => {
+    const timer =
+      wakeInNs === undefined ? undefined : setTimeout(done, Math.min(Math.ceil(Number(wakeInNs) / 1e6), MAX_TIMER_MS));
+    function done() {
+      clearTimeout(timer);
+      for (const wait of waits) wait.cancel();
+      resolve();
+    }
+    for (const wait of waits) wait.ready.then(done, done);
+  });
+}

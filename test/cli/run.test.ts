@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { buildFixture, roam, roamWithPipe, tempDir } from '../helpers.js';
+
+const { dir, cleanup } = tempDir();
+let echo: { plain: string; roam: string };
+before(() => {
+  echo = buildFixture('echo-stdin', dir);
+});
+after(cleanup);
+
+function assertOneLineError(result: { status: number | null; stderr: string; stdout: string }, pattern: RegExp): void {
+  assert.notEqual(result.status, 0);
+  assert.equal(result.stdout, '');
+  assert.match(result.stderr, /^roam: [^\n]+\n$/);
+  assert.match(result.stderr, pattern);
+}
+
+test('roam run: missing module, invalid module, bad --dir and --env give one-line errors', () => {
+  assertOneLineError(roam(['run', join(dir, 'absent.wasm')]), /absent\.wasm: no such file/);
+  const junk = join(dir, 'junk.wasm');
+  writeFileSync(junk, '\0asm\x01\0\0\0garbage');
+  assertOneLineError(roam(['run', junk]), /not a valid WebAssembly module/);
+  assertOneLineError(roam(['run', '--dir', join(dir, 'nope'), echo.plain]), /no such directory/);
+  assertOneLineError(roam(['run', '--dir', junk, echo.plain]), /is not a directory/);
+  assertOneLineError(roam(['run', '--env', 'NOEQUALS', echo.plain]), /expected KEY=VALUE/);
+});
+
+test('stdin from a pipe: data arriving over time is copied in order, plain and migratable', async () => {
+  const chunks = ['alpha ', 'beta\n', 'gamma ', 'delta\n'];
+  for (const module of [echo.plain, echo.roam]) {
+    const result = await roamWithPipe(['run', module], chunks, 30);
+    assert.equal(result.stderr, '');
+    assert.equal(result.stdout, `${chunks.join('')}\ntotal=${chunks.join('').length}\n`);
+    assert.equal(result.status, 0);
+  }
+});
+
+test('stdin from a file', () => {
+  const input = join(dir, 'input.txt');
+  writeFileSync(input, 'x'.repeat(100_000));
+  for (const module of [echo.plain, echo.roam]) {
+    const result = roam(['run', module], { stdinFile: input });
+    assert.equal(result.stdout.length, 100_000 + '\ntotal=100000\n'.length);
+    assert.equal(result.status, 0);
+  }
+});

@@ -1,0 +1,73 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (tests run from dist/test/...). */
+export const repoRoot = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
+export const roamBin = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+export const fixtures = join(repoRoot, 'test', 'fixtures');
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the roam CLI as a user would; stdin is `input` through a pipe, or the file `stdinFile`. */
+export function roam(args: string[], options: { input?: string | Buffer; stdinFile?: string; cwd?: string } = {}): Result {
+  const stdinFd = options.stdinFile ? openSync(options.stdinFile, 'r') : undefined;
+  try {
+    const result = spawnSync(process.execPath, [roamBin, ...args], {
+      input: options.input,
+      stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'],
+      cwd: options.cwd,
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    if (result.error) throw result.error;
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  } finally {
+    if (stdinFd !== undefined) closeSync(stdinFd);
+  }
+}
+
+/** Runs the roam CLI with stdin fed over time from `chunks` (a real pipe, not a file). */
+export function roamWithPipe(args: string[], chunks: string[], gapMs: number): Promise<Result> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => resolvePromise({ status, stdout, stderr }));
+    let i = 0;
+    const feed = () => {
+      if (i < chunks.length) {
+        child.stdin.write(chunks[i++]);
+        setTimeout(feed, gapMs);
+      } else child.stdin.end();
+    };
+    feed();
+  });
+}
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = 'roam-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Builds test/fixtures/NAME.c into OUT/NAME.wasm (plain) and OUT/NAME.roam.wasm (migratable). */
+export function buildFixture(name: string, out: string): { plain: string; roam: string } {
+  mkdirSync(out, { recursive: true });
+  const plain = join(out, `${name}.wasm`);
+  const migratable = join(out, `${name}.roam.wasm`);
+  const cc = roam(['cc', '-O2', join(fixtures, `${name}.c`), '-o', plain]);
+  if (cc.status !== 0) throw new Error(`roam cc ${name}.c failed:\n${cc.stderr}`);
+  const built = roam(['build', plain, '-o', migratable]);
+  if (built.status !== 0) throw new Error(`roam build ${name}.wasm failed:\n${built.stderr}`);
+  return { plain, roam: migratable };
+}
