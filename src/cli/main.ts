@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { runCc } from '../build/cc.js';
 import { registerBuild } from './build-command.js';
+import { registerCheckpoint } from './checkpoint-command.js';
+import { registerRestore } from './restore-command.js';
 import { registerRun } from './run-command.js';
 
 /** Runs the CLI; commands report their status through process.exitCode. */
@@ -19,6 +21,8 @@ async function main(argv: string[]): Promise<void> {
   program.command('cc').description('C compiler driver for wasm32-wasi (gcc-compatible arguments)');
   registerBuild(program);
   registerRun(program);
+  registerCheckpoint(program);
+  registerRestore(program);
   await program.parseAsync(argv);
 }
 

@@ -1,14 +1,10 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { Instance } from '../engine/instance.js';
+import { Container } from '../container/container.js';
+import { checkName } from '../container/control-protocol.js';
 import { loadModule } from '../engine/module.js';
-import { WasiExit, WasiHost } from '../wasi/host.js';
+import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
-
-export interface Preopen {
-  hostPath: string;
-  guestPath: string;
-}
 
 /** `HOST[:GUEST]`: the guest sees HOST under GUEST (default: the same path as written). */
 export function parseDir(spec: string): Preopen {
@@ -45,16 +41,14 @@ export function registerRun(program: Command): void {
     .option('--dir <host[:guest]>', 'preopen a host directory (repeatable)', collect, [])
     .option('--env <key=value>', 'set an environment variable (repeatable)', collect, [])
     .option('--argv0 <name>', 'argv[0] seen by the program (default: the module path)')
-    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string }) => {
+    .option('--name <name>', 'make the running program addressable (roam checkpoint NAME)')
+    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string; name?: string }) => {
       const preopens = opts.dir.map(parseDir);
       const env = parseEnv(opts.env);
+      if (opts.name) checkName(opts.name);
       const loaded = await loadModule(modulePath);
-      const instance = new Instance(
-        loaded,
-        (blocker) => new WasiHost({ args: [opts.argv0 ?? modulePath, ...args], env, preopens, blocker }),
-        (error) => (error instanceof WasiExit ? error.code : undefined),
-      );
-      const outcome = await instance.run();
-      process.exitCode = outcome.kind === 'exited' ? outcome.exitCode : 1;
+      if (opts.name && !loaded.manifest) throw new UserError(`${modulePath} is a plain module: build it with roam build to checkpoint it`);
+      const container = Container.start(loaded, [opts.argv0 ?? modulePath, ...args], env, preopens);
+      process.exitCode = await container.run({ name: opts.name });
     });
 }

@@ -43,17 +43,18 @@ export class Asyncify {
 
   /** Called from inside an import: the guest returns all the way out, saving its frames. */
   startUnwind(): void {
-    const header = new Int32Array(this.memory.buffer, this.buffer.address, 2);
-    header[0] = this.buffer.address + 8;
+    // Guest memory is little-endian on every host (s390x included): go through a DataView.
+    const header = new DataView(this.memory.buffer, this.buffer.address, 8);
+    header.setUint32(0, this.buffer.address + 8, true);
     // The buffer shares the stack region: never write into the live part of the stack.
-    header[1] = Math.min(this.buffer.address + this.buffer.bytes, this.stackPointer.value as number);
+    header.setUint32(4, Math.min(this.buffer.address + this.buffer.bytes, this.stackPointer.value as number), true);
     this.exports.asyncify_start_unwind(this.buffer.address);
   }
 
   stopUnwind(): void {
     this.exports.asyncify_stop_unwind();
-    const header = new Int32Array(this.memory.buffer, this.buffer.address, 2);
-    if (header[0]! > header[1]!) {
+    const header = new DataView(this.memory.buffer, this.buffer.address, 8);
+    if (header.getUint32(0, true) > header.getUint32(4, true)) {
       throw new AsyncifyBufferOverflow('the guest stack outgrew the Asyncify buffer: rebuild with a larger --asyncify-buffer or stack');
     }
   }
@@ -69,6 +70,6 @@ export class Asyncify {
 
   /** Bytes of saved frames after an unwind. */
   usedBytes(): number {
-    return new Int32Array(this.memory.buffer, this.buffer.address, 1)[0]! - this.buffer.address - 8;
+    return new DataView(this.memory.buffer, this.buffer.address, 4).getUint32(0, true) - this.buffer.address - 8;
   }
 }

@@ -8,7 +8,33 @@ import { setjmpImports } from './setjmp.js';
 export interface GuestHost {
   imports(): WebAssembly.ModuleImports;
   bindMemory(memory: WebAssembly.Memory): void;
+  /** Plain JSON-able state; the caller rebuilds a host from it on restore. */
+  capture(): unknown;
 }
+
+/** A global's value as plain data (i64 as a decimal string: JSON has no BigInt). */
+export type GlobalValue = number | { i64: string };
+
+/**
+ * A stopped instance as plain data: linear memory (which holds the unwound stack), every mutable
+ * global, the engine's own state and the host's. All of it is ISA-neutral.
+ */
+export interface InstanceSnapshot {
+  /** A view of live memory: write it out before the instance runs again. */
+  memory: Uint8Array;
+  globals: GlobalValue[];
+  engine: EngineState;
+  host: unknown;
+}
+
+export interface EngineState {
+  /** Memo of the blocking call the guest was in, re-run after a restore (e.g. a sleep's deadline). */
+  resumeMemo: unknown;
+  /** Bytes of unwound frames in the Asyncify buffer (informational). */
+  stackBytes: number;
+}
+
+export class SnapshotError extends Error {}
 
 /** How a run ended: the guest exited (proc_exit or returning from _start), or it was stopped on request. */
 export type RunOutcome = { kind: 'exited'; exitCode: number } | { kind: 'stopped' };
@@ -39,6 +65,8 @@ const wasiModule = 'wasi_snapshot_preview1';
 export class Instance {
   readonly manifest: ModuleManifest | undefined;
   private readonly instance: WebAssembly.Instance;
+  private readonly host: GuestHost;
+  private readonly memory: WebAssembly.Memory;
   private readonly asyncify: Asyncify | undefined;
   private pendingWait: { ready: Promise<unknown>; memo: unknown } | undefined;
   private resumeMemo: unknown;
@@ -58,12 +86,14 @@ export class Instance {
   ) {
     this.manifest = loaded.manifest;
     const host = makeHost(this.manifest ? this.suspendingBlocker() : { canSuspend: false, takeResumeMemo: () => undefined, suspend: () => 0 });
+    this.host = host;
     const wasiImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
     const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
     const roam: WebAssembly.ModuleImports = { ...sjlj.roam, migration_point: this.wrapSuspendingImport(() => this.migrationPoint()) };
     this.instance = new WebAssembly.Instance(loaded.module, { [wasiModule]: wasiImports, env: sjlj.env!, roam });
     const memory = this.instance.exports.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new GuestTrap('module exports no memory');
+    this.memory = memory;
     host.bindMemory(memory);
     this.asyncify = this.manifest ? new Asyncify(this.instance.exports, memory, this.manifest) : undefined;
   }
@@ -114,6 +144,46 @@ export class Instance {
       }
       asyncify.startRewind();
     }
+  }
+
+  /** The state of a stopped instance. The instance may run again afterwards (checkpoint and continue). */
+  capture(): InstanceSnapshot {
+    if (!this.stopped) throw new SnapshotError('only a stopped instance can be captured');
+    return {
+      memory: new Uint8Array(this.memory.buffer),
+      globals: this.manifest!.globalExports.map((name) => {
+        const value = (this.instance.exports[name] as WebAssembly.Global).value as number | bigint;
+        return typeof value === 'bigint' ? { i64: value.toString() } : value;
+      }),
+      engine: { resumeMemo: this.resumeMemo, stackBytes: this.asyncify!.usedBytes() },
+      host: this.host.capture(),
+    };
+  }
+
+  /**
+   * Loads a snapshot into this fresh instance (built with a host restored from snapshot.host);
+   * the next run() rewinds the guest to where it stopped. `fillMemory` writes the checkpointed
+   * pages into memory that is already the right size and all zero.
+   */
+  restore(snapshot: { memoryBytes: number; globals: GlobalValue[]; engine: EngineState }, fillMemory: (memory: Uint8Array) => void): void {
+    if (!this.asyncify) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
+    const pageBytes = 65536;
+    const current = this.memory.buffer.byteLength;
+    if (snapshot.memoryBytes < current || snapshot.memoryBytes % pageBytes !== 0) {
+      throw new SnapshotError(`snapshot memory size ${snapshot.memoryBytes} does not fit this module`);
+    }
+    // A fresh instance holds its data segments; the snapshot's zero pages must read as zero.
+    new Uint8Array(this.memory.buffer, 0, current).fill(0);
+    this.memory.grow((snapshot.memoryBytes - current) / pageBytes);
+    fillMemory(new Uint8Array(this.memory.buffer));
+    const names = this.manifest!.globalExports;
+    if (snapshot.globals.length !== names.length) throw new SnapshotError('snapshot globals do not match this module');
+    names.forEach((name, i) => {
+      const value = snapshot.globals[i]!;
+      (this.instance.exports[name] as WebAssembly.Global).value = typeof value === 'number' ? value : BigInt(value.i64);
+    });
+    this.resumeMemo = snapshot.engine.resumeMemo;
+    this.stopped = true;
   }
 
   private stopRequested(): boolean {

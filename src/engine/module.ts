@@ -4,6 +4,7 @@ import { type ModuleManifest, readManifest, sha256 } from '../build/manifest.js'
 /** A compiled module with what Roam knows about it. */
 export interface LoadedModule {
   module: WebAssembly.Module;
+  bytes: Uint8Array;
   /** Present when the module was instrumented by `roam build` (it can then be suspended and captured). */
   manifest: ModuleManifest | undefined;
   digest: string;
@@ -35,5 +36,5 @@ export async function compileModule(bytes: Uint8Array<ArrayBuffer>, label = 'mod
   } catch (error) {
     throw new ModuleLoadError(`${label}: ${(error as Error).message}`);
   }
-  return { module, manifest, digest: sha256(bytes) };
+  return { module, bytes, manifest, digest: sha256(bytes) };
 }
