@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,3 +71,33 @@ export function buildFixture(name: string, out: string): { plain: string; roam: 
   if (built.status !== 0) throw new Error(`roam build ${name}.wasm failed:\n${built.stderr}`);
   return { plain, roam: migratable };
 }
+
+export interface Background {
+  /** Resolves when the process exits. */
+  done: Promise<Result>;
+}
+
+/** Starts the roam CLI in the background (e.g. `run --name`), collecting its output. */
+export function roamInBackground(args: string[], options: { cwd?: string } = {}): Background {
+  const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Result>((resolvePromise, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolvePromise({ status, stdout, stderr }));
+  });
+  return { done };
+}
+
+/** Waits until `roam checkpoint NAME` can reach the named container. */
+export async function waitForContainer(name: string, runtimeDir: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(join(runtimeDir, `${name}.sock`))) {
+    if (Date.now() > deadline) throw new Error(`container ${name} did not start`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -97,12 +97,14 @@ export class Image {
   }
 
   get module(): Uint8Array {
-    return this.parts.module;
+    const { offset, length } = this.manifest.module;
+    return this.parts.module.subarray(offset, offset + length);
   }
 
   state(): unknown {
+    const { offset, length } = this.manifest.state;
     try {
-      return JSON.parse(Buffer.from(this.parts.state).toString('utf8'));
+      return JSON.parse(Buffer.from(this.parts.state.subarray(offset, offset + length)).toString('utf8'));
     } catch {
       throw new ImageError(`${this.path}: image state is not valid JSON`);
     }

@@ -97,6 +97,8 @@ export class WasiHost {
   private readonly argsEncoded: Uint8Array[];
   private readonly envEncoded: Uint8Array[];
   private importObject: WebAssembly.ModuleImports | undefined;
+  /** What the suspended guest waits on; obsolete once the guest runs (or is captured) again. */
+  private waiting: Wait | undefined;
 
   /** A fresh host; `state` is for restore(), which should be used instead of passing it here. */
   constructor(options: WasiOptions = {}, state: WasiHostState = initialState(options)) {
@@ -124,7 +126,12 @@ export class WasiHost {
     this.memory.bind(memory);
   }
 
+  /**
+   * The state of the stopped guest. A wait it was suspended on is cancelled (the engine re-runs
+   * the call on resume), so no timer or stdin read outlives the guest on this host.
+   */
   capture(): WasiHostState {
+    this.dropWait();
     return {
       version: STATE_VERSION,
       args: [...this.args],
@@ -139,6 +146,7 @@ export class WasiHost {
    * e.g. on the source node once a migration has committed.
    */
   close(): void {
+    this.dropWait();
     for (const d of this.fds.values()) d.close();
     this.fds.clear();
   }
@@ -188,14 +196,25 @@ export class WasiHost {
     return this.importObject;
   }
 
-  /** Run one call: undefined means success; a number is returned as is (an errno or suspend()'s value). */
-  private call(body: () => number | void): number {
+  private dropWait(): void {
+    this.waiting?.cancel();
+    this.waiting = undefined;
+  }
+
+  /** Run one call: undefined means success, a number is an errno, a Wait suspends the guest. */
+  private call(body: () => number | void | Wait): number {
+    this.dropWait();
+    let result: number | void | Wait;
     try {
-      return body() ?? Errno.SUCCESS;
+      result = body();
     } catch (e) {
       if (e instanceof WasiExit) throw e;
       return errnoOf(e);
     }
+    if (!(result instanceof Wait)) return result ?? Errno.SUCCESS;
+    this.waiting = result;
+    // Outside the try: if the engine's suspend() fails, that is the engine's error, not the guest's.
+    return this.blocker.suspend(result.ready, result.options.memo);
   }
 
   /** The descriptor behind `fd`, which must hold `rights`; `missing` is the errno if it does not. */
@@ -387,7 +406,7 @@ export class WasiHost {
       fd_read: (fd: number, iovs: number, count: number, out: number) =>
         this.call(() => {
           const n = this.fd(fd, Rights.FD_READ, Errno.BADF).read(mem.iovecs(iovs >>> 0, count >>> 0));
-          if (n instanceof Wait) return this.blocker.suspend(n.ready);
+          if (n instanceof Wait) return n;
           mem.setU32(out >>> 0, n);
         }),
       fd_readdir: (fd: number, buf: number, len: number, cookie: bigint, out: number) =>

@@ -34,7 +34,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * '' for non-clock ones), so a re-run does not restart a relative timeout. Monotonic time
  * survives migration, so the memo stays meaningful on another host.
  */
-export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, count: number, neventsPtr: number): number | void {
+export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, count: number, neventsPtr: number): Wait | void {
   if (count === 0) throw new WasiError(Errno.INVAL);
   const memo = ctx.blocker.takeResumeMemo();
   const deadlines = Array.isArray(memo) && memo.length === count ? (memo as string[]) : undefined;
@@ -71,8 +71,11 @@ export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, coun
       return;
     }
     if (ctx.blocker.canSuspend) {
-      const memoOut = subs.map((s) => (s.kind === 'clock' ? s.deadline.toString() : ''));
-      return ctx.blocker.suspend(wakeup(wakeIn, waits), memoOut);
+      return wakeup(
+        wakeIn,
+        waits,
+        subs.map((s) => (s.kind === 'clock' ? s.deadline.toString() : '')),
+      );
     }
     // Without suspension nothing but time can change (stdio reports itself ready), so sleep.
     sleepSync(Number(wakeIn ?? 0n) / 1e6);
@@ -114,18 +117,23 @@ function writeEvent(mem: GuestMemory, at: number, event: PollEvent): void {
 }
 
 /**
- * Settles when the earliest deadline passes or any waited-on descriptor may be ready; the
- * other waits are then cancelled (the re-run call starts them again if still needed).
+ * A Wait that settles when the earliest deadline passes or any waited-on descriptor may be
+ * ready. Settling, or cancelling it, stops the timer and the descriptors' waits (the re-run
+ * call starts them again if still needed).
  */
-function wakeup(wakeInNs: bigint | undefined, waits: Wait[]): Promise<void> {
-  return new Promise((resolve) => {
-    const timer =
-      wakeInNs === undefined ? undefined : setTimeout(done, Math.min(Math.ceil(Number(wakeInNs) / 1e6), MAX_TIMER_MS));
-    function done() {
-      clearTimeout(timer);
-      for (const wait of waits) wait.cancel();
+function wakeup(wakeInNs: bigint | undefined, waits: Wait[], memo: string[]): Wait {
+  let timer: NodeJS.Timeout | undefined;
+  const cancel = () => {
+    clearTimeout(timer);
+    for (const wait of waits) wait.cancel();
+  };
+  const ready = new Promise<void>((resolve) => {
+    const done = () => {
+      cancel();
       resolve();
-    }
+    };
+    if (wakeInNs !== undefined) timer = setTimeout(done, Math.min(Math.ceil(Number(wakeInNs) / 1e6), MAX_TIMER_MS));
     for (const wait of waits) wait.ready.then(done, done);
   });
+  return new Wait(ready, { cancel, memo });
 }

@@ -7,15 +7,19 @@ import type { StdioState } from './stdio.js';
 
 /**
  * Returned instead of a result when the operation cannot complete yet and the guest can be
- * suspended: the host hands `ready` to the Blocker, and the call is re-run once it settles.
- * `cancel` tells the descriptor nobody waits any more (poll_oneoff woke up for another reason),
- * so it can stop host activity that would keep the process alive.
+ * suspended: the host hands `ready` and `memo` to the Blocker, and the call is re-run once
+ * `ready` settles. `cancel` tells the descriptor nobody waits any more (poll_oneoff woke up for
+ * another reason), so it can stop host activity that would keep the process alive.
  */
 export class Wait {
   constructor(
     readonly ready: Promise<unknown>,
-    readonly cancel: () => void = () => {},
+    readonly options: { cancel?: () => void; memo?: unknown } = {},
   ) {}
+
+  cancel(): void {
+    this.options.cancel?.();
+  }
 }
 
 /** Fields every descriptor kind captures. u64 rights travel as decimal strings. */

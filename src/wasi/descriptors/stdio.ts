@@ -1,5 +1,5 @@
 import { fdatasyncSync, fstatSync, fsyncSync, readvSync, writevSync, type Stats } from 'node:fs';
-import { Socket } from 'node:net';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { ReadStream, isatty } from 'node:tty';
 import type { Blocker } from '../blocking.js';
 import { sleepSync } from '../clock.js';
@@ -20,6 +20,7 @@ export interface StdioState extends CommonState {
   eof: boolean;
 }
 
+const CHUNK = 64 * 1024;
 /** How long to back off when a host fd that someone made non-blocking has nothing. */
 const RETRY_MS = 10;
 
@@ -33,7 +34,7 @@ function mayBlock(fd: number, st: Stats | undefined): boolean {
  * (plain modules) or, when the guest can be suspended, is served from `buffered`, which a
  * libuv stream over the host fd fills; when it is empty the call returns a Wait and is re-run
  * once data arrives. The stream is paused and unref'd whenever no guest call waits on it, so
- * it neither reads far ahead nor keeps the process alive after the guest has exited.
+ * it neither reads ahead nor keeps the process alive after the guest has exited.
  */
 export class StdioDescriptor extends Descriptor {
   readonly filetype: number;
@@ -84,7 +85,6 @@ export class StdioDescriptor extends Descriptor {
   }
 
   override read(iovs: Uint8Array[]): number | Wait {
-    this.drain();
     if (this.buffered.length > 0) return this.takeBuffered(iovs);
     if (this.eof) {
       this.eof = false;
@@ -99,7 +99,7 @@ export class StdioDescriptor extends Descriptor {
     if (this.ended) return 0;
     const ready = this.fill();
     if (this.fdflags & Fdflags.NONBLOCK) throw new WasiError(Errno.AGAIN);
-    return new Wait(ready);
+    return new Wait(ready, { cancel: () => this.release() });
   }
 
   private takeBuffered(iovs: Uint8Array[]): number {
@@ -114,17 +114,28 @@ export class StdioDescriptor extends Descriptor {
     return n;
   }
 
-  /** The libuv stream over the host fd, made on first need (never for plain modules). */
+  /**
+   * The libuv stream over the host fd, made on first need (never for plain modules). With
+   * `onread`, chunks come straight to us and pause() stops reading the fd itself, so nothing
+   * is read ahead into a stream buffer that capture() could not see.
+   */
   private openInput(): Socket {
     if (this.input === undefined) {
-      const input = isatty(this.hostFd)
-        ? new ReadStream(this.hostFd)
-        : new Socket({ fd: this.hostFd, readable: true, writable: false });
+      const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+        fd: this.hostFd,
+        readable: true,
+        writable: false,
+        onread: {
+          buffer: Buffer.alloc(CHUNK),
+          callback: (n, chunk) => {
+            this.buffered = Buffer.concat([this.buffered, chunk.subarray(0, n)]);
+            this.wake();
+            return false;
+          },
+        },
+      };
+      const input = isatty(this.hostFd) ? new ReadStream(this.hostFd, options) : new Socket(options);
       input.pause();
-      input.on('data', (chunk: Buffer) => {
-        this.buffered = Buffer.concat([this.buffered, chunk]);
-        this.wake();
-      });
       input.on('end', () => {
         this.eof = true;
         this.ended = true;
@@ -165,11 +176,6 @@ export class StdioDescriptor extends Descriptor {
     pending?.settle();
   }
 
-  /** Move what the stream read ahead into `buffered` (read() emits it as 'data'). */
-  private drain(): void {
-    while (this.input !== undefined && this.input.readableLength > 0 && this.input.read() !== null);
-  }
-
   /** Run a host transfer, sleeping through EAGAIN unless the guest asked for non-blocking. */
   private retryAgain(transfer: () => number): number {
     for (;;) {
@@ -204,9 +210,8 @@ export class StdioDescriptor extends Descriptor {
    */
   override poll(kind: 'read' | 'write'): bigint | Wait {
     if (kind === 'write') return 0n;
-    this.drain();
     const ready = this.buffered.length > 0 || this.eof || this.ended || this.error !== undefined;
-    if (this.asynchronous && !ready) return new Wait(this.fill(), () => this.release());
+    if (this.asynchronous && !ready) return new Wait(this.fill(), { cancel: () => this.release() });
     return BigInt(this.buffered.length);
   }
 
@@ -221,7 +226,6 @@ export class StdioDescriptor extends Descriptor {
    */
   override capture(): StdioState {
     this.release();
-    this.drain();
     return {
       kind: 'stdio',
       ...this.captureCommon(),
