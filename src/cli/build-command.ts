@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { build } from '../build/build.js';
 import { defaultBuildOptions } from '../build/manifest.js';
 import { parsePositiveInt, UserError } from './options.js';
 
@@ -13,11 +12,13 @@ export function registerBuild(program: Command): void {
     .option('--poll-interval <points>', 'migration points between two host polls', parsePositiveInt, defaultBuildOptions.pollInterval)
     .option('--optimize-level <n>', 'Binaryen optimization level after instrumentation (0-4)', Number, defaultBuildOptions.optimizeLevel)
     .allowUnknownOption()
-    .action((inputs: string[], opts: { output: string; asyncifyBuffer: number; pollInterval: number; optimizeLevel: number }) => {
+    .action(async (inputs: string[], opts: { output: string; asyncifyBuffer: number; pollInterval: number; optimizeLevel: number }) => {
       // Unknown options and their values are compiler flags (-O2, -I dir, -DX...).
       const sources = inputs.filter((arg) => !arg.startsWith('-') && /\.(c|cc|cpp|cxx|o|a|wasm)$/.test(arg));
       const compilerArgs = inputs.filter((arg) => !sources.includes(arg));
       if (sources.length === 0) throw new UserError('roam build: no input module or source files');
+      // Binaryen is large (seconds to load under qemu): only the build command pays for it.
+      const { build } = await import('../build/build.js');
       const result = build(sources, compilerArgs, opts.output, {
         asyncifyBufferBytes: opts.asyncifyBuffer,
         pollInterval: opts.pollInterval,

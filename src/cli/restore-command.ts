@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { Container } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
@@ -14,6 +16,7 @@ interface RestoreOptions {
   dir: string[];
   name?: string;
   module?: string;
+  timings?: boolean;
 }
 
 export function registerRestore(program: Command): void {
@@ -25,12 +28,14 @@ export function registerRestore(program: Command): void {
     .option('--dir <host[:guest]>', 'remap a preopened directory (repeatable)', collect, [])
     .option('--name <name>', 'make the resumed program addressable (roam checkpoint NAME)')
     .option('--module <wasm>', 'use this module instead of the copy inside the image (must match)')
+    .option('--timings', 'report on stderr how long the restore took, up to the first guest instruction')
     .action(async (imagePath: string, opts: RestoreOptions) => {
       if (opts.isa !== undefined && !isIsa(opts.isa)) throw new UserError(`--isa ${opts.isa}: expected one of ${Object.keys(isas).join(', ')}`);
       if (opts.name) checkName(opts.name);
       const remap = opts.dir.map(parseDir);
       // Verify the image (structure, version, checksums) before anything runs, on any ISA.
       const image = Image.open(imagePath);
+      const verified = performance.now();
       const module = opts.module ? new Uint8Array(readFileSync(opts.module)) : undefined;
       const isa = (opts.isa ?? hostIsa()) as Isa;
       if (isa !== hostIsa()) {
@@ -38,7 +43,13 @@ export function registerRestore(program: Command): void {
         return;
       }
       const container = await Container.restore(image, remap, { module });
-      process.exitCode = await container.run({ name: opts.name });
+      const restored = performance.now();
+      const onStart = () => {
+        // performance.now() counts from process start: the whole restore, Node's own start-up included.
+        const ms = (t: number) => `${t.toFixed(1)} ms`;
+        if (opts.timings) process.stderr.write(`roam restore: image verified at ${ms(verified)}, module and state loaded at ${ms(restored)}, first instruction at ${ms(performance.now())} (${hostIsa()}, ${(image.manifest.memory.bytes / 1048576).toFixed(0)} MiB)\n`);
+      };
+      process.exitCode = await container.run({ name: opts.name, onStart });
     });
 }
 
@@ -52,7 +63,10 @@ function restoreElsewhere(isa: Isa, args: string[]): Promise<number> {
   const { command, args: prefix } = nodeCommand(isa);
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, process.argv[1]!, ...args], { stdio: 'inherit' });
+    // Stopping this process stops the emulated one too.
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
     child.on('error', (error) => reject(new UserError(`cannot start Node for ${isa}: ${error.message}`)));
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
 }

@@ -24,6 +24,8 @@ export interface ContainerState {
 export interface ContainerOptions {
   /** Makes the container addressable for `roam checkpoint NAME`. */
   name?: string;
+  /** Called right before the guest first runs (after a restore: as its rewind begins). */
+  onStart?: () => void;
   /** Host fds for the guest's stdio (default 0, 1, 2). */
   stdio?: { stdin?: number; stdout?: number; stderr?: number };
 }
@@ -97,6 +99,7 @@ export class Container {
   /** Runs until the guest exits (its status) or is checkpointed without --leave-running (0). */
   async run(options: ContainerOptions = {}): Promise<number> {
     const control = options.name ? await ControlServer.listen(options.name, this.stopFlag) : undefined;
+    options.onStart?.();
     try {
       for (;;) {
         const outcome = await this.instance.run();

@@ -1,0 +1,27 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkpointBench } from './checkpoint.js';
+import { repoRoot } from './harness.js';
+
+/**
+ * `npm run bench`: every figure side by side in one run, written to bench/results.md.
+ * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
+ */
+const quick = process.env.ROAM_BENCH_QUICK === '1';
+const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
+try {
+  const sections: string[] = [];
+  sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
+  const header = [
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${process.arch}, ${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'} (${(await import('node:os')).cpus().length} cores). Foreign ISAs run under qemu-user on the same machine.`,
+    '',
+  ];
+  const out = join(repoRoot, 'bench', quick ? 'results-quick.md' : 'results.md');
+  writeFileSync(out, `${[...header, ...sections].join('\n')}\n`);
+  console.log(`wrote ${out}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
