@@ -31,8 +31,10 @@ export function clangArguments(args: string[]): string[] {
   if (!links) return [...compile, ...kept];
 
   const userSetStack = kept.some((arg) => arg.includes('stack-size'));
+  const command = !kept.some((arg) => arg === '-nostartfiles' || arg === '-nostdlib' || arg.startsWith('-mexec-model=reactor'));
   return [
     ...compile,
+    ...(command ? ['-nostartfiles', toolchain.commandStart] : []),
     ...kept,
     ...toolchain.runtimeObjects,
     '-Wl,--stack-first', // an overflow runs below address 0 and traps instead of corrupting data

@@ -12,6 +12,8 @@ export interface Toolchain {
   sysrootInclude: string;
   /** Objects every linked module gets: the setjmp/longjmp runtime and shadow-stack accessors. */
   runtimeObjects: string[];
+  /** Replaces wasi-libc's crt1-command.o in commands (see runtime/src/crt1-command.c). */
+  commandStart: string;
 }
 
 const runtimeSources = ['sjlj.c', 'stack.s'];
@@ -38,8 +40,10 @@ export function findToolchain(): Toolchain {
     resourceInclude: join(resourceDir, 'include'),
     sysrootInclude,
     runtimeObjects: [],
+    commandStart: '',
   };
   toolchain.runtimeObjects = runtimeSources.map((source) => buildRuntimeObject(toolchain, source));
+  toolchain.commandStart = buildRuntimeObject(toolchain, 'crt1-command.c');
   cached = toolchain;
   return toolchain;
 }
