@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 
 /** clang + wasi-libc as installed by scripts/setup (Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32). */
@@ -25,12 +25,7 @@ let cached: Toolchain | undefined;
 export function findToolchain(): Toolchain {
   if (cached) return cached;
   const clang = process.env.ROAM_CLANG ?? 'clang';
-  let resourceDir: string;
-  try {
-    resourceDir = execFileSync(clang, ['-print-resource-dir'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new ToolchainError(`cannot run '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
-  }
+  const resourceDir = clangResourceDir(clang);
   const sysrootInclude = process.env.ROAM_WASI_INCLUDE ?? '/usr/include/wasm32-wasi';
   if (!existsSync(join(sysrootInclude, 'stdio.h'))) {
     throw new ToolchainError(`wasi-libc headers not found in ${sysrootInclude}: run scripts/setup`);
@@ -46,6 +41,23 @@ export function findToolchain(): Toolchain {
   toolchain.commandStart = buildRuntimeObject(toolchain, 'crt1-command.c');
   cached = toolchain;
   return toolchain;
+}
+
+/** clang's resource directory, remembered per clang binary: configure runs roam cc a thousand times. */
+function clangResourceDir(clang: string): string {
+  let binary: string;
+  try {
+    binary = execFileSync('sh', ['-c', 'readlink -f "$(command -v "$1")"', 'sh', clang], { encoding: 'utf8' }).trim();
+  } catch {
+    binary = '';
+  }
+  if (!binary) throw new ToolchainError(`cannot find '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
+  const memo = cacheDir('runtime', `resource-dir.${createHash('sha256').update(binary).update(String(statSync(binary).mtimeMs)).digest('hex').slice(0, 16)}`);
+  if (existsSync(memo)) return readFileSync(memo, 'utf8');
+  const resourceDir = execFileSync(clang, ['-print-resource-dir'], { encoding: 'utf8' }).trim();
+  mkdirSync(dirname(memo), { recursive: true });
+  writeFileSync(memo, resourceDir);
+  return resourceDir;
 }
 
 /** Compiles one runtime source once per content hash into the cache. */

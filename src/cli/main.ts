@@ -1,28 +1,28 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { runCc } from '../build/cc.js';
-import { registerBuild } from './build-command.js';
-import { registerCheckpoint } from './checkpoint-command.js';
-import { registerRestore } from './restore-command.js';
-import { registerRun } from './run-command.js';
 
 /** Runs the CLI; commands report their status through process.exitCode. */
 async function main(argv: string[]): Promise<void> {
-  // `roam cc` forwards a compiler command line verbatim: no option parsing of our own.
+  // `roam cc` forwards a compiler command line verbatim, and runs once per file in a configure
+  // or make build: load nothing else.
   if (argv[2] === 'cc') {
+    const { runCc } = await import('../build/cc.js');
     process.exitCode = runCc(argv.slice(3));
     return;
   }
-
   const program = new Command('roam')
     .description('Live-migrate running WebAssembly programs between CPU architectures')
     .version('0.1.0')
     .exitOverride();
   program.command('cc').description('C compiler driver for wasm32-wasi (gcc-compatible arguments)');
-  registerBuild(program);
-  registerRun(program);
-  registerCheckpoint(program);
-  registerRestore(program);
+  for (const register of await Promise.all([
+    import('./build-command.js').then((m) => m.registerBuild),
+    import('./run-command.js').then((m) => m.registerRun),
+    import('./checkpoint-command.js').then((m) => m.registerCheckpoint),
+    import('./restore-command.js').then((m) => m.registerRestore),
+  ])) {
+    register(program);
+  }
   await program.parseAsync(argv);
 }
 

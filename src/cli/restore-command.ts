@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
-import { Container } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
+import { runJobInThread } from '../container/thread.js';
 import { Image } from '../image/image.js';
 import { nodeCommand } from '../platform/foreign-node.js';
 import { type Isa, hostIsa, isIsa, isas } from '../platform/isa.js';
@@ -33,23 +32,22 @@ export function registerRestore(program: Command): void {
       if (opts.isa !== undefined && !isIsa(opts.isa)) throw new UserError(`--isa ${opts.isa}: expected one of ${Object.keys(isas).join(', ')}`);
       if (opts.name) checkName(opts.name);
       const remap = opts.dir.map(parseDir);
-      // Verify the image (structure, version, checksums) before anything runs, on any ISA.
-      const image = Image.open(imagePath);
-      const verified = performance.now();
-      const module = opts.module ? new Uint8Array(readFileSync(opts.module)) : undefined;
       const isa = (opts.isa ?? hostIsa()) as Isa;
       if (isa !== hostIsa()) {
+        // Refuse a damaged image here, before an emulated Node even starts.
+        Image.open(imagePath);
         process.exitCode = await restoreElsewhere(isa, process.argv.slice(2).filter((_, i, all) => !isIsaOption(all, i)));
         return;
       }
-      const container = await Container.restore(image, remap, { module });
-      const restored = performance.now();
-      const onStart = () => {
-        // performance.now() counts from process start: the whole restore, Node's own start-up included.
-        const ms = (t: number) => `${t.toFixed(1)} ms`;
-        if (opts.timings) process.stderr.write(`roam restore: image verified at ${ms(verified)}, module and state loaded at ${ms(restored)}, first instruction at ${ms(performance.now())} (${hostIsa()}, ${(image.manifest.memory.bytes / 1048576).toFixed(0)} MiB)\n`);
-      };
-      process.exitCode = await container.run({ name: opts.name, onStart });
+      process.exitCode = await runJobInThread({
+        kind: 'restore',
+        image: imagePath,
+        remap,
+        name: opts.name,
+        module: opts.module,
+        timings: opts.timings,
+        processStart: performance.timeOrigin,
+      });
     });
 }
 
