@@ -1,0 +1,243 @@
+# Shared helpers for recipes/<name>/build. Source it; it expects `set -euo pipefail`.
+#
+#   recipe_init NAME OUTDIR       sets RECIPE_NAME, OUT, WORK, LOG; opens the log
+#   roam_cc_wrapper               prints the path of a one-word `roam cc` wrapper (for CC=...)
+#   fetch_npm_package NAME VER    prints the dir of the unpacked npm tarball (cached)
+#   fetch_deb_source PKG VER      prints the dir holding PKG's .dsc and tarballs (cached)
+#   unpack_deb_source DIR DEST    extracts the .dsc in DIR (Debian patches applied) into DEST
+#   run CMD... / timed LABEL CMD...   runs CMD with its output going to the log (timed: + duration)
+#   recipe_stamp / recipe_up_to_date / recipe_done   skip a build whose inputs did not change
+#   need_debian_packages PKG...   installs missing build tools (as root)
+#   wasm_ar / wasm_ranlib         llvm-ar/llvm-ranlib (wasm-ld needs archive indexes)
+#   wasi_compat_object CC / wasi_compat_library CC, WASI_COMPAT_CFLAGS, WASI_COMPAT_INCLUDE:
+#                                 compat/ stand-ins for POSIX calls wasi-libc lacks
+#
+# Sources come only from npm or Debian source packages and are cached in
+# ${ROAM_CACHE:-$HOME/.cache/roam}/sources/.
+
+RECIPES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$RECIPES_DIR/.." && pwd)"
+SOURCES_CACHE="${ROAM_CACHE:-$HOME/.cache/roam}/sources"
+# Native and wasm builds use at most this many jobs (the project's machines have 2 cores).
+JOBS="${ROAM_JOBS:-2}"
+
+die() {
+  echo "$*" >&2
+  exit 1
+}
+
+# The roam command (without `cc`): $ROAM if set, else this checkout's CLI.
+roam_command() {
+  if [[ -n "${ROAM:-}" ]]; then
+    echo "$ROAM"
+  else
+    [[ -f "$REPO_ROOT/dist/src/cli/main.js" ]] || die "recipes: $REPO_ROOT/dist/src/cli/main.js is missing: run 'npm run build' (or set ROAM)"
+    echo "node $REPO_ROOT/dist/src/cli/main.js"
+  fi
+}
+
+recipe_init() {
+  RECIPE_NAME="$1"
+  [[ -n "${2:-}" ]] || die "usage: $0 OUTDIR"
+  mkdir -p "$2"
+  OUT="$(cd "$2" && pwd)"
+  WORK="$OUT/.work/$RECIPE_NAME"
+  LOG="$OUT/$RECIPE_NAME.build.log"
+  : >"$LOG"
+  trap 'recipe_failed $?' EXIT
+}
+
+recipe_failed() {
+  local status="$1"
+  trap - EXIT
+  if [[ "$status" != 0 ]]; then
+    echo "recipes/$RECIPE_NAME: build failed (exit $status); last lines of $LOG:" >&2
+    tail -n 25 "$LOG" | cut -c1-400 >&2
+  fi
+  exit "$status"
+}
+
+log() {
+  echo "[$(date +%H:%M:%S)] $*" >>"$LOG"
+}
+
+run() {
+  echo "+ $*" >>"$LOG"
+  "$@" >>"$LOG" 2>&1
+}
+
+# Times a step into the log: `timed LABEL CMD...`.
+timed() {
+  local label="$1" start end
+  shift
+  start=$(date +%s)
+  "$@"
+  end=$(date +%s)
+  log "$label took $((end - start)) s"
+}
+
+# A one-word CC for configure/make (libtool splits multi-word CCs badly).
+roam_cc_wrapper() {
+  local bin="$WORK/bin"
+  mkdir -p "$bin"
+  cat >"$bin/roam-cc" <<EOF
+#!/bin/sh
+exec $(roam_command) cc "\$@"
+EOF
+  chmod +x "$bin/roam-cc"
+  echo "$bin/roam-cc"
+}
+
+# Tools for wasm archives: GNU ar writes no symbol index for wasm objects and wasm-ld needs one.
+wasm_ar() { command -v llvm-ar || command -v llvm-ar-14 || die "recipes: llvm-ar not found (apt-get install llvm)"; }
+wasm_ranlib() { command -v llvm-ranlib || command -v llvm-ranlib-14 || die "recipes: llvm-ranlib not found (apt-get install llvm)"; }
+
+# ---------------------------------------------------------------------------------------------
+# Skipping unchanged builds: the stamp covers the recipe, this file, roam cc, its runtime,
+# both compilers and the source version.
+
+recipe_stamp() {
+  local extra="$1"
+  {
+    echo "$extra"
+    cat "$RECIPES_DIR/lib.sh" "$RECIPES_DIR"/compat/*.[ch] "$RECIPES_DIR"/compat/include/* "$RECIPES_DIR/$RECIPE_NAME"/*
+    cat "$REPO_ROOT"/dist/src/build/cc.js "$REPO_ROOT"/dist/src/build/toolchain.js 2>/dev/null || true
+    cat "$REPO_ROOT"/runtime/include/* "$REPO_ROOT"/runtime/src/* 2>/dev/null || true
+    echo "ROAM=${ROAM:-}"
+    gcc --version | head -n 1
+    ${ROAM_CLANG:-clang} --version | head -n 1
+  } | sha256sum | cut -d' ' -f1
+}
+
+# True (and logs it) when OUT already holds this recipe's outputs for the same inputs.
+recipe_up_to_date() {
+  local stamp="$1" file="$OUT/.$RECIPE_NAME.stamp" name
+  [[ -z "${ROAM_REBUILD:-}" && -f "$file" && "$(cat "$file")" == "$stamp" ]] || return 1
+  for name in "$RECIPE_NAME.native" "$RECIPE_NAME.wasm"; do
+    [[ -f "$OUT/$name" ]] || return 1
+  done
+  log "up to date (stamp $stamp); set ROAM_REBUILD=1 to rebuild"
+  return 0
+}
+
+recipe_done() {
+  echo "$1" >"$OUT/.$RECIPE_NAME.stamp"
+  log "done: $OUT/$RECIPE_NAME.native $OUT/$RECIPE_NAME.wasm"
+}
+
+# need_debian_packages PKG...: installs the missing ones (as root), else says how.
+need_debian_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  [[ "$(id -u)" == 0 ]] || die "recipes/$RECIPE_NAME: needs: apt-get install ${missing[*]}"
+  log "installing ${missing[*]}"
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+    || { run apt-get update && run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# npm
+
+# fetch_npm_package NAME VERSION: unpacks `npm pack NAME@VERSION` once; prints the package dir.
+fetch_npm_package() {
+  local name="$1" version="$2"
+  local dir="$SOURCES_CACHE/npm/$name-$version"
+  if [[ ! -f "$dir/.complete" ]]; then
+    log "fetching npm package $name@$version"
+    rm -rf "$dir" && mkdir -p "$dir"
+    local tarball
+    tarball="$(cd "$dir" && npm pack --silent "$name@$version" 2>>"$LOG" | tail -n 1)"
+    [[ -f "$dir/$tarball" ]] || die "recipes: npm pack $name@$version failed"
+    tar -xzf "$dir/$tarball" -C "$dir"
+    touch "$dir/.complete"
+  fi
+  echo "$dir/package"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Debian source packages
+
+# Adds deb-src entries mirroring the deb ones (a separate sources file) when apt has none.
+ensure_deb_src() {
+  if apt-get indextargets --format '$(CREATED_BY)' 2>/dev/null | grep -qx Sources; then
+    return 0
+  fi
+  [[ "$(id -u)" == 0 ]] || die "recipes: apt has no deb-src entries; as root, add /etc/apt/sources.list.d/roam-src.sources (Types: deb-src) and run apt-get update"
+  local list=/etc/apt/sources.list.d/roam-src.sources
+  if [[ ! -f "$list" ]]; then
+    [[ -f /etc/apt/sources.list.d/debian.sources ]] || die "recipes: no /etc/apt/sources.list.d/debian.sources to derive deb-src entries from"
+    log "adding deb-src entries in $list"
+    sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$list"
+  fi
+  run apt-get update
+}
+
+# fetch_deb_source PKG VERSION: downloads (once) PKG's source package, VERSION if apt still has
+# it, else the newest version apt can fetch. Prints the cache dir holding the .dsc.
+fetch_deb_source() {
+  local pkg="$1" want="$2" version dir
+  local base="$SOURCES_CACHE/debian"
+  dir="$(ls -d "$base/${pkg}_${want#*:}" 2>/dev/null || true)"
+  if [[ -n "$dir" && -f "$dir/.complete" ]]; then
+    echo "$dir"
+    return 0
+  fi
+  ensure_deb_src
+  local candidates
+  candidates="$(printf '%s\n' "$want"; apt-cache showsrc "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -Vr)"
+  for version in $(printf '%s\n' "$candidates" | awk '!seen[$0]++'); do
+    dir="$base/${pkg}_${version#*:}"
+    if [[ -f "$dir/.complete" ]]; then
+      echo "$dir"
+      return 0
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    log "fetching Debian source $pkg=$version"
+    if (cd "$dir" && apt-get source --download-only "$pkg=$version") >>"$LOG" 2>&1; then
+      [[ "$version" == "$want" ]] || log "note: $pkg=$want is not available; using $version"
+      touch "$dir/.complete"
+      echo "$dir"
+      return 0
+    fi
+    rm -rf "$dir"
+  done
+  die "recipes: cannot fetch Debian source package $pkg"
+}
+
+# unpack_deb_source DIR DEST: a fresh tree with Debian's patches applied. The tarballs are checked
+# against the .dsc (apt checked the .dsc against the signed Sources index when it fetched it).
+unpack_deb_source() {
+  local dir="$1" dest="$2"
+  rm -rf "$dest"
+  mkdir -p "$(dirname "$dest")"
+  run dpkg-source -x "$(ls "$dir"/*.dsc | head -n 1)" "$dest"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Stand-ins for POSIX calls wasi-libc lacks (see compat/wasi-compat.h).
+
+# Flags that declare them in every wasm compile.
+WASI_COMPAT_CFLAGS=(-include "$RECIPES_DIR/compat/wasi-compat.h")
+# For programs that include <pthread.h> (single-threaded stand-in) or <pwd.h>: add to CFLAGS.
+WASI_COMPAT_INCLUDE=(-I"$RECIPES_DIR/compat/include")
+
+# wasi_compat_object CC: compiles compat/wasi-compat.c for wasm into $WORK; prints the object.
+wasi_compat_object() {
+  local cc="$1" object="$WORK/wasi-compat.o"
+  run "$cc" -O2 -c "$RECIPES_DIR/compat/wasi-compat.c" -o "$object"
+  echo "$object"
+}
+
+# wasi_compat_library CC: the same as an archive, for autoconf builds (libtool refuses bare
+# objects in LIBS); prints the linker flags to add to LIBS.
+wasi_compat_library() {
+  local cc="$1" dir="$WORK/compat-lib" object
+  object="$(wasi_compat_object "$cc")"
+  mkdir -p "$dir"
+  rm -f "$dir/libroam-wasi-compat.a"
+  run "$(wasm_ar)" rcs "$dir/libroam-wasi-compat.a" "$object"
+  echo "-L$dir -lroam-wasi-compat"
+}
