@@ -16,6 +16,14 @@ export const suspendingImports = [
 
 /** Budget global counted down at every migration point; the host refills it at each poll. */
 export const budgetGlobal = 'roam_budget';
+/**
+ * Exports of roam cc's runtime that the host calls while the guest is suspended or rewinding
+ * (see runtime/src): they must neither poll nor be instrumented, or a rewind would try to
+ * resume inside them.
+ */
+const hostCalledExports = ['roam_stack_save', 'roam_stack_restore', 'roam_set_threw'];
+/** binaryen.js has binaryen.Function.setBody; its typings misplace it on Module. */
+const functionApi = (binaryen as unknown as { Function: { setBody(fn: binaryen.FunctionRef, body: binaryen.ExpressionRef): void } }).Function;
 const checkFunction = 'log_execution'; // the name Binaryen's log-execution pass calls at loop headers and function entries/exits
 
 export class InstrumentError extends Error {}
@@ -37,10 +45,14 @@ export function instrument(input: Uint8Array, options: BuildOptions = defaultBui
     if (!module.hasMemory()) throw new InstrumentError('module has no linear memory');
 
     addMigrationPoints(module, options.pollInterval);
+    binaryen.setDebugInfo(true); // keep function names: guest stack traces stay readable
     binaryen.setOptimizeLevel(options.optimizeLevel);
     binaryen.setShrinkLevel(0);
     binaryen.setPassArgument('asyncify-imports', suspendingImports.join(','));
+    const helpers = hostCalledFunctions(module);
+    if (helpers.length > 0) binaryen.setPassArgument('asyncify-removelist', helpers.join(','));
     module.runPasses(['asyncify']);
+    binaryen.clearPassArguments();
     module.optimize();
     const globalExports = exportMutableGlobals(module);
     const layout = asyncifyBufferLayout(module, input, options.asyncifyBufferBytes);
@@ -100,7 +112,12 @@ function findStackPointer(module: binaryen.Module): { name: string; initial: num
  * the host only every `pollInterval` points, so the common path is a decrement and a branch.
  */
 function addMigrationPoints(module: binaryen.Module, pollInterval: number): void {
+  const untouched = hostCalledFunctions(module).map((name) => {
+    const fn = module.getFunction(name);
+    return { fn, body: module.copyExpression(binaryen.getFunctionInfo(fn).body) };
+  });
   module.runPasses(['log-execution']);
+  for (const { fn, body } of untouched) functionApi.setBody(fn, body);
   // The pass calls an imported log_execution(i32); make it an internal countdown instead.
   module.removeFunction(checkFunction);
   module.addFunctionImport('roam_migration_point', 'roam', 'migration_point', binaryen.none, binaryen.none);
@@ -122,6 +139,16 @@ function addMigrationPoints(module: binaryen.Module, pollInterval: number): void
   binaryen.setAlwaysInlineMaxSize(16);
   module.runPasses(['inlining-optimizing']);
   binaryen.setAlwaysInlineMaxSize(2);
+}
+
+/** Internal names of the hostCalledExports this module has. */
+function hostCalledFunctions(module: binaryen.Module): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < module.getNumExports(); i++) {
+    const info = binaryen.getExportInfo(module.getExportByIndex(i));
+    if (info.kind === binaryen.ExternalFunction && hostCalledExports.includes(info.name)) names.push(info.value);
+  }
+  return names;
 }
 
 /**

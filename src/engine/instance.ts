@@ -197,7 +197,7 @@ export class Instance {
     } catch (error) {
       const code = this.isExit(error);
       if (code !== undefined) return { kind: 'exited', exitCode: code };
-      if (error instanceof WebAssembly.RuntimeError) throw new GuestTrap(`guest trapped: ${error.message}`);
+      if (error instanceof WebAssembly.RuntimeError) throw new GuestTrap(`guest trapped: ${error.message}`, { cause: error });
       // V8's own stack (recursion depth) can run out before the guest's shadow stack does.
       if (error instanceof RangeError && /call stack/i.test(error.message)) throw new GuestTrap('guest trapped: call stack exhausted');
       throw error;

@@ -9,8 +9,10 @@ import { buildFixture, roam, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir();
 let spin: { plain: string; roam: string };
+let sjlj: { plain: string; roam: string };
 before(() => {
   spin = buildFixture('spin', dir);
+  sjlj = buildFixture('sjlj', dir);
 });
 after(cleanup);
 
@@ -27,21 +29,18 @@ function nextMessage(worker: Worker): Promise<Report> {
   });
 }
 
-test('a compute loop stops within 1 ms of a request and resumes to the same result', async () => {
-  const rounds = '30000000';
-  const expected = roam(['run', spin.plain, '--', rounds]).stdout;
-  assert.match(expected, /^result=\d+\n$/);
-
+/** Runs `module` in a worker, stopping it every `everyMs` until it exits; returns the stop latencies. */
+async function stopRepeatedly(module: string, args: string[], everyMs: number, stdoutPath: string): Promise<number[]> {
   const flag = createStopFlag();
   const worker = new Worker(join(import.meta.dirname, 'run-in-worker.js'), {
-    workerData: { modulePath: spin.roam, args: [rounds], flag, stdoutPath: join(dir, 'spin.out') },
+    workerData: { modulePath: module, args, flag, stdoutPath },
   });
   assert.deepEqual(await nextMessage(worker), { ready: true });
   const latencies: number[] = [];
   for (;;) {
     worker.postMessage('run');
     const reply = nextMessage(worker);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
     const requested = performance.timeOrigin + performance.now();
     requestStop(flag);
     const report = await reply;
@@ -53,10 +52,25 @@ test('a compute loop stops within 1 ms of a request and resumes to the same resu
     latencies.push(report.at! - requested);
   }
   await worker.terminate();
+  return latencies;
+}
+
+test('a compute loop stops within 1 ms of a request and resumes to the same result', async () => {
+  const rounds = '30000000';
+  const expected = roam(['run', spin.plain, '--', rounds]).stdout;
+  assert.match(expected, /^result=\d+\n$/);
+  const latencies = await stopRepeatedly(spin.roam, [rounds], 25, join(dir, 'spin.out'));
   assert.equal(readFileSync(join(dir, 'spin.out'), 'utf8'), expected, 'stopping and resuming does not change the result');
   assert.ok(latencies.length >= 3, `stopped ${latencies.length} times`);
   latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)]!;
   console.log(`stop latency over ${latencies.length} stops: median ${median.toFixed(3)} ms, max ${latencies.at(-1)!.toFixed(3)} ms`);
   assert.ok(median < 1, `median stop latency ${median} ms`);
+});
+
+test('stops inside setjmp-protected calls (through the host invoke_* wrappers) resume correctly', async () => {
+  const expected = roam(['run', sjlj.plain]).stdout;
+  const latencies = await stopRepeatedly(sjlj.roam, [], 2, join(dir, 'sjlj.out'));
+  assert.equal(readFileSync(join(dir, 'sjlj.out'), 'utf8'), expected);
+  assert.ok(latencies.length >= 5, `stopped ${latencies.length} times`);
 });
