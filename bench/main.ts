@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
+import { programsBench } from './programs.js';
 
 /**
  * `npm run bench`: every figure side by side in one run, written to bench/results.md.
@@ -12,6 +13,7 @@ const quick = process.env.ROAM_BENCH_QUICK === '1';
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
+  sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
   sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
   const header = [
     '# Benchmark results',

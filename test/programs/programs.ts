@@ -3,7 +3,7 @@
  * each is built natively (gcc -O2) and for wasm32-wasi (roam cc), then made migratable (roam build).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/build/manifest.js';
 import { cacheDir } from '../../src/platform/paths.js';
@@ -91,7 +91,12 @@ export function buildProgram(name: string): BuiltProgram {
   const recipe = spawnSync(join(repoRoot, 'recipes', 'build-all'), [programsDir, name], { encoding: 'utf8' });
   if (recipe.status !== 0) throw new Error(`recipes/build-all ${name} failed:\n${recipe.stdout}${recipe.stderr}`);
   const manifest = `${migratable}.manifest.json`;
-  const fresh = existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).sourceDigest === sha256(readFileSync(plain));
+  // Rebuilt when the plain module or roam build itself changed.
+  const instrumenter = join(repoRoot, 'dist', 'src', 'build', 'instrument.js');
+  const fresh =
+    existsSync(manifest) &&
+    JSON.parse(readFileSync(manifest, 'utf8')).sourceDigest === sha256(readFileSync(plain)) &&
+    statSync(migratable).mtimeMs > statSync(instrumenter).mtimeMs;
   if (!fresh) {
     const built = spawnSync(process.execPath, [roamBin, 'build', plain, '-o', migratable], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`roam build ${plain} failed:\n${built.stderr}`);
