@@ -24,7 +24,10 @@ interface Report {
 
 function nextMessage(worker: Worker): Promise<Report> {
   return new Promise((resolve, reject) => {
-    worker.once('message', resolve);
+    worker.once('message', (report: Report) => {
+      worker.off('error', reject);
+      resolve(report);
+    });
     worker.once('error', reject);
   });
 }
