@@ -75,5 +75,5 @@ test('stops inside setjmp-protected calls (through the host invoke_* wrappers) r
   const expected = roam(['run', sjlj.plain]).stdout;
   const latencies = await stopRepeatedly(sjlj.roam, [], 2, join(dir, 'sjlj.out'));
   assert.equal(readFileSync(join(dir, 'sjlj.out'), 'utf8'), expected);
-  assert.ok(latencies.length >= 5, `stopped ${latencies.length} times`);
+  assert.ok(latencies.length >= 3, `stopped ${latencies.length} times`);
 });

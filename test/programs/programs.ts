@@ -3,7 +3,7 @@
  * each is built natively (gcc -O2) and for wasm32-wasi (roam cc), then made migratable (roam build).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/build/manifest.js';
 import { cacheDir } from '../../src/platform/paths.js';
@@ -90,16 +90,13 @@ export function buildProgram(name: string): BuiltProgram {
   mkdirSync(programsDir, { recursive: true });
   const recipe = spawnSync(join(repoRoot, 'recipes', 'build-all'), [programsDir, name], { encoding: 'utf8' });
   if (recipe.status !== 0) throw new Error(`recipes/build-all ${name} failed:\n${recipe.stdout}${recipe.stderr}`);
-  const manifest = `${migratable}.manifest.json`;
   // Rebuilt when the plain module or roam build itself changed.
-  const instrumenter = join(repoRoot, 'dist', 'src', 'build', 'instrument.js');
-  const fresh =
-    existsSync(manifest) &&
-    JSON.parse(readFileSync(manifest, 'utf8')).sourceDigest === sha256(readFileSync(plain)) &&
-    statSync(migratable).mtimeMs > statSync(instrumenter).mtimeMs;
-  if (!fresh) {
+  const stampFile = `${migratable}.stamp`;
+  const stamp = sha256(Buffer.concat([readFileSync(plain), readFileSync(join(repoRoot, 'dist', 'src', 'build', 'instrument.js'))]));
+  if (!existsSync(migratable) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
     const built = spawnSync(process.execPath, [roamBin, 'build', plain, '-o', migratable], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`roam build ${plain} failed:\n${built.stderr}`);
+    writeFileSync(stampFile, stamp);
   }
   return { native, plain, migratable };
 }
