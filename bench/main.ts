@@ -22,7 +22,7 @@ try {
     '',
   ];
   const out = join(repoRoot, 'bench', quick ? 'results-quick.md' : 'results.md');
-  writeFileSync(out, `${[...header, ...sections].join('\n')}\n`);
+  writeFileSync(out, `${header.join('\n')}${sections.join('\n\n')}\n`);
   console.log(`wrote ${out}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
