@@ -5,6 +5,7 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
+import { requestStop } from '../engine/instance.js';
 import type { CheckpointRequest, ControlReply } from './control-protocol.js';
 
 const { socketPath, stopFlag } = workerData as { socketPath: string; stopFlag: Int32Array };
@@ -28,8 +29,7 @@ const server = createServer((socket) => {
     const id = nextId++;
     waiting.set(id, socket);
     parentPort!.postMessage({ id, request });
-    Atomics.store(stopFlag, 0, 1);
-    Atomics.notify(stopFlag, 0);
+    requestStop(stopFlag);
   });
   socket.on('error', () => undefined);
 });

@@ -1,5 +1,5 @@
 import type { ModuleManifest } from '../build/manifest.js';
-import type { Blocker } from '../wasi/blocking.js';
+import { type Blocker, synchronousBlocker } from '../wasi/blocking.js';
 import { Asyncify, AsyncifyState } from './asyncify.js';
 import type { LoadedModule } from './module.js';
 import { setjmpImports } from './setjmp.js';
@@ -85,7 +85,7 @@ export class Instance {
     private readonly stopFlag: StopFlag = createStopFlag(),
   ) {
     this.manifest = loaded.manifest;
-    const host = makeHost(this.manifest ? this.suspendingBlocker() : { canSuspend: false, takeResumeMemo: () => undefined, suspend: () => 0 });
+    const host = makeHost(this.manifest ? this.suspendingBlocker() : synchronousBlocker);
     this.host = host;
     const wasiImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
     const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
