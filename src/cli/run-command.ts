@@ -2,7 +2,6 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { checkName } from '../container/control-protocol.js';
 import { runJobInThread } from '../container/thread.js';
-import { loadModule } from '../engine/module.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 
@@ -46,9 +45,6 @@ export function registerRun(program: Command): void {
       const preopens = opts.dir.map(parseDir);
       const env = parseEnv(opts.env);
       if (opts.name) checkName(opts.name);
-      // Validate the module here, so a bad one gets its one-line error before a thread starts.
-      const loaded = await loadModule(modulePath);
-      if (opts.name && !loaded.manifest) throw new UserError(`${modulePath} is a plain module: build it with roam build to checkpoint it`);
       process.exitCode = await runJobInThread({ kind: 'start', module: modulePath, args: [opts.argv0 ?? modulePath, ...args], env, preopens, name: opts.name });
     });
 }

@@ -30,7 +30,8 @@ export interface ContainerOptions {
   stdio?: { stdin?: number; stdout?: number; stderr?: number };
 }
 
-export class RestoreError extends Error {}
+/** A container cannot start or restore; the message says why, in one line. */
+export class ContainerError extends Error {}
 
 const isExit = (error: unknown) => (error instanceof WasiExit ? error.code : undefined);
 
@@ -61,30 +62,30 @@ export class Container {
   static async restore(image: Image, remap: Preopen[], options: ContainerOptions & { module?: Uint8Array<ArrayBuffer> } = {}): Promise<Container> {
     const moduleBytes = options.module ?? new Uint8Array(image.module);
     if (sha256(moduleBytes) !== image.manifest.module.digest) {
-      throw new RestoreError(`wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${sha256(moduleBytes).slice(0, 16)}…`);
+      throw new ContainerError(`wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${sha256(moduleBytes).slice(0, 16)}…`);
     }
     const loaded = await compileModule(moduleBytes, 'image module');
-    if (!loaded.manifest) throw new RestoreError('the image module is not migratable (not built with roam build)');
+    if (!loaded.manifest) throw new ContainerError('the image module is not migratable (not built with roam build)');
     const state = image.state() as ContainerState;
     const preopens = state.preopens.map((original) => {
       const replacement = remap.find((r) => r.guestPath === original.guestPath);
       const hostPath = resolve(replacement?.hostPath ?? original.hostPath);
       if (!existsSync(hostPath) || !statSync(hostPath).isDirectory()) {
-        throw new RestoreError(
+        throw new ContainerError(
           `preopened directory ${original.guestPath}: ${hostPath} does not exist on this node (remap it with --dir HOST:${original.guestPath})`,
         );
       }
       return { guestPath: original.guestPath, hostPath };
     });
     for (const extra of remap) {
-      if (!preopens.some((p) => p.guestPath === extra.guestPath)) throw new RestoreError(`--dir ${extra.hostPath}:${extra.guestPath}: the image has no preopened directory ${extra.guestPath}`);
+      if (!preopens.some((p) => p.guestPath === extra.guestPath)) throw new ContainerError(`--dir ${extra.hostPath}:${extra.guestPath}: the image has no preopened directory ${extra.guestPath}`);
     }
     return Container.create(loaded, preopens, (stopFlag) => {
       let instance: Instance;
       try {
         instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker, ...options.stdio }), isExit, stopFlag);
       } catch (error) {
-        throw new RestoreError(`cannot restore the guest's files: ${(error as Error).message}`);
+        throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`);
       }
       instance.restore({ memoryBytes: image.manifest.memory.bytes, globals: state.globals, engine: state.engine }, (memory) => image.restoreMemory(memory));
       return instance;

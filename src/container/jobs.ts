@@ -4,7 +4,7 @@ import { loadModule } from '../engine/module.js';
 import { Image } from '../image/image.js';
 import { hostIsa } from '../platform/isa.js';
 import type { Preopen } from '../wasi/sandbox.js';
-import { Container } from './container.js';
+import { Container, ContainerError } from './container.js';
 
 /** What `roam run` and `roam restore` ask a container thread to do (plain data: it crosses threads). */
 export type ContainerJob =
@@ -14,7 +14,9 @@ export type ContainerJob =
 /** Runs a job on the current thread; resolves with the guest's exit status. */
 export async function runJob(job: ContainerJob): Promise<number> {
   if (job.kind === 'start') {
-    const container = Container.start(await loadModule(job.module), job.args, job.env, job.preopens);
+    const loaded = await loadModule(job.module);
+    if (job.name && !loaded.manifest) throw new ContainerError(`${job.module} is a plain module: build it with roam build to checkpoint it`);
+    const container = Container.start(loaded, job.args, job.env, job.preopens);
     return container.run({ name: job.name });
   }
   const image = Image.open(job.image);
