@@ -26,8 +26,6 @@ export interface ContainerOptions {
   name?: string;
   /** Called right before the guest first runs (after a restore: as its rewind begins). */
   onStart?: () => void;
-  /** Host fds for the guest's stdio (default 0, 1, 2). */
-  stdio?: { stdin?: number; stdout?: number; stderr?: number };
 }
 
 /** A container cannot start or restore; the message says why, in one line. */
@@ -47,10 +45,10 @@ export class Container {
     private readonly instance: Instance,
   ) {}
 
-  static start(loaded: LoadedModule, args: string[], env: Record<string, string>, preopens: Preopen[], options: ContainerOptions = {}): Container {
+  static start(loaded: LoadedModule, args: string[], env: Record<string, string>, preopens: Preopen[]): Container {
     const absolute = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
     return Container.create(loaded, absolute, (stopFlag) =>
-      new Instance(loaded, (blocker) => new WasiHost({ args, env, preopens: absolute, blocker, ...options.stdio }), isExit, stopFlag),
+      new Instance(loaded, (blocker) => new WasiHost({ args, env, preopens: absolute, blocker }), isExit, stopFlag),
     );
   }
 
@@ -59,7 +57,7 @@ export class Container {
    * exist at the path they had on the source. `module` (checked against the image's digest) can
    * stand in for the module stored in the image.
    */
-  static async restore(image: Image, remap: Preopen[], options: ContainerOptions & { module?: Uint8Array<ArrayBuffer> } = {}): Promise<Container> {
+  static async restore(image: Image, remap: Preopen[], options: { module?: Uint8Array<ArrayBuffer> } = {}): Promise<Container> {
     const moduleBytes = options.module ?? new Uint8Array(image.module);
     if (sha256(moduleBytes) !== image.manifest.module.digest) {
       throw new ContainerError(`wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${sha256(moduleBytes).slice(0, 16)}…`);
@@ -83,7 +81,7 @@ export class Container {
     return Container.create(loaded, preopens, (stopFlag) => {
       let instance: Instance;
       try {
-        instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker, ...options.stdio }), isExit, stopFlag);
+        instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker }), isExit, stopFlag);
       } catch (error) {
         throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`);
       }
