@@ -85,3 +85,43 @@ function readLeb(bytes: Uint8Array, start: number): [number, number] {
     if (!(byte & 0x80)) return [result, pos];
   }
 }
+
+function encodeLeb(value: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value = Math.floor(value / 128);
+    if (value) byte |= 0x80;
+    out.push(byte);
+  } while (value);
+  return out;
+}
+
+/** The largest memory a wasm32 module can have, in 64 KiB pages (4 GiB). */
+export const maxWasm32Pages = 65536;
+
+/**
+ * The module with its own (defined, not imported) memory turned into a shared memory, so that
+ * another thread can read it while the guest runs (pre-copy). Shared memories need a maximum: the
+ * module's own, else 4 GiB (V8 reserves address space for it, not memory). Returns the bytes
+ * unchanged when the module imports its memory or already shares it.
+ */
+export function withSharedMemory(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const parts: Uint8Array[] = [];
+  let copiedUpTo = 0;
+  for (const section of sections(bytes)) {
+    if (section.id !== 5) continue;
+    const [count, limitsStart] = readLeb(bytes, section.bodyStart);
+    const flags = bytes[limitsStart]!;
+    if (count !== 1 || flags & 0x02 || flags > 1) break;
+    const [minimum, afterMinimum] = readLeb(bytes, limitsStart + 1);
+    const maximum = flags === 1 ? readLeb(bytes, afterMinimum)[0] : maxWasm32Pages;
+    const body = [...encodeLeb(1), 0x03, ...encodeLeb(minimum), ...encodeLeb(maximum)];
+    parts.push(bytes.subarray(0, section.start), Uint8Array.from([5, ...encodeLeb(body.length), ...body]));
+    copiedUpTo = section.end;
+    break;
+  }
+  if (copiedUpTo === 0) return Uint8Array.from(bytes);
+  parts.push(bytes.subarray(copiedUpTo));
+  return Uint8Array.from(Buffer.concat(parts));
+}

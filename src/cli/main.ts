@@ -20,6 +20,9 @@ async function main(argv: string[]): Promise<void> {
     import('./run-command.js').then((m) => m.registerRun),
     import('./checkpoint-command.js').then((m) => m.registerCheckpoint),
     import('./restore-command.js').then((m) => m.registerRestore),
+    import('./agent-command.js').then((m) => m.registerAgent),
+    import('./cluster-commands.js').then((m) => m.registerClusterCommands),
+    import('./migrate-command.js').then((m) => m.registerMigrate),
   ])) {
     register(program);
   }

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { checkName } from '../container/control-protocol.js';
 import { runJobInThread } from '../container/thread.js';
@@ -41,10 +42,19 @@ export function registerRun(program: Command): void {
     .option('--env <key=value>', 'set an environment variable (repeatable)', collect, [])
     .option('--argv0 <name>', 'argv[0] seen by the program (default: the module path)')
     .option('--name <name>', 'make the running program addressable (roam checkpoint NAME)')
-    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string; name?: string }) => {
+    .option('--node <node>', 'run it in the background on this node of the cluster (roam up); prints its ID')
+    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string; name?: string; node?: string }) => {
       const preopens = opts.dir.map(parseDir);
       const env = parseEnv(opts.env);
       if (opts.name) checkName(opts.name);
+      if (opts.node) {
+        const { startOnNode } = await import('../cluster/cluster.js');
+        const info = await startOnNode(opts.node, modulePath, { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs: preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) })), name: opts.name });
+        process.stdout.write(`started on ${info.node}${info.status === 'running' ? '' : ` (${info.status})`}
+${info.id}
+`);
+        return;
+      }
       process.exitCode = await runJobInThread({ kind: 'start', module: modulePath, args: [opts.argv0 ?? modulePath, ...args], env, preopens, name: opts.name });
     });
 }

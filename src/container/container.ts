@@ -31,7 +31,7 @@ export interface ContainerOptions {
 /** A container cannot start or restore; the message says why, in one line. */
 export class ContainerError extends Error {}
 
-const isExit = (error: unknown) => (error instanceof WasiExit ? error.code : undefined);
+export const isWasiExit = (error: unknown) => (error instanceof WasiExit ? error.code : undefined);
 
 /**
  * One guest program and its host, run to completion on this node, answering checkpoint requests
@@ -48,7 +48,7 @@ export class Container {
   static start(loaded: LoadedModule, args: string[], env: Record<string, string>, preopens: Preopen[]): Container {
     const absolute = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
     return Container.create(loaded, absolute, (stopFlag) =>
-      new Instance(loaded, (blocker) => new WasiHost({ args, env, preopens: absolute, blocker }), isExit, stopFlag),
+      new Instance(loaded, (blocker) => new WasiHost({ args, env, preopens: absolute, blocker }), isWasiExit, stopFlag),
     );
   }
 
@@ -81,7 +81,7 @@ export class Container {
     return Container.create(loaded, preopens, (stopFlag) => {
       let instance: Instance;
       try {
-        instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker }), isExit, stopFlag);
+        instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker }), isWasiExit, stopFlag);
       } catch (error) {
         throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`);
       }

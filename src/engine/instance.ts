@@ -160,22 +160,40 @@ export class Instance {
     };
   }
 
+  /** The guest's linear memory (shared: another thread may read it while the guest runs). */
+  get linearMemory(): WebAssembly.Memory {
+    return this.memory;
+  }
+
   /**
    * Loads a snapshot into this fresh instance (built with a host restored from snapshot.host);
    * the next run() rewinds the guest to where it stopped. `fillMemory` writes the checkpointed
    * pages into memory that is already the right size and all zero.
    */
   restore(snapshot: { memoryBytes: number; globals: GlobalValue[]; engine: EngineState }, fillMemory: (memory: Uint8Array) => void): void {
+    fillMemory(this.resetMemory(snapshot.memoryBytes));
+    this.restoreState(snapshot);
+  }
+
+  /**
+   * First half of a restore: zeroes this fresh instance's memory (it holds the data segments; a
+   * snapshot's zero pages must read as zero) and grows it to `memoryBytes`, ready for the pages.
+   */
+  resetMemory(memoryBytes: number): Uint8Array {
     if (!this.asyncify) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
     const pageBytes = 65536;
     const current = this.memory.buffer.byteLength;
-    if (snapshot.memoryBytes < current || snapshot.memoryBytes % pageBytes !== 0) {
-      throw new SnapshotError(`snapshot memory size ${snapshot.memoryBytes} does not fit this module`);
+    if (memoryBytes < current || memoryBytes % pageBytes !== 0) {
+      throw new SnapshotError(`snapshot memory size ${memoryBytes} does not fit this module`);
     }
-    // A fresh instance holds its data segments; the snapshot's zero pages must read as zero.
     new Uint8Array(this.memory.buffer, 0, current).fill(0);
-    this.memory.grow((snapshot.memoryBytes - current) / pageBytes);
-    fillMemory(new Uint8Array(this.memory.buffer));
+    this.memory.grow((memoryBytes - current) / pageBytes);
+    return new Uint8Array(this.memory.buffer);
+  }
+
+  /** Second half of a restore, once memory holds the snapshot's pages: globals and engine state. */
+  restoreState(snapshot: { globals: GlobalValue[]; engine: EngineState }): void {
+    if (!this.asyncify) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
     const names = this.manifest!.globalExports;
     if (snapshot.globals.length !== names.length) throw new SnapshotError('snapshot globals do not match this module');
     names.forEach((name, i) => {

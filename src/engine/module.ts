@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { type ModuleManifest, readManifest, sha256 } from '../build/manifest.js';
+import { type ModuleManifest, manifestSection, readManifest, sha256 } from '../build/manifest.js';
+import { hasCustomSection, withSharedMemory } from '../build/module-binary.js';
 
 /** A compiled module with what Roam knows about it. */
 export interface LoadedModule {
   module: WebAssembly.Module;
+  /** The module as given (its digest identifies it); a migratable one runs with its memory shared. */
   bytes: Uint8Array;
   /** Present when the module was instrumented by `roam build` (it can then be suspended and captured). */
   manifest: ModuleManifest | undefined;
@@ -26,7 +28,8 @@ export async function loadModule(path: string): Promise<LoadedModule> {
 export async function compileModule(bytes: Uint8Array<ArrayBuffer>, label = 'module'): Promise<LoadedModule> {
   let module: WebAssembly.Module;
   try {
-    module = await WebAssembly.compile(bytes);
+    // Shared, so that pre-copy can read a migratable guest's memory from another thread while it runs.
+    module = await WebAssembly.compile(hasCustomSection(bytes, manifestSection) ? withSharedMemory(bytes) : bytes);
   } catch (error) {
     throw new ModuleLoadError(`${label}: not a valid WebAssembly module (${(error as Error).message})`);
   }

@@ -10,12 +10,28 @@ export function foreignNodePath(isa: Isa): string {
   return cacheDir('node', `${isa}-${foreignNodeVersion}`, 'bin', 'node');
 }
 
+export interface NodeCommand {
+  command: string;
+  args: string[];
+}
+
+const inheritedCommandVariable = 'ROAM_NODE_COMMAND';
+
+/** Environment for a process started with `command`, so that it can start more of its kind. */
+export function nodeCommandEnv(command: NodeCommand): NodeJS.ProcessEnv {
+  return { ...process.env, [inheritedCommandVariable]: JSON.stringify(command) };
+}
+
 /**
  * The command that runs Node on `isa` on this machine: this Node for the host ISA, the cached
  * foreign binary under qemu-user otherwise.
  */
-export function nodeCommand(isa: Isa): { command: string; args: string[] } {
-  if (isa === hostIsa()) return { command: process.execPath, args: [] };
+export function nodeCommand(isa: Isa): NodeCommand {
+  if (isa === hostIsa()) {
+    // An emulated Node cannot exec itself (no binfmt_misc here): it was told how it was started.
+    const inherited = process.env[inheritedCommandVariable];
+    return inherited ? (JSON.parse(inherited) as NodeCommand) : { command: process.execPath, args: [] };
+  }
   const node = foreignNodePath(isa);
   if (!existsSync(node)) throw new ForeignNodeError(`no Node binary for ${isa} at ${node}: run scripts/setup`);
   const { qemu, sysroot } = isas[isa];

@@ -1,0 +1,392 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { sha256 } from '../build/manifest.js';
+import { migrationModes } from '../migrate/sender.js';
+import {
+  type ContainerInfo,
+  type ContainerStatus,
+  type IncomingReply,
+  type IncomingRequest,
+  type MigrateLine,
+  type MigrateRequest,
+  type StartRequest,
+  apiPrefix,
+} from './api.js';
+import { AgentClient } from './client.js';
+import { ContainerProcess } from './container-process.js';
+import { type NodeFacts, type PowerModel, nodeFacts } from './facts.js';
+
+export interface AgentOptions {
+  name: string;
+  /** Address to listen on (the data channel of incoming migrations uses it too). */
+  host: string;
+  port: number;
+  token: string;
+  stateDir: string;
+  power: PowerModel;
+  dirtyTracking: NodeFacts['capabilities'];
+}
+
+/** An error answer: HTTP status and a one-line message. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Container {
+  info: ContainerInfo;
+  process?: ContainerProcess;
+  logPath: string;
+  /** This agent's own directory for the container (its log, the directories it brought along). */
+  dir: string;
+}
+
+const terminal: ContainerStatus[] = ['exited', 'failed', 'stopped', 'moved'];
+const maxModuleBytes = 512 << 20;
+
+/**
+ * The per-server daemon: hosts containers (one child process each), answers the HTTP API, and
+ * moves containers to other agents. State lives in memory and under stateDir.
+ */
+export class Agent {
+  private readonly containers = new Map<string, Container>();
+  private readonly facts: NodeFacts;
+  private server: Server | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    this.facts = nodeFacts(options.name, options.power, options.dirtyTracking);
+    mkdirSync(join(options.stateDir, 'modules'), { recursive: true });
+    mkdirSync(join(options.stateDir, 'containers'), { recursive: true });
+  }
+
+  /** Listens; resolves with the URL it answers on. */
+  listen(): Promise<string> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        const status = error instanceof HttpError ? error.status : 500;
+        const message = error instanceof Error ? error.message : String(error);
+        if (res.headersSent) res.destroy();
+        else reply(res, status, { error: message });
+      });
+    });
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.options.port, this.options.host, () => {
+        const address = this.server!.address();
+        const port = typeof address === 'object' && address ? address.port : this.options.port;
+        resolve(`http://${this.options.host}:${port}`);
+      });
+    });
+  }
+
+  /** Stops every container and the server. */
+  close(): void {
+    for (const container of this.containers.values()) container.process?.kill();
+    this.server?.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.authorized(req)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname.startsWith(apiPrefix) ? url.pathname.slice(apiPrefix.length) : undefined;
+    const route = `${req.method} ${path}`;
+    let match: RegExpMatchArray | null;
+    if (route === 'GET /node') return reply(res, 200, this.facts);
+    if (route === 'GET /containers') return reply(res, 200, [...this.containers.values()].map((c) => this.describe(c)));
+    if (route === 'POST /containers') return reply(res, 201, await this.start((await body(req)) as StartRequest));
+    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await body(req)) as IncomingRequest));
+    if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/))) return this.module(req, res, match[1]!, match[2]!);
+    if ((match = route.match(/^GET \/containers\/([^/]+)$/))) return reply(res, 200, this.describe(this.find(match[1]!)));
+    if ((match = route.match(/^GET \/containers\/([^/]+)\/logs$/))) return this.logs(this.find(match[1]!), url, res);
+    if ((match = route.match(/^POST \/containers\/([^/]+)\/stop$/))) return reply(res, 200, this.stop(this.find(match[1]!)));
+    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/))) return this.migrate(this.find(match[1]!), (await body(req)) as MigrateRequest, res);
+    throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const expected = Buffer.from(`Bearer ${this.options.token}`);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  private find(id: string): Container {
+    const container = this.containers.get(id) ?? [...this.containers.values()].find((c) => c.info.name === id && c.info.status !== 'moved');
+    if (!container) throw new HttpError(404, `no container ${id} on node ${this.options.name}`);
+    return container;
+  }
+
+  private describe(container: Container): ContainerInfo {
+    return { ...container.info, pid: container.process?.pid };
+  }
+
+  private modulePath(digest: string): string {
+    return join(this.options.stateDir, 'modules', `${digest}.wasm`);
+  }
+
+  private async module(req: IncomingMessage, res: ServerResponse, method: string, digest: string): Promise<void> {
+    const path = this.modulePath(digest);
+    if (method === 'HEAD') {
+      res.writeHead(existsSync(path) ? 200 : 404).end();
+      return;
+    }
+    const bytes = await readBody(req, maxModuleBytes);
+    if (sha256(bytes) !== digest) throw new HttpError(400, `module body does not match digest ${digest.slice(0, 16)}…`);
+    writeFileSync(`${path}.partial`, bytes);
+    renameSync(`${path}.partial`, path);
+    reply(res, 201, { digest, bytes: bytes.length });
+  }
+
+  private newContainer(id: string, info: Omit<ContainerInfo, 'id' | 'node' | 'status' | 'dirs'>, dirs: ContainerInfo['dirs']): Container {
+    const existing = this.containers.get(id);
+    if (existing && !terminal.includes(existing.info.status)) throw new HttpError(409, `container ${id} already runs on node ${this.options.name}`);
+    const dir = join(this.options.stateDir, 'containers', id);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const container: Container = { info: { id, node: this.options.name, status: 'starting', dirs, ...info }, logPath: join(dir, 'log'), dir };
+    writeFileSync(container.logPath, '');
+    this.containers.set(id, container);
+    return container;
+  }
+
+  private requireModule(digest: unknown): string {
+    if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) throw new HttpError(400, 'module: expected the sha256 digest of an uploaded module');
+    const path = this.modulePath(digest);
+    if (!existsSync(path)) throw new HttpError(409, `module ${digest.slice(0, 16)}… is not on node ${this.options.name}: upload it first (PUT /v1/modules/{digest})`);
+    return path;
+  }
+
+  private async start(request: StartRequest): Promise<ContainerInfo> {
+    const modulePath = this.requireModule(request.module);
+    if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string')) throw new HttpError(400, 'args: expected an array of strings');
+    if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
+      throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
+    }
+    const dirs = request.dirs ?? [];
+    for (const d of dirs) {
+      if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory()) throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
+    }
+    const id = randomBytes(6).toString('hex');
+    const container = this.newContainer(id, { name: request.name, moduleDigest: request.module, args: request.args, createdAt: new Date().toISOString(), history: [] }, dirs);
+    const child = new ContainerProcess({ kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs });
+    this.attach(container, child);
+    await this.untilStarted(container, child);
+    return this.describe(container);
+  }
+
+  private async incoming(request: IncomingRequest): Promise<IncomingReply> {
+    const modulePath = this.requireModule(request.module);
+    const container = this.newContainer(
+      request.id,
+      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history },
+      [],
+    );
+    container.info.status = 'incoming';
+    container.info.dirs = request.guestPaths.map((guestPath, i) => ({ guestPath, hostPath: join(container.dir, 'dirs', String(i)) }));
+    const ticket = randomBytes(24).toString('hex');
+    const child = new ContainerProcess({
+      kind: 'incoming',
+      id: request.id,
+      modulePath,
+      logPath: container.logPath,
+      listenHost: this.options.host,
+      ticket,
+      directories: container.info.dirs.map((d) => d.hostPath),
+    });
+    this.attach(container, child);
+    const port = await new Promise<number>((resolve, reject) => {
+      child.on((event) => {
+        if (event.event === 'listening') resolve(event.port);
+        else if (event.event === 'failed') reject(new HttpError(500, event.message));
+        else return false;
+        return true;
+      });
+      void child.gone.then(() => reject(new HttpError(500, 'the container process ended before it listened')));
+    });
+    return { host: this.options.host, port, ticket };
+  }
+
+  /** Follows a container process's life in its record. */
+  private attach(container: Container, child: ContainerProcess): void {
+    container.process = child;
+    child.on((event) => {
+      if (event.event === 'running') container.info.status = 'running';
+      if (event.event === 'exited') Object.assign(container.info, { status: 'exited', exitCode: event.exitCode });
+      if (event.event === 'failed') Object.assign(container.info, { status: 'failed', error: event.message });
+    });
+    void child.gone.then(({ code, signal }) => {
+      if (container.process === child) container.process = undefined;
+      const status = container.info.status;
+      if (status === 'incoming') {
+        // A migration that never committed: as if it had never come.
+        this.containers.delete(container.info.id);
+        rmSync(container.dir, { recursive: true, force: true });
+      } else if (!terminal.includes(status)) {
+        Object.assign(container.info, { status: 'failed', error: `the container process ended (${signal ?? `exit code ${code}`})` });
+      }
+    });
+  }
+
+  private untilStarted(container: Container, child: ContainerProcess): Promise<void> {
+    return new Promise((resolve, reject) => {
+      child.on((event) => {
+        if (event.event === 'running' || event.event === 'exited') resolve();
+        else if (event.event === 'failed') reject(new HttpError(400, event.message));
+        else return false;
+        return true;
+      });
+      void child.gone.then(() => (container.info.status === 'starting' ? reject(new HttpError(500, container.info.error ?? 'the container process ended')) : resolve()));
+    });
+  }
+
+  private stop(container: Container): ContainerInfo {
+    if (terminal.includes(container.info.status)) throw new HttpError(409, `container ${container.info.id} is not running (${container.info.status})`);
+    // An incoming one that is stopped never existed here (see attach).
+    if (container.info.status !== 'incoming') container.info.status = 'stopped';
+    container.process?.kill();
+    return this.describe(container);
+  }
+
+  private logs(container: Container, url: URL, res: ServerResponse): void {
+    let offset = Number(url.searchParams.get('offset') ?? 0);
+    if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'offset: expected a byte offset');
+    const follow = url.searchParams.get('follow') === '1';
+    res.writeHead(200, { 'content-type': 'application/octet-stream', ...(follow ? { trailer: 'X-Roam-Moved-To' } : {}) });
+    const pump = () => {
+      const fd = openSync(container.logPath, 'r');
+      try {
+        const chunk = Buffer.allocUnsafe(1 << 16);
+        let n: number;
+        while ((n = readSync(fd, chunk, 0, chunk.length, offset)) > 0) {
+          res.write(Buffer.from(chunk.subarray(0, n)));
+          offset += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    };
+    pump();
+    if (!follow) {
+      res.end();
+      return;
+    }
+    const timer = setInterval(() => {
+      if (!existsSync(container.logPath)) return;
+      const ended = terminal.includes(container.info.status);
+      pump();
+      if (!ended) return;
+      clearInterval(timer);
+      if (container.info.movedTo) res.addTrailers({ 'X-Roam-Moved-To': container.info.movedTo });
+      res.end();
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+  }
+
+  private async migrate(container: Container, request: MigrateRequest, res: ServerResponse): Promise<void> {
+    const { info } = container;
+    if (info.status !== 'running' || !container.process) throw new HttpError(409, `container ${info.id} is not running (${info.status})`);
+    if (!request?.to?.url || !request.to.name) throw new HttpError(400, 'to: expected {name, url} of the destination agent');
+    if (request.to.name === this.options.name) throw new HttpError(400, `container ${info.id} already runs on node ${this.options.name}`);
+    const mode = request.mode ?? 'auto';
+    if (!migrationModes.includes(mode)) throw new HttpError(400, `mode: expected one of ${migrationModes.join(', ')}`);
+    const token = request.to.token ?? this.options.token;
+    const destination = new AgentClient(request.to.url, token);
+    const child = container.process;
+    // Before anything is streamed, so that errors are plain HTTP errors.
+    let target: IncomingReply;
+    try {
+      const modulePath = this.modulePath(info.moduleDigest);
+      if (!(await destination.hasModule(info.moduleDigest))) {
+        await destination.putModule(info.moduleDigest, readFileSync(modulePath));
+      }
+      target = await destination.prepareIncoming({
+        id: info.id,
+        name: info.name,
+        module: info.moduleDigest,
+        args: info.args,
+        guestPaths: info.dirs.map((d) => d.guestPath),
+        createdAt: info.createdAt,
+        history: [...info.history, this.options.name],
+      });
+    } catch (error) {
+      throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`);
+    }
+    if (info.status !== 'running' || container.process !== child) {
+      await destination.stop(info.id).catch(() => undefined);
+      throw new HttpError(409, `container ${info.id} ended before the migration began (${info.status})`);
+    }
+    info.status = 'migrating';
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const line = (value: MigrateLine) => res.write(`${JSON.stringify(value)}\n`);
+    const failed = await new Promise<boolean>((settle) => {
+      let settled = false;
+      const resolve = (failure: boolean) => {
+        if (!settled) settle(failure);
+        settled = true;
+      };
+      child.on((event) => {
+        if (event.event === 'progress') {
+          line({ progress: event.progress });
+          return false;
+        }
+        if (event.event === 'migrated') {
+          Object.assign(info, { status: 'moved', movedTo: request.to.name });
+          line({ result: { ...event.report, from: this.options.name, to: request.to.name } });
+          resolve(false);
+        } else if (event.event === 'migration-failed') {
+          if (info.status === 'migrating') info.status = 'running';
+          line({ error: event.message });
+          resolve(true);
+        } else if (event.event === 'exited' || event.event === 'failed') {
+          line({ error: `the container ended during the migration (${info.status})` });
+          resolve(true);
+        } else {
+          return false;
+        }
+        return true;
+      });
+      void child.gone.then(() => {
+        if (!settled) line({ error: 'the container process ended during the migration' });
+        resolve(true);
+      });
+      child.send({ op: 'migrate-out', target, mode, maxRounds: request.maxRounds, dirtyTracking: request.dirtyTracking, confirm: { url: request.to.url, token } });
+    });
+    // Not committed: the destination's half-built copy must not linger (nor ever run).
+    if (failed) await destination.stop(info.id).catch(() => undefined);
+    res.end();
+    if ((info.status as ContainerStatus) === 'moved') {
+      // Keep the log for followers; drop the directories it brought along (the destination has them).
+      rmSync(join(container.dir, 'dirs'), { recursive: true, force: true });
+    }
+  }
+}
+
+function reply(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of req) {
+    length += (chunk as Buffer).length;
+    if (length > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  const text = (await readBody(req, 1 << 20)).toString('utf8');
+  try {
+    return JSON.parse(text || 'null');
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON');
+  }
+}

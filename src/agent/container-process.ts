@@ -1,0 +1,84 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { DirtyTrackingMethod } from '../migrate/dirty/tracker.js';
+import type { MigrationMode, MigrationProgress, MigrationReport } from '../migrate/sender.js';
+import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
+import { hostIsa } from '../platform/isa.js';
+import type { Preopen } from '../wasi/sandbox.js';
+
+/** How the agent starts a container process (passed in its environment). */
+export type ChildConfig = { id: string; modulePath: string; logPath: string; listenHost: string } & (
+  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[] }
+  | { kind: 'incoming'; ticket: string; directories: string[] }
+);
+
+export type ChildCommand = {
+  op: 'migrate-out';
+  target: { host: string; port: number; ticket: string };
+  mode: MigrationMode;
+  maxRounds?: number;
+  dirtyTracking?: DirtyTrackingMethod;
+  /** The destination agent, asked whether the guest runs there when its answer got lost. */
+  confirm: { url: string; token: string };
+};
+
+export type ChildEvent =
+  | { event: 'running' }
+  | { event: 'listening'; port: number }
+  | { event: 'exited'; exitCode: number }
+  | { event: 'failed'; message: string }
+  | { event: 'progress'; progress: MigrationProgress }
+  | { event: 'migrated'; report: MigrationReport }
+  | { event: 'migration-failed'; message: string };
+
+/**
+ * The agent's handle on one container process. Its stdout and stderr go to the log file; it
+ * reports through IPC. A crash or kill of the process only ends this container.
+ */
+export class ContainerProcess {
+  private readonly child: ChildProcess;
+  private readonly listeners = new Set<(event: ChildEvent) => void>();
+  /** Resolves when the process is gone, with how it ended. */
+  readonly gone: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(config: ChildConfig) {
+    const node = nodeCommand(hostIsa());
+    const entry = fileURLToPath(new URL('./container-entry.js', import.meta.url));
+    const log = openSync(config.logPath, 'a');
+    try {
+      this.child = spawn(node.command, [...node.args, entry], {
+        stdio: ['ignore', log, log, 'ipc'],
+        env: { ...nodeCommandEnv(node), ROAM_CONTAINER: JSON.stringify(config) },
+      });
+    } finally {
+      closeSync(log);
+    }
+    this.child.on('message', (event: ChildEvent) => {
+      for (const listener of this.listeners) listener(event);
+    });
+    this.gone = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    // A failed spawn also ends in 'exit'; the error itself needs a listener not to crash the agent.
+    this.child.on('error', () => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Calls `listener` for every event until it returns true. */
+  on(listener: (event: ChildEvent) => boolean | void): void {
+    const wrapped = (event: ChildEvent) => {
+      if (listener(event) === true) this.listeners.delete(wrapped);
+    };
+    this.listeners.add(wrapped);
+  }
+
+  send(command: ChildCommand): void {
+    this.child.send(command);
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}

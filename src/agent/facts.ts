@@ -1,0 +1,55 @@
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import { type Isa, hostIsa } from '../platform/isa.js';
+
+/** A linear power model: watts at idle and at full load (for placement by energy). */
+export interface PowerModel {
+  idleWatts: number;
+  peakWatts: number;
+}
+
+/** Typical figures per ISA (a server-class x86-64, Arm and POWER/Z boards); override per node. */
+export const defaultPower: Record<Isa, PowerModel> = {
+  x64: { idleWatts: 60, peakWatts: 220 },
+  arm64: { idleWatts: 8, peakWatts: 40 },
+  ppc64le: { idleWatts: 120, peakWatts: 400 },
+  s390x: { idleWatts: 300, peakWatts: 900 },
+  armv7l: { idleWatts: 2, peakWatts: 6 },
+};
+
+export interface NodeFacts {
+  name: string;
+  isa: Isa;
+  host: string;
+  cores: number;
+  memoryBytes: number;
+  node: string;
+  v8: string;
+  /** True when this node's CPU is emulated (qemu-user): much slower, and no userfaultfd. */
+  emulated: boolean;
+  capabilities: {
+    /** How pre-copy finds written pages here. */
+    dirtyTracking: 'userfaultfd-wp' | 'compare';
+    /** Why exact kernel tracking is not used, when it is not. */
+    dirtyTrackingNote?: string;
+  };
+  power: PowerModel;
+  agentVersion: string;
+  startedAt: string;
+}
+
+export function nodeFacts(name: string, power: PowerModel, dirtyTracking: NodeFacts['capabilities']): NodeFacts {
+  return {
+    name,
+    isa: hostIsa(),
+    host: hostname(),
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    node: process.version,
+    v8: process.versions.v8,
+    emulated: process.env.ROAM_NODE_COMMAND !== undefined && JSON.parse(process.env.ROAM_NODE_COMMAND).command.includes('qemu'),
+    capabilities: dirtyTracking,
+    power,
+    agentVersion: '0.1.0',
+    startedAt: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,103 @@
+import type { Command } from 'commander';
+import type { ContainerInfo } from '../agent/api.js';
+import type { NodeFacts } from '../agent/facts.js';
+import { type Cluster, agentClient, locateContainer, loadCluster, startCluster, stopCluster } from '../cluster/cluster.js';
+import { type Isa, isIsa, isas } from '../platform/isa.js';
+import { UserError } from './options.js';
+import { mib, textTable } from './table.js';
+
+export function parseIsaList(value: string): Isa[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new UserError('--isa: expected a comma-separated list of ISAs');
+  for (const isa of list) if (!isIsa(isa)) throw new UserError(`--isa ${isa}: expected one of ${Object.keys(isas).join(', ')}`);
+  return list as Isa[];
+}
+
+export function registerClusterCommands(program: Command): void {
+  program
+    .command('up')
+    .description('Start a local cluster: one agent per ISA on loopback (foreign ISAs under qemu-user)')
+    .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', 'x64,arm64')
+    .action(async (opts: { isa: string }) => {
+      const list = parseIsaList(opts.isa);
+      process.stderr.write(`roam up: starting ${list.length} agent(s)${list.some((i) => i !== 'x64') ? ' (emulated ones take a few seconds)' : ''}\n`);
+      const cluster = await startCluster(list, { onNode: (node) => process.stderr.write(`roam up: ${node.name} answers at ${node.url}\n`) });
+      process.stdout.write(`${nodesTable(await facts(cluster))}\n`);
+    });
+
+  program
+    .command('down')
+    .description('Stop the local cluster (its agents and their containers)')
+    .action(async () => {
+      const cluster = loadCluster();
+      await stopCluster(cluster);
+      process.stdout.write(`stopped ${cluster.nodes.map((n) => n.name).join(', ')}\n`);
+    });
+
+  program
+    .command('nodes')
+    .description('List the nodes of the cluster with their facts')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const all = await facts(loadCluster());
+      process.stdout.write(opts.json ? `${JSON.stringify(all, null, 1)}\n` : `${nodesTable(all)}\n`);
+    });
+
+  program
+    .command('ps')
+    .description('List the containers of the cluster and where they run')
+    .option('-a, --all', 'also containers that ended')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { all?: boolean; json?: boolean }) => {
+      const cluster = loadCluster();
+      const lists = await Promise.all(cluster.nodes.map((node) => agentClient(cluster, node).containers()));
+      const all = lists.flat().filter((c) => c.status !== 'moved' && (opts.all || ['starting', 'incoming', 'running', 'migrating'].includes(c.status)));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);
+        return;
+      }
+      const rows = all.map((c: ContainerInfo) => [c.id, c.name ?? '', c.node, c.status + (c.exitCode !== undefined ? ` (${c.exitCode})` : ''), [...c.history, c.node].join('>'), c.args.join(' ').slice(0, 40)]);
+      process.stdout.write(`${textTable(['ID', 'NAME', 'NODE', 'STATUS', 'PATH', 'COMMAND'], rows)}\n`);
+    });
+
+  program
+    .command('logs')
+    .description("Print a container's output so far (it follows the container across migrations)")
+    .argument('<id>', 'container ID or name')
+    .option('-f, --follow', 'keep printing until the container ends')
+    .action(async (id: string, opts: { follow?: boolean }) => {
+      const cluster = loadCluster();
+      let { node } = await locateContainer(cluster, id);
+      let offset = 0;
+      for (;;) {
+        const result = await agentClient(cluster, node).logs(id, { offset, follow: Boolean(opts.follow) }, (chunk) => process.stdout.write(chunk));
+        offset += result.bytes;
+        if (!result.movedTo) return;
+        node = cluster.nodes.find((n) => n.name === result.movedTo) ?? (await locateContainer(cluster, id)).node;
+      }
+    });
+
+  program
+    .command('stop')
+    .description('Stop a container')
+    .argument('<id>', 'container ID or name')
+    .action(async (id: string) => {
+      const cluster = loadCluster();
+      const { node, info } = await locateContainer(cluster, id);
+      await agentClient(cluster, node).stop(info.id);
+      process.stdout.write(`stopped ${info.id} on ${node.name}\n`);
+    });
+}
+
+async function facts(cluster: Cluster): Promise<(NodeFacts | { name: string; error: string })[]> {
+  return Promise.all(cluster.nodes.map((node) => agentClient(cluster, node).node().catch((error: Error) => ({ name: node.name, error: error.message }))));
+}
+
+function nodesTable(all: (NodeFacts | { name: string; error: string })[]): string {
+  const rows = all.map((f) =>
+    'error' in f
+      ? [f.name, '-', '-', '-', '-', '-', `unreachable: ${f.error}`]
+      : [f.name, f.isa + (f.emulated ? ' (qemu)' : ''), f.cores, mib(f.memoryBytes).replace(' MiB', ''), f.node, `${f.power.idleWatts}-${f.power.peakWatts} W`, f.capabilities.dirtyTracking],
+  );
+  return textTable(['NODE', 'ISA', 'CORES', 'MEMORY(MiB)', 'NODE.JS', 'POWER', 'DIRTY-TRACKING'], rows);
+}

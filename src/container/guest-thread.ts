@@ -1,0 +1,127 @@
+import { Worker } from 'node:worker_threads';
+import { createStopFlag, requestStop } from '../engine/instance.js';
+import type { Preopen } from '../wasi/sandbox.js';
+import type { ContainerState } from './container.js';
+import { guestStackMiB } from './thread.js';
+
+/** How a guest thread begins: a fresh start, or an incoming migration waiting for its state. */
+export type GuestThreadInit = { stopFlag: Int32Array; modulePath: string } & (
+  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[] }
+  | { kind: 'incoming'; memoryBytes: number }
+);
+
+export type GuestCommand = { op: 'capture' } | { op: 'resume' } | { op: 'restore'; state: ContainerState };
+
+export type GuestEvent =
+  | { event: 'ready'; memory: WebAssembly.Memory }
+  | { event: 'stopped' }
+  | { event: 'captured'; state: ContainerState }
+  | { event: 'restored' }
+  | { event: 'exited'; exitCode: number }
+  | { event: 'failed'; message: string };
+
+export class GuestThreadError extends Error {}
+
+/**
+ * The owner's side of a guest running on its own thread (with a large stack, see thread.ts). The
+ * guest's linear memory is shared, so the owner can read it while the guest runs. The guest thread
+ * writes stdout/stderr straight to this process's fds 1 and 2.
+ */
+export class GuestThread {
+  /** Resolves with the guest's exit status; rejects if the thread fails. */
+  readonly exited: Promise<number>;
+  private readonly worker: Worker;
+  private readonly stopFlag = createStopFlag();
+  private readonly waiters: { want: GuestEvent['event']; resolve: (event: GuestEvent) => void }[] = [];
+  private memoryObject: WebAssembly.Memory | undefined;
+  private ended: Error | undefined;
+
+  private constructor(init: GuestThreadInit extends infer T ? (T extends unknown ? Omit<T, 'stopFlag'> : never) : never) {
+    this.worker = new Worker(new URL('./guest-thread-entry.js', import.meta.url), {
+      workerData: { ...init, stopFlag: this.stopFlag },
+      resourceLimits: { stackSizeMb: guestStackMiB },
+    });
+    this.exited = new Promise((resolve, reject) => {
+      this.worker.on('message', (event: GuestEvent) => {
+        if (event.event === 'ready') this.memoryObject = event.memory;
+        if (event.event === 'exited') {
+          this.finish(new GuestThreadError(`the guest exited with status ${event.exitCode}`));
+          resolve(event.exitCode);
+        } else if (event.event === 'failed') {
+          this.finish(new GuestThreadError(event.message));
+          reject(new GuestThreadError(event.message));
+        } else {
+          const index = this.waiters.findIndex((w) => w.want === event.event);
+          if (index >= 0) this.waiters.splice(index, 1)[0]!.resolve(event);
+        }
+      });
+      this.worker.on('error', (error) => {
+        this.finish(error);
+        reject(error);
+      });
+      this.worker.on('exit', () => {
+        const error = new GuestThreadError('the guest thread ended');
+        this.finish(error);
+        reject(error);
+      });
+    });
+    this.exited.catch(() => undefined);
+  }
+
+  static async start(init: Omit<Extract<GuestThreadInit, { kind: 'start' }>, 'stopFlag'>): Promise<GuestThread> {
+    const thread = new GuestThread(init);
+    await thread.waitFor('ready');
+    return thread;
+  }
+
+  /** A thread for an incoming migration: memory is `memoryBytes`, zeroed, ready for pages. */
+  static async incoming(init: Omit<Extract<GuestThreadInit, { kind: 'incoming' }>, 'stopFlag'>): Promise<GuestThread> {
+    const thread = new GuestThread(init);
+    await thread.waitFor('ready');
+    return thread;
+  }
+
+  get memory(): WebAssembly.Memory {
+    return this.memoryObject!;
+  }
+
+  /** Stops the guest at its next migration point (or in the blocking call it is in). */
+  async stop(): Promise<void> {
+    const stopped = this.waitFor('stopped');
+    requestStop(this.stopFlag);
+    await stopped;
+  }
+
+  async capture(): Promise<ContainerState> {
+    const captured = this.waitFor('captured');
+    this.worker.postMessage({ op: 'capture' } satisfies GuestCommand);
+    return ((await captured) as Extract<GuestEvent, { event: 'captured' }>).state;
+  }
+
+  async restore(state: ContainerState): Promise<void> {
+    const restored = this.waitFor('restored');
+    this.worker.postMessage({ op: 'restore', state } satisfies GuestCommand);
+    await restored;
+  }
+
+  /** Runs the guest again after stop() (or for the first time after restore()). */
+  resume(): void {
+    this.worker.postMessage({ op: 'resume' } satisfies GuestCommand);
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+
+  private waitFor(want: GuestEvent['event']): Promise<GuestEvent> {
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve) => this.waiters.push({ want, resolve }));
+  }
+
+  private finish(error: Error): void {
+    if (this.ended) return;
+    this.ended = error;
+    // Whoever waits for an event that will never come learns why.
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(Promise.reject(error) as never);
+  }
+}

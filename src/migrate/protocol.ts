@@ -1,0 +1,199 @@
+import type { Socket } from 'node:net';
+
+/**
+ * The data channel of a migration: one TCP connection from the source container process to the
+ * destination's, carrying frames of [u8 type][u32 LE payload length][payload]. Control frames
+ * carry JSON; PAGES, FILE and LOG frames carry bytes.
+ */
+export enum Frame {
+  /** s->d {ticket}: proves the source was sent by the destination's agent. */
+  Hello = 1,
+  /** d->s {}: module compiled, memory ready for pages. */
+  Ready,
+  /** s->d {round, memoryBytes}: a round of pages follows. */
+  Round,
+  /** s->d [u32 LE offset][bytes]: memory contents at that offset. */
+  Pages,
+  /** s->d {sha256, bytes}: checksum of the round's page bytes (offsets included). */
+  RoundEnd,
+  /** d->s {round}: the round arrived intact. */
+  RoundAck,
+  /** s->d [u32 LE header length][FileHeader JSON][bytes]: a piece of a file in a preopened directory. */
+  File,
+  /** s->d {dir, path}: the file or directory is gone on the source. */
+  FileDelete,
+  /** s->d bytes: the container's log so far. */
+  Log,
+  /** s->d {state}: the stopped guest's state; all pages, files and log were sent. */
+  State,
+  /** d->s {restoreMs}: restored and ready to run; waits for Commit. */
+  Prepared,
+  /** s->d {}: run it; the source will drop its copy once it hears Running. */
+  Commit,
+  /** d->s {}: the guest runs on the destination. */
+  Running,
+  /** s->d {reason}: give up; the source keeps the container. */
+  Abort,
+  /** d->s {message}: the destination cannot go on. */
+  Error,
+}
+
+export interface FileHeader {
+  /** Index of the preopened directory. */
+  dir: number;
+  /** Path relative to it, '/'-separated. */
+  path: string;
+  kind: 'file' | 'directory' | 'symlink';
+  mode: number;
+  /** Whole file size (kind 'file'); pieces of one file arrive in order, at increasing offsets. */
+  size: number;
+  offset: number;
+  /** Symlink target (kind 'symlink'). */
+  target?: string;
+}
+
+export class ProtocolError extends Error {}
+
+const headerBytes = 5;
+/** Payload of one PAGES frame at most; bigger ranges are split. */
+export const maxPagesPayload = 1 << 20;
+
+export function encodeFrame(type: Frame, payload: Uint8Array | object = new Uint8Array(0)): Buffer[] {
+  const body = payload instanceof Uint8Array ? payload : Buffer.from(JSON.stringify(payload));
+  const header = Buffer.allocUnsafe(headerBytes);
+  header.writeUInt8(type, 0);
+  header.writeUInt32LE(body.length, 1);
+  return [header, body as Buffer];
+}
+
+/** Writes frames to a socket, resolving flush() once everything written so far reached the kernel. */
+export class FrameWriter {
+  private lastWrite: Promise<void> = Promise.resolve();
+
+  constructor(private readonly socket: Socket) {}
+
+  send(type: Frame, payload?: Uint8Array | object): void {
+    this.write(encodeFrame(type, payload));
+  }
+
+  /** One frame whose payload is the concatenation of `parts` (written without copying them). */
+  sendParts(type: Frame, parts: Uint8Array[]): void {
+    const header = Buffer.allocUnsafe(headerBytes);
+    header.writeUInt8(type, 0);
+    header.writeUInt32LE(parts.reduce((n, p) => n + p.length, 0), 1);
+    this.write([header, ...parts]);
+  }
+
+  private write(parts: Uint8Array[]): void {
+    for (const part of parts) {
+      if (part.length === 0) continue;
+      this.lastWrite = new Promise((resolve, reject) => this.socket.write(part, (error) => (error ? reject(error) : resolve())));
+    }
+    this.lastWrite.catch(() => undefined); // reported by flush(), or by the reader's side of the socket
+  }
+
+  /** Waits for the socket to take what was sent; also applies backpressure. */
+  async flush(): Promise<void> {
+    await this.lastWrite;
+  }
+}
+
+export interface ReceivedFrame {
+  type: Frame;
+  payload: Buffer;
+}
+
+/**
+ * Splits the incoming byte stream into frames, delivered in order to one consumer through next().
+ * End of stream or a socket error make next() reject with a ProtocolError.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private readonly frames: ReceivedFrame[] = [];
+  private failure: Error | undefined;
+  private waiter: (() => void) | undefined;
+
+  constructor(socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      this.split();
+    });
+    socket.on('end', () => this.fail(new ProtocolError('the peer closed the data channel')));
+    socket.on('close', () => this.fail(new ProtocolError('the data channel closed')));
+    socket.on('error', (error) => this.fail(new ProtocolError(`data channel: ${error.message}`)));
+  }
+
+  async next(): Promise<ReceivedFrame> {
+    for (;;) {
+      const frame = this.frames.shift();
+      if (frame) return frame;
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
+  /** The next frame, which must be of `type` (an Error frame from the peer becomes a ProtocolError). */
+  async expect(type: Frame): Promise<Buffer> {
+    const frame = await this.next();
+    if (frame.type === type) return frame.payload;
+    if (frame.type === Frame.Error) throw new ProtocolError(json<{ message: string }>(frame.payload).message);
+    throw new ProtocolError(`expected ${Frame[type]}, got ${Frame[frame.type] ?? frame.type}`);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  private split(): void {
+    for (;;) {
+      if (this.buffered < headerBytes) break;
+      const head = this.peek(headerBytes);
+      const length = head.readUInt32LE(1);
+      if (this.buffered < headerBytes + length) break;
+      this.take(headerBytes);
+      this.frames.push({ type: head.readUInt8(0) as Frame, payload: this.take(length) });
+    }
+    if (this.frames.length > 0) this.wake();
+  }
+
+  private peek(length: number): Buffer {
+    this.coalesce(length);
+    return this.chunks[0]!.subarray(0, length);
+  }
+
+  private take(length: number): Buffer {
+    if (length === 0) return Buffer.alloc(0);
+    this.coalesce(length);
+    const first = this.chunks[0]!;
+    const out = first.subarray(0, length);
+    if (first.length === length) this.chunks.shift();
+    else this.chunks[0] = first.subarray(length);
+    this.buffered -= length;
+    return out;
+  }
+
+  /** Merges leading chunks until the first holds `length` bytes (they are buffered). */
+  private coalesce(length: number): void {
+    if (this.chunks[0]!.length >= length) return;
+    let count = 0;
+    for (let total = 0; total < length; count++) total += this.chunks[count]!.length;
+    this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count)));
+  }
+}
+
+export function json<T>(payload: Buffer): T {
+  try {
+    return JSON.parse(payload.toString('utf8')) as T;
+  } catch {
+    throw new ProtocolError('malformed control frame');
+  }
+}

@@ -1,0 +1,93 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { ContainerState } from '../container/container.js';
+import { DirectoryReceiver } from './files.js';
+import { Frame, FrameReader, FrameWriter, json, ProtocolError } from './protocol.js';
+
+/** What the receiver needs of the container being built on the destination. */
+export interface MigrationSink {
+  /** Builds the guest (compiles the module) with `memoryBytes` of zeroed memory; returns that memory. */
+  prepare(memoryBytes: number): Promise<WebAssembly.Memory>;
+  /** Host directories that replace the source's preopens, in preopen order. */
+  directories: string[];
+  /** Appends the log the container had on the source. */
+  writeLog(bytes: Buffer): void;
+  /** Loads the guest's state; the guest is then ready to run. */
+  restore(state: ContainerState): Promise<void>;
+  run(): void;
+}
+
+/**
+ * The destination side of a migration, on one accepted data-channel connection. Resolves once the
+ * guest runs here (committed); rejects if the source aborts, the connection drops or anything
+ * fails to check out before the commit, leaving the guest never run.
+ */
+export async function migrateIn(socket: Socket, ticket: string, sink: MigrationSink): Promise<void> {
+  const reader = new FrameReader(socket);
+  const writer = new FrameWriter(socket);
+  try {
+    const hello = json<{ ticket: string; memoryBytes: number }>(await reader.expect(Frame.Hello));
+    if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
+    const memory = await sink.prepare(hello.memoryBytes);
+    writer.send(Frame.Ready, {});
+    let files: DirectoryReceiver | undefined;
+    let hash = createHash('sha256');
+    let round = 0;
+    for (;;) {
+      const { type, payload } = await reader.next();
+      if (type === Frame.Round) {
+        const header = json<{ round: number; memoryBytes: number }>(payload);
+        round = header.round;
+        const current = memory.buffer.byteLength;
+        if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / 65536);
+        hash = createHash('sha256');
+      } else if (type === Frame.Pages) {
+        const offset = payload.readUInt32LE(0);
+        const bytes = payload.subarray(4);
+        const view = new Uint8Array(memory.buffer);
+        if (offset + bytes.length > view.length) throw new ProtocolError(`pages at ${offset} beyond memory (${view.length} bytes)`);
+        view.set(bytes, offset);
+        hash.update(payload);
+      } else if (type === Frame.RoundEnd) {
+        const end = json<{ sha256: string }>(payload);
+        if (hash.digest('hex') !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
+        writer.send(Frame.RoundAck, { round });
+      } else if (type === Frame.File || type === Frame.FileDelete) {
+        files ??= new DirectoryReceiver(sink.directories);
+        if (type === Frame.File) files.applyFile(payload);
+        else files.applyDelete(json(payload));
+      } else if (type === Frame.Log) {
+        sink.writeLog(payload);
+      } else if (type === Frame.State) {
+        const started = performance.now();
+        const { state } = json<{ state: ContainerState }>(payload);
+        if (state.preopens.length !== sink.directories.length) throw new ProtocolError('the state does not match the announced directories');
+        new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
+        state.preopens = state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! }));
+        await sink.restore(state);
+        writer.send(Frame.Prepared, { restoreMs: performance.now() - started });
+      } else if (type === Frame.Commit) {
+        sink.run();
+        writer.send(Frame.Running, {});
+        await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
+        socket.end();
+        return;
+      } else if (type === Frame.Abort) {
+        throw new ProtocolError(`the source aborted: ${json<{ reason: string }>(payload).reason}`);
+      } else {
+        throw new ProtocolError(`unexpected ${Frame[type] ?? type} frame`);
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof ProtocolError && /closed/.test(error.message))) writer.send(Frame.Error, { message: (error as Error).message });
+    socket.end();
+    throw error;
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(String(a));
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
