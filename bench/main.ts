@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
+import { migrationBench } from './migration.js';
 import { programsBench } from './programs.js';
 
 /**
@@ -15,6 +16,7 @@ try {
   const sections: string[] = [];
   sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
   sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
+  sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
   const header = [
     '# Benchmark results',
     '',

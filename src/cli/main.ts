@@ -23,6 +23,7 @@ async function main(argv: string[]): Promise<void> {
     import('./agent-command.js').then((m) => m.registerAgent),
     import('./cluster-commands.js').then((m) => m.registerClusterCommands),
     import('./migrate-command.js').then((m) => m.registerMigrate),
+    import('./demo-command.js').then((m) => m.registerDemo),
   ])) {
     register(program);
   }
