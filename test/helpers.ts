@@ -16,13 +16,14 @@ export interface Result {
 }
 
 /** Runs the roam CLI as a user would; stdin is `input` through a pipe, or the file `stdinFile`. */
-export function roam(args: string[], options: { input?: string | Buffer; stdinFile?: string; cwd?: string } = {}): Result {
+export function roam(args: string[], options: { input?: string | Buffer; stdinFile?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Result {
   const stdinFd = options.stdinFile ? openSync(options.stdinFile, 'r') : undefined;
   try {
     const result = spawnSync(process.execPath, [roamBin, ...args], {
       input: options.input,
       stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'],
       cwd: options.cwd,
+      env: options.env,
       encoding: 'utf8',
       maxBuffer: 256 * 1024 * 1024,
     });

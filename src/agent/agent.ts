@@ -100,7 +100,8 @@ export class Agent {
     if (route === 'GET /node') return reply(res, 200, this.facts);
     if (route === 'GET /containers') return reply(res, 200, [...this.containers.values()].map((c) => this.describe(c)));
     if (route === 'POST /containers') return reply(res, 201, await this.start((await body(req)) as StartRequest));
-    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await body(req)) as IncomingRequest));
+    // The data channel listens where this request arrived: an address the source can reach.
+    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await body(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host));
     if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/))) return this.module(req, res, match[1]!, match[2]!);
     if ((match = route.match(/^GET \/containers\/([^/]+)$/))) return reply(res, 200, this.describe(this.find(match[1]!)));
     if ((match = route.match(/^GET \/containers\/([^/]+)\/logs$/))) return this.logs(this.find(match[1]!), url, res);
@@ -115,8 +116,16 @@ export class Agent {
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
-  private find(id: string): Container {
-    const container = this.containers.get(id) ?? [...this.containers.values()].find((c) => c.info.name === id && c.info.status !== 'moved');
+  /** By ID, or by name: the live container of that name, else the newest that had it. */
+  private find(encoded: string): Container {
+    let id: string;
+    try {
+      id = decodeURIComponent(encoded);
+    } catch {
+      throw new HttpError(400, 'malformed container ID in the path');
+    }
+    const named = [...this.containers.values()].filter((c) => c.info.name === id && c.info.status !== 'moved').reverse();
+    const container = this.containers.get(id) ?? named.find((c) => !terminal.includes(c.info.status)) ?? named[0];
     if (!container) throw new HttpError(404, `no container ${id} on node ${this.options.name}`);
     return container;
   }
@@ -162,12 +171,14 @@ export class Agent {
   }
 
   private async start(request: StartRequest): Promise<ContainerInfo> {
+    if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?}');
     const modulePath = this.requireModule(request.module);
     if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string')) throw new HttpError(400, 'args: expected an array of strings');
     if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
     const dirs = request.dirs ?? [];
+    if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string')) throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
     for (const d of dirs) {
       if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory()) throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
     }
@@ -179,7 +190,10 @@ export class Agent {
     return this.describe(container);
   }
 
-  private async incoming(request: IncomingRequest): Promise<IncomingReply> {
+  private async incoming(request: IncomingRequest, host: string): Promise<IncomingReply> {
+    if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id)) throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
+    if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string')) throw new HttpError(400, 'guestPaths: expected an array of strings');
+    if (!Array.isArray(request.args) || !Array.isArray(request.history)) throw new HttpError(400, 'args and history: expected arrays');
     const modulePath = this.requireModule(request.module);
     const container = this.newContainer(
       request.id,
@@ -194,7 +208,7 @@ export class Agent {
       id: request.id,
       modulePath,
       logPath: container.logPath,
-      listenHost: this.options.host,
+      listenHost: host,
       ticket,
       directories: container.info.dirs.map((d) => d.hostPath),
     });
@@ -208,21 +222,26 @@ export class Agent {
       });
       void child.gone.then(() => reject(new HttpError(500, 'the container process ended before it listened')));
     });
-    return { host: this.options.host, port, ticket };
+    return { host: host.replace(/^::ffff:/, ''), port, ticket };
   }
 
   /** Follows a container process's life in its record. */
   private attach(container: Container, child: ContainerProcess): void {
     container.process = child;
+    // An incoming container exists here only once it ran here (the migration committed).
+    let ranHere = container.info.status !== 'incoming';
     child.on((event) => {
-      if (event.event === 'running') container.info.status = 'running';
+      if (event.event === 'running') {
+        ranHere = true;
+        container.info.status = 'running';
+      }
       if (event.event === 'exited') Object.assign(container.info, { status: 'exited', exitCode: event.exitCode });
       if (event.event === 'failed') Object.assign(container.info, { status: 'failed', error: event.message });
     });
     void child.gone.then(({ code, signal }) => {
       if (container.process === child) container.process = undefined;
       const status = container.info.status;
-      if (status === 'incoming') {
+      if (!ranHere) {
         // A migration that never committed: as if it had never come.
         this.containers.delete(container.info.id);
         rmSync(container.dir, { recursive: true, force: true });
@@ -276,9 +295,13 @@ export class Agent {
       return;
     }
     const timer = setInterval(() => {
-      if (!existsSync(container.logPath)) return;
-      const ended = terminal.includes(container.info.status);
-      pump();
+      const gone = this.containers.get(container.info.id) !== container;
+      const ended = gone || terminal.includes(container.info.status);
+      try {
+        pump();
+      } catch {
+        // the log went with a container that never arrived: nothing more to say
+      }
       if (!ended) return;
       clearInterval(timer);
       if (container.info.movedTo) res.addTrailers({ 'X-Roam-Moved-To': container.info.movedTo });
@@ -290,7 +313,7 @@ export class Agent {
   private async migrate(container: Container, request: MigrateRequest, res: ServerResponse): Promise<void> {
     const { info } = container;
     if (info.status !== 'running' || !container.process) throw new HttpError(409, `container ${info.id} is not running (${info.status})`);
-    if (!request?.to?.url || !request.to.name) throw new HttpError(400, 'to: expected {name, url} of the destination agent');
+    if (!isObject(request) || !request.to?.url || !request.to.name) throw new HttpError(400, 'to: expected {name, url} of the destination agent');
     if (request.to.name === this.options.name) throw new HttpError(400, `container ${info.id} already runs on node ${this.options.name}`);
     const mode = request.mode ?? 'auto';
     if (!migrationModes.includes(mode)) throw new HttpError(400, `mode: expected one of ${migrationModes.join(', ')}`);
@@ -364,6 +387,12 @@ export class Agent {
       rmSync(join(container.dir, 'dirs'), { recursive: true, force: true });
     }
   }
+}
+
+const idPattern = /^[0-9a-f]{12}$/;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function reply(res: ServerResponse, status: number, value: unknown): void {

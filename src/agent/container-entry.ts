@@ -47,7 +47,7 @@ async function serve(guest: GuestThread, directories: string[]): Promise<void> {
       },
       {
         ...command.target,
-        confirmRunning: async () => (await destination.container(config.id)).status === 'running',
+        confirmRunning: () => ranAtDestination(destination),
       },
       { mode: command.mode, maxRounds: command.maxRounds, onProgress: (progress) => tell({ event: 'progress', progress }) },
     ).then(
@@ -59,6 +59,25 @@ async function serve(guest: GuestThread, directories: string[]): Promise<void> {
       (error: Error) => tell({ event: 'migration-failed', message: error.message }),
     );
   });
+}
+
+/**
+ * After a lost Running answer: did the guest run at the destination? Its record there says so
+ * (any status but 'incoming', which turns into 'running' a moment after the commit); no record or
+ * no agent means it never will.
+ */
+async function ranAtDestination(destination: AgentClient): Promise<boolean> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    let status: string;
+    try {
+      status = (await destination.container(config.id)).status;
+    } catch {
+      return false;
+    }
+    if (status !== 'incoming') return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
 }
 
 async function start(): Promise<void> {

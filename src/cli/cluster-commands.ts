@@ -50,7 +50,16 @@ export function registerClusterCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const cluster = loadCluster();
-      const lists = await Promise.all(cluster.nodes.map((node) => agentClient(cluster, node).containers()));
+      const lists = await Promise.all(
+        cluster.nodes.map((node) =>
+          agentClient(cluster, node)
+            .containers()
+            .catch((error: Error) => {
+              process.stderr.write(`roam ps: node ${node.name} is unreachable (${error.message})\n`);
+              return [] as ContainerInfo[];
+            }),
+        ),
+      );
       const all = lists.flat().filter((c) => c.status !== 'moved' && (opts.all || ['starting', 'incoming', 'running', 'migrating'].includes(c.status)));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);

@@ -87,9 +87,10 @@ export class FrameWriter {
   private write(parts: Uint8Array[]): void {
     for (const part of parts) {
       if (part.length === 0) continue;
-      this.lastWrite = new Promise((resolve, reject) => this.socket.write(part, (error) => (error ? reject(error) : resolve())));
+      const written = new Promise<void>((resolve, reject) => this.socket.write(part, (error) => (error ? reject(error) : resolve())));
+      written.catch(() => undefined); // reported by flush(), or by the reader's side of the socket
+      this.lastWrite = written;
     }
-    this.lastWrite.catch(() => undefined); // reported by flush(), or by the reader's side of the socket
   }
 
   /** Waits for the socket to take what was sent; also applies backpressure. */

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
+import { failpointActive, killAgentAt } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
 import { Frame, FrameReader, FrameWriter, json, ProtocolError } from './protocol.js';
 
@@ -31,6 +32,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
     const memory = await sink.prepare(hello.memoryBytes);
     writer.send(Frame.Ready, {});
+    killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
     let hash = createHash('sha256');
     let round = 0;
@@ -43,6 +45,8 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / 65536);
         hash = createHash('sha256');
       } else if (type === Frame.Pages) {
+        killAgentAt('destination-round');
+        if (failpointActive('corrupt-pages') && payload.length > 4) payload[4]! ^= 0xff;
         const offset = payload.readUInt32LE(0);
         const bytes = payload.subarray(4);
         const view = new Uint8Array(memory.buffer);
@@ -60,6 +64,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       } else if (type === Frame.Log) {
         sink.writeLog(payload);
       } else if (type === Frame.State) {
+        killAgentAt('destination-state');
         const started = performance.now();
         const { state } = json<{ state: ContainerState }>(payload);
         if (state.preopens.length !== sink.directories.length) throw new ProtocolError('the state does not match the announced directories');
@@ -68,6 +73,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         await sink.restore(state);
         writer.send(Frame.Prepared, { restoreMs: performance.now() - started });
       } else if (type === Frame.Commit) {
+        killAgentAt('destination-commit');
         sink.run();
         writer.send(Frame.Running, {});
         await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
