@@ -105,6 +105,18 @@ export interface ReceivedFrame {
 }
 
 /**
+ * Takes PAGES frames as their bytes arrive, instead of queueing whole frames: no copy into a
+ * frame buffer. Called in stream order, ahead of frames still queued for next(); the protocol
+ * makes that safe (pages of a round are sent only after the previous round was acknowledged).
+ */
+export interface PageSink {
+  /** A PAGES frame begins: its 4-byte offset field, as sent (it is part of the round's checksum). */
+  begin(offsetField: Buffer): void;
+  /** Bytes of the current frame, for memory at `offset`. */
+  data(offset: number, bytes: Buffer): void;
+}
+
+/**
  * Splits the incoming byte stream into frames, delivered in order to one consumer through next().
  * End of stream or a socket error make next() reject with a ProtocolError.
  */
@@ -114,12 +126,23 @@ export class FrameReader {
   private readonly frames: ReceivedFrame[] = [];
   private failure: Error | undefined;
   private waiter: (() => void) | undefined;
+  /** The PAGES frame being streamed to the sink: where its next bytes go, and how many are left. */
+  private streaming: { offset: number; remaining: number } | undefined;
 
-  constructor(socket: Socket) {
+  constructor(
+    socket: Socket,
+    private readonly pageSink?: PageSink,
+  ) {
     socket.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
-      this.split();
+      try {
+        this.split();
+      } catch (error) {
+        // The page sink refused bytes (out of bounds...): nothing further on this connection counts.
+        this.fail(error as Error);
+        socket.destroy();
+      }
     });
     socket.on('end', () => this.fail(new ProtocolError('the peer closed the data channel')));
     socket.on('close', () => this.fail(new ProtocolError('the data channel closed')));
@@ -156,9 +179,26 @@ export class FrameReader {
 
   private split(): void {
     for (;;) {
+      if (this.streaming) {
+        if (this.buffered === 0) break;
+        const bytes = this.take(Math.min(this.chunks[0]!.length, this.streaming.remaining));
+        this.pageSink!.data(this.streaming.offset, bytes);
+        this.streaming.offset += bytes.length;
+        this.streaming.remaining -= bytes.length;
+        if (this.streaming.remaining === 0) this.streaming = undefined;
+        continue;
+      }
       if (this.buffered < headerBytes) break;
       const head = this.peek(headerBytes);
       const length = head.readUInt32LE(1);
+      if (this.pageSink && head.readUInt8(0) === Frame.Pages && length >= 4) {
+        if (this.buffered < headerBytes + 4) break;
+        this.take(headerBytes);
+        const offsetField = Buffer.from(this.take(4));
+        this.pageSink.begin(offsetField);
+        if (length > 4) this.streaming = { offset: offsetField.readUInt32LE(0), remaining: length - 4 };
+        continue;
+      }
       if (this.buffered < headerBytes + length) break;
       this.take(headerBytes);
       this.frames.push({ type: head.readUInt8(0) as Frame, payload: this.take(length) });

@@ -4,7 +4,9 @@ import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
 import { failpointActive, killAgentAt } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
-import { Frame, FrameReader, FrameWriter, json, ProtocolError } from './protocol.js';
+import { Frame, FrameReader, FrameWriter, json, type PageSink, ProtocolError } from './protocol.js';
+
+const maxMemoryBytes = 65536 * 65536;
 
 /** What the receiver needs of the container being built on the destination. */
 export interface MigrationSink {
@@ -25,16 +27,36 @@ export interface MigrationSink {
  * fails to check out before the commit, leaving the guest never run.
  */
 export async function migrateIn(socket: Socket, ticket: string, sink: MigrationSink): Promise<void> {
-  const reader = new FrameReader(socket);
+  let memory: WebAssembly.Memory | undefined;
+  let hash = createHash('sha256');
+  // Pages go straight from the socket into the guest's memory (grown to fit if the round said so).
+  const pages: PageSink = {
+    begin: (offsetField) => {
+      if (!memory) throw new ProtocolError('pages before the destination was ready');
+      if (failpointActive('corrupt-pages')) offsetField = Buffer.from([offsetField[0]! ^ 0xff, ...offsetField.subarray(1)]);
+      killAgentAt('destination-round');
+      hash.update(offsetField);
+    },
+    data: (offset, bytes) => {
+      let view = new Uint8Array(memory!.buffer);
+      if (offset + bytes.length > view.length) {
+        if (offset + bytes.length > maxMemoryBytes) throw new ProtocolError(`pages at ${offset} beyond the largest wasm32 memory`);
+        memory!.grow(Math.ceil((offset + bytes.length - view.length) / 65536));
+        view = new Uint8Array(memory!.buffer);
+      }
+      view.set(bytes, offset);
+      hash.update(bytes);
+    },
+  };
+  const reader = new FrameReader(socket, pages);
   const writer = new FrameWriter(socket);
   try {
     const hello = json<{ ticket: string; memoryBytes: number }>(await reader.expect(Frame.Hello));
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
-    const memory = await sink.prepare(hello.memoryBytes);
+    memory = await sink.prepare(hello.memoryBytes);
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
-    let hash = createHash('sha256');
     let round = 0;
     for (;;) {
       const { type, payload } = await reader.next();
@@ -43,19 +65,11 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         round = header.round;
         const current = memory.buffer.byteLength;
         if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / 65536);
-        hash = createHash('sha256');
-      } else if (type === Frame.Pages) {
-        killAgentAt('destination-round');
-        if (failpointActive('corrupt-pages') && payload.length > 4) payload[4]! ^= 0xff;
-        const offset = payload.readUInt32LE(0);
-        const bytes = payload.subarray(4);
-        const view = new Uint8Array(memory.buffer);
-        if (offset + bytes.length > view.length) throw new ProtocolError(`pages at ${offset} beyond memory (${view.length} bytes)`);
-        view.set(bytes, offset);
-        hash.update(payload);
       } else if (type === Frame.RoundEnd) {
         const end = json<{ sha256: string }>(payload);
-        if (hash.digest('hex') !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
+        const digest = hash.digest('hex');
+        hash = createHash('sha256');
+        if (digest !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
         writer.send(Frame.RoundAck, { round });
       } else if (type === Frame.File || type === Frame.FileDelete) {
         files ??= new DirectoryReceiver(sink.directories);

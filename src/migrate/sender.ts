@@ -103,7 +103,7 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     const sendRound = async (round: number, phase: MigrationProgress['phase']) => {
       const roundStarted = performance.now();
       const memory = source.memory();
-      const ranges = tracker!.scan(memory);
+      const ranges = tracker!.scan(memory, { stopped: phase === 'stop-copy' });
       writer.send(Frame.Round, { round, memoryBytes: memory.length });
       const hash = createHash('sha256');
       let bytes = 0;

@@ -1,4 +1,4 @@
-import type { DirtyRange, DirtyTracker } from './tracker.js';
+import type { DirtyRange, DirtyTracker, ScanOptions } from './tracker.js';
 
 /** Granularity of the comparison: a Wasm page, also the image's chunk size. */
 export const compareChunkBytes = 65536;
@@ -13,20 +13,21 @@ export class CompareTracker implements DirtyTracker {
   readonly method = 'compare' as const;
   private shadow = Buffer.alloc(0);
 
-  scan(memory: Uint8Array): DirtyRange[] {
+  scan(memory: Uint8Array, options: ScanOptions = {}): DirtyRange[] {
     if (memory.length > this.shadow.length) this.growShadow(memory.length);
     const live = Buffer.from(memory.buffer, memory.byteOffset, memory.length);
     const ranges: DirtyRange[] = [];
     for (let offset = 0; offset < memory.length; offset += compareChunkBytes) {
       const end = Math.min(offset + compareChunkBytes, memory.length);
       if (live.compare(this.shadow, offset, end, offset, end) === 0) continue;
-      // Copy first, then report the copy: the guest may be writing this chunk right now.
-      live.copy(this.shadow, offset, offset, end);
+      // A running guest may be writing this chunk right now: copy first, then report the copy.
+      if (!options.stopped) live.copy(this.shadow, offset, offset, end);
+      const source = options.stopped ? live : this.shadow;
       const previous = ranges[ranges.length - 1];
       if (previous && previous.offset + previous.bytes.length === offset) {
-        ranges[ranges.length - 1] = { offset: previous.offset, bytes: this.shadow.subarray(previous.offset, end) };
+        ranges[ranges.length - 1] = { offset: previous.offset, bytes: source.subarray(previous.offset, end) };
       } else {
-        ranges.push({ offset, bytes: this.shadow.subarray(offset, end) });
+        ranges.push({ offset, bytes: source.subarray(offset, end) });
       }
     }
     return ranges;

@@ -1,5 +1,5 @@
 import { nativeAddon, nativeDirtyTracking, type NativeAddon, type NativeTrackHandle } from '../../native/addon.js';
-import type { DirtyRange, DirtyTracker } from './tracker.js';
+import type { DirtyRange, DirtyTracker, ScanOptions } from './tracker.js';
 
 /** The first scan looks for non-zero pages block by block, skipping all-zero blocks this big at once. */
 const zeroBlockBytes = 65536;
@@ -52,7 +52,7 @@ export class UffdWpTracker implements DirtyTracker {
     }
   }
 
-  scan(memory: Uint8Array): DirtyRange[] {
+  scan(memory: Uint8Array, options: ScanOptions = {}): DirtyRange[] {
     if (!this.handle) throw new Error('UffdWpTracker: scan() after close()');
     const length = memory.length;
     if (length < this.scannedLength) throw new Error(`UffdWpTracker: memory shrank from ${this.scannedLength} to ${length} bytes`);
@@ -88,6 +88,11 @@ export class UffdWpTracker implements DirtyTracker {
       if (length > old) nonZeroSpans(memory, old, length, pageSize, spans);
     }
     this.scannedLength = length;
+    if (options.stopped) {
+      const ranges: DirtyRange[] = [];
+      for (let i = 0; i < spans.length; i += 2) ranges.push({ offset: spans[i]!, bytes: memory.subarray(spans[i], spans[i + 1]) });
+      return ranges;
+    }
     return this.copyOut(memory, spans);
   }
 

@@ -15,9 +15,17 @@ export interface DirtyTracker {
    * during the scan is reported again by the next one. The returned bytes stay valid and unchanged
    * until the next scan() or close().
    */
-  scan(memory: Uint8Array): DirtyRange[];
+  scan(memory: Uint8Array, options?: ScanOptions): DirtyRange[];
   /** Stops tracking and frees what the tracker holds (e.g. a shadow copy, a userfaultfd). */
   close(): void;
+}
+
+export interface ScanOptions {
+  /**
+   * The guest is stopped and stays stopped until the returned bytes are sent: they may then be
+   * views of memory itself instead of copies (the final round of a migration).
+   */
+  stopped?: boolean;
 }
 
 export type DirtyTrackingMethod = 'userfaultfd-wp' | 'compare';
