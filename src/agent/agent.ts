@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import {
 } from './api.js';
 import { AgentClient } from './client.js';
 import { ContainerProcess } from './container-process.js';
+import { HttpError, hasToken, isObject, jsonBody, readBody, reply, serve } from './http.js';
 import { type NodeFacts, type PowerModel, nodeFacts } from './facts.js';
 
 export interface AgentOptions {
@@ -27,16 +28,8 @@ export interface AgentOptions {
   stateDir: string;
   power: PowerModel;
   dirtyTracking: NodeFacts['capabilities'];
-}
-
-/** An error answer: HTTP status and a one-line message. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+  /** host:port of the cluster gateway's tunnel listener: containers with ports connect there. */
+  gateway?: string;
 }
 
 interface Container {
@@ -67,14 +60,7 @@ export class Agent {
 
   /** Listens; resolves with the URL it answers on. */
   listen(): Promise<string> {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
-        const status = error instanceof HttpError ? error.status : 500;
-        const message = error instanceof Error ? error.message : String(error);
-        if (res.headersSent) res.destroy();
-        else reply(res, status, { error: message });
-      });
-    });
+    this.server = createServer(serve((req, res) => this.handle(req, res)));
     return new Promise((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.options.port, this.options.host, () => {
@@ -92,28 +78,22 @@ export class Agent {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!this.authorized(req)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
+    if (!hasToken(req, this.options.token)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
     const url = new URL(req.url ?? '/', 'http://agent');
     const path = url.pathname.startsWith(apiPrefix) ? url.pathname.slice(apiPrefix.length) : undefined;
     const route = `${req.method} ${path}`;
     let match: RegExpMatchArray | null;
     if (route === 'GET /node') return reply(res, 200, this.facts);
     if (route === 'GET /containers') return reply(res, 200, [...this.containers.values()].map((c) => this.describe(c)));
-    if (route === 'POST /containers') return reply(res, 201, await this.start((await body(req)) as StartRequest));
+    if (route === 'POST /containers') return reply(res, 201, await this.start((await jsonBody(req)) as StartRequest));
     // The data channel listens where this request arrived: an address the source can reach.
-    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await body(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host));
+    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host));
     if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/))) return this.module(req, res, match[1]!, match[2]!);
     if ((match = route.match(/^GET \/containers\/([^/]+)$/))) return reply(res, 200, this.describe(this.find(match[1]!)));
     if ((match = route.match(/^GET \/containers\/([^/]+)\/logs$/))) return this.logs(this.find(match[1]!), url, res);
     if ((match = route.match(/^POST \/containers\/([^/]+)\/stop$/))) return reply(res, 200, this.stop(this.find(match[1]!)));
-    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/))) return this.migrate(this.find(match[1]!), (await body(req)) as MigrateRequest, res);
+    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/))) return this.migrate(this.find(match[1]!), (await jsonBody(req)) as MigrateRequest, res);
     throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
-  }
-
-  private authorized(req: IncomingMessage): boolean {
-    const given = Buffer.from(req.headers.authorization ?? '');
-    const expected = Buffer.from(`Bearer ${this.options.token}`);
-    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
   /** By ID, or by name: the live container of that name, else the newest that had it. */
@@ -177,14 +157,18 @@ export class Agent {
     if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
+    const ports = request.ports ?? [];
+    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new HttpError(400, 'ports: expected TCP port numbers');
+    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) to publish ports`);
     const dirs = request.dirs ?? [];
     if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string')) throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
     for (const d of dirs) {
       if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory()) throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
     }
     const id = randomBytes(6).toString('hex');
-    const container = this.newContainer(id, { name: request.name, moduleDigest: request.module, args: request.args, createdAt: new Date().toISOString(), history: [] }, dirs);
-    const child = new ContainerProcess({ kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs });
+    const container = this.newContainer(id, { name: request.name, moduleDigest: request.module, args: request.args, createdAt: new Date().toISOString(), history: [], ports }, dirs);
+    const network = ports.length > 0 ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports } : undefined;
+    const child = new ContainerProcess({ kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs, network });
     this.attach(container, child);
     await this.untilStarted(container, child);
     return this.describe(container);
@@ -197,7 +181,7 @@ export class Agent {
     const modulePath = this.requireModule(request.module);
     const container = this.newContainer(
       request.id,
-      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history },
+      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history, ports: request.ports ?? [] },
       [],
     );
     container.info.status = 'incoming';
@@ -211,6 +195,7 @@ export class Agent {
       listenHost: host,
       ticket,
       directories: container.info.dirs.map((d) => d.hostPath),
+      gateway: this.options.gateway,
     });
     this.attach(container, child);
     const port = await new Promise<number>((resolve, reject) => {
@@ -335,6 +320,7 @@ export class Agent {
         guestPaths: info.dirs.map((d) => d.guestPath),
         createdAt: info.createdAt,
         history: [...info.history, this.options.name],
+        ports: info.ports,
       });
     } catch (error) {
       throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`);
@@ -390,32 +376,3 @@ export class Agent {
 }
 
 const idPattern = /^[0-9a-f]{12}$/;
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function reply(res: ServerResponse, status: number, value: unknown): void {
-  const text = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of req) {
-    length += (chunk as Buffer).length;
-    if (length > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function body(req: IncomingMessage): Promise<unknown> {
-  const text = (await readBody(req, 1 << 20)).toString('utf8');
-  try {
-    return JSON.parse(text || 'null');
-  } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
-  }
-}

@@ -23,6 +23,8 @@ export interface ContainerInfo {
   movedTo?: string;
   /** Nodes it ran on before this one, oldest first. */
   history: string[];
+  /** Guest ports it listens on; clients reach them through the cluster's gateway. */
+  ports: number[];
 }
 
 export interface StartRequest {
@@ -33,6 +35,8 @@ export interface StartRequest {
   /** Directories on this node to preopen. */
   dirs?: { hostPath: string; guestPath: string }[];
   name?: string;
+  /** Guest ports to listen on (needs the agent's --gateway): fds 3.. of the guest, LISTEN_FDS=N. */
+  ports?: number[];
 }
 
 /** Sent by a source agent to the destination's: make ready to receive this container. */
@@ -45,6 +49,7 @@ export interface IncomingRequest {
   guestPaths: string[];
   createdAt: string;
   history: string[];
+  ports: number[];
 }
 
 export interface IncomingReply {

@@ -5,12 +5,13 @@ import type { DirtyTrackingMethod } from '../migrate/dirty/tracker.js';
 import type { MigrationMode, MigrationProgress, MigrationReport } from '../migrate/sender.js';
 import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
 import { hostIsa } from '../platform/isa.js';
+import type { NetworkOptions } from '../wasi/network.js';
 import type { Preopen } from '../wasi/sandbox.js';
 
 /** How the agent starts a container process (passed in its environment). */
 export type ChildConfig = { id: string; modulePath: string; logPath: string; listenHost: string } & (
-  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[] }
-  | { kind: 'incoming'; ticket: string; directories: string[] }
+  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[]; network?: NetworkOptions }
+  | { kind: 'incoming'; ticket: string; directories: string[]; gateway?: string }
 );
 
 export type ChildCommand = {

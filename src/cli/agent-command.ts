@@ -17,6 +17,7 @@ interface AgentOptions {
   idleWatts?: string;
   peakWatts?: string;
   readyFile?: string;
+  gateway?: string;
 }
 
 function watts(value: string | undefined, fallback: number, option: string): number {
@@ -38,6 +39,7 @@ export function registerAgent(program: Command): void {
     .option('--idle-watts <watts>', 'power model: watts at idle')
     .option('--peak-watts <watts>', 'power model: watts at full load')
     .option('--ready-file <file>', 'write {url, pid} here once listening')
+    .option('--gateway <host:port>', "the cluster gateway's tunnel address (containers with ports connect there)")
     .action(async (opts: AgentOptions) => {
       const isa = hostIsa();
       const name = opts.name ?? isa;
@@ -58,6 +60,7 @@ export function registerAgent(program: Command): void {
         stateDir,
         power,
         dirtyTracking: native.ok ? { dirtyTracking: 'userfaultfd-wp' } : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason },
+        gateway: opts.gateway,
       });
       let url: string;
       try {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ContainerInfo } from '../agent/api.js';
 import type { NodeFacts } from '../agent/facts.js';
-import { type Cluster, agentClient, locateContainer, loadCluster, startCluster, stopCluster } from '../cluster/cluster.js';
+import { type Cluster, agentClient, locateContainer, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
 import { type Isa, isIsa, isas } from '../platform/isa.js';
 import { UserError } from './options.js';
 import { mib, textTable } from './table.js';
@@ -65,8 +65,16 @@ export function registerClusterCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);
         return;
       }
-      const rows = all.map((c: ContainerInfo) => [c.id, c.name ?? '', c.node, c.status + (c.exitCode !== undefined ? ` (${c.exitCode})` : ''), [...c.history, c.node].join('>'), c.args.join(' ').slice(0, 40)]);
-      process.stdout.write(`${textTable(['ID', 'NAME', 'NODE', 'STATUS', 'PATH', 'COMMAND'], rows)}\n`);
+      const rows = all.map((c: ContainerInfo) => [
+        c.id,
+        c.name ?? '',
+        c.node,
+        c.status + (c.exitCode !== undefined ? ` (${c.exitCode})` : ''),
+        c.ports.join(',') || '-',
+        [...c.history, c.node].join('>'),
+        c.args.join(' ').slice(0, 40),
+      ]);
+      process.stdout.write(`${textTable(['ID', 'NAME', 'NODE', 'STATUS', 'PORTS', 'PATH', 'COMMAND'], rows)}\n`);
     });
 
   program
@@ -91,9 +99,7 @@ export function registerClusterCommands(program: Command): void {
     .description('Stop a container')
     .argument('<id>', 'container ID or name')
     .action(async (id: string) => {
-      const cluster = loadCluster();
-      const { node, info } = await locateContainer(cluster, id);
-      await agentClient(cluster, node).stop(info.id);
+      const { node, info } = await stopContainer(loadCluster(), id);
       process.stdout.write(`stopped ${info.id} on ${node.name}\n`);
     });
 }

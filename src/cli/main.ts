@@ -21,6 +21,7 @@ async function main(argv: string[]): Promise<void> {
     import('./checkpoint-command.js').then((m) => m.registerCheckpoint),
     import('./restore-command.js').then((m) => m.registerRestore),
     import('./agent-command.js').then((m) => m.registerAgent),
+    import('./gateway-command.js').then((m) => m.registerGateway),
     import('./cluster-commands.js').then((m) => m.registerClusterCommands),
     import('./migrate-command.js').then((m) => m.registerMigrate),
     import('./demo-command.js').then((m) => m.registerDemo),

@@ -10,7 +10,8 @@ import { hasCustomSection } from '../build/module-binary.js';
 import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
 import { AgentClient } from '../agent/client.js';
 import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
-import type { Isa } from '../platform/isa.js';
+import { type Isa, hostIsa } from '../platform/isa.js';
+import { GatewayClient } from '../gateway/client.js';
 import { cacheDir } from '../platform/paths.js';
 
 export interface ClusterNode {
@@ -21,11 +22,12 @@ export interface ClusterNode {
   stateDir: string;
 }
 
-/** A local cluster started by `roam up`: agents on loopback sharing one token. */
+/** A local cluster started by `roam up`: a gateway and agents on loopback sharing one token. */
 export interface Cluster {
   token: string;
   createdAt: string;
   nodes: ClusterNode[];
+  gateway?: { url: string; tunnel: string; pid: number; stateDir: string };
 }
 
 export class ClusterError extends Error {}
@@ -77,29 +79,38 @@ export function nodeNames(isas: Isa[]): string[] {
 }
 
 /**
- * Starts one agent per ISA on loopback, in the background (foreign ISAs under qemu-user), and
- * returns once every one answers. Agents that started are stopped again if another fails.
+ * Starts the gateway and one agent per ISA on loopback, in the background (foreign ISAs under
+ * qemu-user), and returns once every one answers. What started is stopped again if anything fails.
  */
 export async function startCluster(isas: Isa[], options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void } = {}): Promise<Cluster> {
   if (existsSync(clusterFile())) {
     const running = loadCluster();
-    if ((await Promise.all(running.nodes.map((n) => alive(n.pid)))).some(Boolean)) {
+    if ((await Promise.all([...running.nodes.map((n) => n.pid), running.gateway?.pid ?? 0].map(alive))).some(Boolean)) {
       throw new ClusterError(`a cluster is already up (${running.nodes.map((n) => n.name).join(', ')}): roam down first`);
     }
   }
   const cluster: Cluster = { token: randomBytes(24).toString('hex'), createdAt: new Date().toISOString(), nodes: [] };
-  const names = nodeNames(isas);
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-  const started = names.map((name, i) => startAgent(cluster.token, name, isas[i]!, cli));
-  const results = await Promise.allSettled(
-    started.map(async ({ node, ready }) => {
-      await ready(options.timeoutMs ?? 180_000);
+  const timeoutMs = options.timeoutMs ?? 180_000;
+  const gatewayDir = join(clusterDir(), 'gateway');
+  const gateway = startDaemon(cluster.token, 'gateway', hostIsa(), gatewayDir, ['gateway', '--host', '127.0.0.1', '--api-port', '0', '--tunnel-port', '0']);
+  try {
+    const ready = await gateway.ready<{ url: string; tunnel: string }>(timeoutMs, (r) => new GatewayClient(r.url, cluster.token).ports());
+    cluster.gateway = { url: ready.url, tunnel: ready.tunnel, pid: gateway.pid, stateDir: gatewayDir };
+  } catch (error) {
+    await stopCluster({ ...cluster, gateway: { url: '', tunnel: '', pid: gateway.pid, stateDir: gatewayDir } });
+    throw error;
+  }
+  const started = nodeNames(isas).map((name, i) => {
+    const stateDir = join(clusterDir(), 'nodes', name);
+    const daemon = startDaemon(cluster.token, `agent ${name}`, isas[i]!, stateDir, ['agent', '--name', name, '--host', '127.0.0.1', '--port', '0', '--state-dir', stateDir, '--gateway', cluster.gateway!.tunnel]);
+    const node: ClusterNode = { name, isa: isas[i]!, url: '', pid: daemon.pid, stateDir };
+    cluster.nodes.push(node);
+    return daemon.ready<{ url: string }>(timeoutMs, (r) => new AgentClient(r.url, cluster.token).node()).then((r) => {
+      node.url = r.url;
       options.onNode?.(node);
-      return node;
-    }),
-  );
-  cluster.nodes = started.map((s) => s.node);
-  const failed = results.find((r) => r.status === 'rejected');
+    });
+  });
+  const failed = (await Promise.allSettled(started)).find((r) => r.status === 'rejected');
   if (failed) {
     await stopCluster(cluster);
     throw failed.reason;
@@ -109,37 +120,39 @@ export async function startCluster(isas: Isa[], options: { timeoutMs?: number; o
   return cluster;
 }
 
-function startAgent(token: string, name: string, isa: Isa, cli: string) {
-  const stateDir = join(clusterDir(), 'nodes', name);
+/** Starts `roam ARGS` in the background on `isa`, its output in STATE-DIR/daemon.log. */
+function startDaemon(token: string, label: string, isa: Isa, stateDir: string, args: string[]) {
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
   const readyFile = join(stateDir, 'ready.json');
+  const logPath = join(stateDir, 'daemon.log');
   const node = nodeCommand(isa);
-  const log = openSync(join(stateDir, 'agent.log'), 'a');
-  const child = spawn(node.command, [...node.args, cli, 'agent', '--name', name, '--host', '127.0.0.1', '--port', '0', '--state-dir', stateDir, '--ready-file', readyFile], {
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+  const log = openSync(logPath, 'a');
+  const child = spawn(node.command, [...node.args, cli, ...args, '--ready-file', readyFile], {
     detached: true,
     stdio: ['ignore', log, log],
     env: { ...nodeCommandEnv(node), ROAM_AGENT_TOKEN: token },
   });
   closeSync(log);
   child.unref();
-  const clusterNode: ClusterNode = { name, isa, url: '', pid: child.pid ?? 0, stateDir };
   let exited = false;
   child.on('exit', () => (exited = true));
-  const ready = async (timeoutMs: number) => {
+  /** Waits for the ready file, then for `probe` (an API call) to succeed. */
+  const ready = async <T>(timeoutMs: number, probe: (ready: T) => Promise<unknown>): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (exited) throw new ClusterError(`agent ${name} exited during start-up; see ${join(stateDir, 'agent.log')}:\n${tail(join(stateDir, 'agent.log'))}`);
+      if (exited) throw new ClusterError(`${label} exited during start-up; see ${logPath}:\n${tail(logPath)}`);
       if (existsSync(readyFile)) {
-        clusterNode.url = (JSON.parse(readFileSync(readyFile, 'utf8')) as { url: string }).url;
-        await new AgentClient(clusterNode.url, token).node();
-        return;
+        const value = JSON.parse(readFileSync(readyFile, 'utf8')) as T;
+        await probe(value);
+        return value;
       }
       await sleep(100);
     }
-    throw new ClusterError(`agent ${name} did not answer within ${timeoutMs / 1000} s; see ${join(stateDir, 'agent.log')}`);
+    throw new ClusterError(`${label} did not answer within ${timeoutMs / 1000} s; see ${logPath}`);
   };
-  return { node: clusterNode, ready };
+  return { pid: child.pid ?? 0, ready };
 }
 
 function tail(path: string): string {
@@ -159,6 +172,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
 }
 
 async function alive(pid: number): Promise<boolean> {
+  if (!pid) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -169,11 +183,12 @@ async function alive(pid: number): Promise<boolean> {
 
 /** Stops every agent (and so their containers) and forgets the cluster. */
 export async function stopCluster(cluster: Cluster): Promise<void> {
-  for (const node of cluster.nodes) signal(node.pid, 'SIGTERM');
+  const pids = [...cluster.nodes.map((n) => n.pid), cluster.gateway?.pid ?? 0].filter(Boolean);
+  for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
-  for (const node of cluster.nodes) {
-    while (node.pid && (await alive(node.pid)) && Date.now() < deadline) await sleep(50);
-    if (node.pid && (await alive(node.pid))) signal(node.pid, 'SIGKILL');
+  for (const pid of pids) {
+    while ((await alive(pid)) && Date.now() < deadline) await sleep(50);
+    if (await alive(pid)) signal(pid, 'SIGKILL');
   }
   rmSync(clusterFile(), { force: true });
 }
@@ -196,8 +211,16 @@ export async function migrateContainer(
   return last.result;
 }
 
-/** Uploads a migratable module to node `name` (unless it has it) and starts it there. */
-export async function startOnNode(name: string, modulePath: string, request: Omit<StartRequest, 'module'>): Promise<ContainerInfo> {
+/**
+ * Uploads a migratable module to node `name` (unless it has it) and starts it there; `publish`
+ * maps gateway ports to the guest ports it listens on.
+ */
+export async function startOnNode(
+  name: string,
+  modulePath: string,
+  request: Omit<StartRequest, 'module' | 'ports'>,
+  publish: { hostPort: number; port: number }[] = [],
+): Promise<ContainerInfo> {
   const cluster = loadCluster();
   const client = agentClient(cluster, clusterNode(cluster, name));
   let bytes: Buffer;
@@ -209,5 +232,22 @@ export async function startOnNode(name: string, modulePath: string, request: Omi
   if (!hasCustomSection(bytes, manifestSection)) throw new ClusterError(`${modulePath} is not migratable: build it with roam build first`);
   const digest = sha256(bytes);
   if (!(await client.hasModule(digest))) await client.putModule(digest, bytes);
-  return client.start({ ...request, module: digest });
+  if (publish.length > 0 && !cluster.gateway) throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
+  const info = await client.start({ ...request, module: digest, ports: publish.map((p) => p.port) });
+  try {
+    for (const p of publish) await new GatewayClient(cluster.gateway!.url, cluster.token).publish({ hostPort: p.hostPort, container: info.id, port: p.port });
+  } catch (error) {
+    await client.stop(info.id).catch(() => undefined);
+    await new GatewayClient(cluster.gateway!.url, cluster.token).forget(info.id).catch(() => undefined);
+    throw error;
+  }
+  return info;
+}
+
+/** Stops a container and withdraws its published ports. */
+export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
+  const { node, info } = await locateContainer(cluster, idOrName);
+  await agentClient(cluster, node).stop(info.id);
+  if (cluster.gateway && info.ports.length > 0) await new GatewayClient(cluster.gateway.url, cluster.token).forget(info.id);
+  return { node, info };
 }

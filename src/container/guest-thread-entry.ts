@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   let late: LateHost | undefined;
   let preopens = init.kind === 'start' ? init.preopens : [];
   if (init.kind === 'start') {
-    instance = new Instance(loaded, (blocker) => new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, blocker }), isWasiExit, init.stopFlag);
+    instance = new Instance(loaded, (blocker) => new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker }), isWasiExit, init.stopFlag);
   } else {
     const names = WebAssembly.Module.imports(loaded.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
     let blocker!: Parameters<ConstructorParameters<typeof Instance>[1]>[0];
@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     if (command.op !== 'restore') throw new Error(`unexpected ${command.op} before restore`);
     const state = command.state;
     preopens = state.preopens;
-    late.bind(WasiHost.restore(state.host, { preopens: state.preopens, blocker }));
+    const network = state.host.network && init.gateway ? { ...state.host.network, gateway: init.gateway } : undefined;
+    late.bind(WasiHost.restore(state.host, { preopens: state.preopens, blocker, network }));
     instance.restoreState(state);
     post({ event: 'restored' });
     const go = await nextCommand();

@@ -1,13 +1,15 @@
 import { Worker } from 'node:worker_threads';
 import { createStopFlag, requestStop } from '../engine/instance.js';
+import type { NetworkOptions } from '../wasi/network.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import type { ContainerState } from './container.js';
 import { guestStackMiB } from './thread.js';
 
 /** How a guest thread begins: a fresh start, or an incoming migration waiting for its state. */
 export type GuestThreadInit = { stopFlag: Int32Array; modulePath: string } & (
-  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[] }
-  | { kind: 'incoming'; memoryBytes: number }
+  | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[]; network?: NetworkOptions }
+  /** `gateway`: where this node's gateway tunnel is, for a guest that brings client connections along. */
+  | { kind: 'incoming'; memoryBytes: number; gateway?: string }
 );
 
 export type GuestCommand = { op: 'capture' } | { op: 'resume' } | { op: 'restore'; state: ContainerState };

@@ -209,3 +209,9 @@ export const Size = {
   SUBSCRIPTION: 48,
   EVENT: 32,
 } as const;
+
+/** sock_recv input flags. */
+export const Riflags = {
+  RECV_PEEK: 1 << 0,
+  RECV_WAITALL: 1 << 1,
+} as const;

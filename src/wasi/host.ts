@@ -19,11 +19,13 @@ import {
   Clockid,
   Errno,
   FDFLAGS_ALL,
+  Fdflags,
   Lookupflags,
   Oflags,
   Preopentype,
   RIGHTS_ALL,
   RIGHTS_STDIO,
+  Riflags,
   Rights,
   Size,
   Whence,
@@ -31,9 +33,11 @@ import {
 import { Wait, type Descriptor, type DescriptorState } from './descriptors/descriptor.js';
 import { DirectoryDescriptor, type DirectoryState } from './descriptors/directory.js';
 import { FileDescriptor } from './descriptors/file.js';
+import { ListenerDescriptor, type ListenerState, RIGHTS_LISTENER, RIGHTS_SOCKET, SocketDescriptor } from './descriptors/socket.js';
 import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
 import { WasiError, WasiExit, errnoOf, nodeCode } from './errors.js';
 import { GuestMemory } from './memory.js';
+import { Network, type NetworkOptions, type NetworkState } from './network.js';
 import { pollOneoff } from './poll.js';
 import { resolveEntry, resolvePath, type Preopen, type Resolved } from './sandbox.js';
 import { filestatOf, timesToSet, type Filestat } from './stat.js';
@@ -55,6 +59,8 @@ export interface WasiOptions {
   blocker?: Blocker;
   /** Time source (default: the system clocks). */
   clock?: ClockSource;
+  /** Client connections through a gateway: listening sockets at fds 3.. (before preopens), LISTEN_FDS=N. */
+  network?: NetworkOptions;
 }
 
 /** Options for restoring: args and env come from the captured state. */
@@ -70,6 +76,8 @@ export interface WasiHostState {
   fds: FdState[];
   /** Absent until a host has run (the initial state of a fresh host). */
   clocks?: ClockState;
+  /** Client connections and the bytes in flight on them. */
+  network?: NetworkState;
 }
 
 const STATE_VERSION = 1;
@@ -97,6 +105,7 @@ export class WasiHost {
   private readonly argsEncoded: Uint8Array[];
   private readonly envEncoded: Uint8Array[];
   private importObject: WebAssembly.ModuleImports | undefined;
+  private readonly network: Network | undefined;
   /** What the suspended guest waits on; obsolete once the guest runs (or is captured) again. */
   private waiting: Wait | undefined;
 
@@ -111,6 +120,9 @@ export class WasiHost {
     this.env = [...state.env];
     this.argsEncoded = cstrings(this.args);
     this.envEncoded = cstrings(this.env);
+    // A restored network keeps its connections; the gateway to attach to may be this node's own.
+    const network = state.network ?? (options.network && { ...options.network, conns: [] });
+    this.network = network && new Network(options.network ? { ...network, gateway: options.network.gateway } : network, network);
     this.openAll(state.fds, options);
   }
 
@@ -138,6 +150,7 @@ export class WasiHost {
       env: [...this.env],
       fds: [...this.fds].sort(([a], [b]) => a - b).map(([fd, d]) => ({ fd, ...d.capture() })),
       clocks: this.clocks.capture(),
+      ...(this.network ? { network: this.network.capture() } : {}),
     };
   }
 
@@ -149,6 +162,7 @@ export class WasiHost {
     this.dropWait();
     for (const d of this.fds.values()) d.close();
     this.fds.clear();
+    this.network?.shutdown();
   }
 
   private openAll(fds: FdState[], options: WasiOptions): void {
@@ -175,6 +189,10 @@ export class WasiHost {
 
   private openOne(state: FdState, preopens: Map<string, Preopen>, stdio: Record<StdioStream, number>): Descriptor {
     if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
+    if (state.kind === 'listener' || state.kind === 'socket') {
+      if (!this.network) throw new Error(`WASI host: fd ${state.fd} is a socket but the host has no network`);
+      return state.kind === 'listener' ? new ListenerDescriptor(this.network, state) : SocketDescriptor.restore(this.network, state);
+    }
     const guest = posix.join(state.preopen, state.path);
     const preopen = preopens.get(state.preopen);
     if (preopen === undefined) {
@@ -313,11 +331,6 @@ export class WasiHost {
 
   private makeImports(): WebAssembly.ModuleImports {
     const mem = this.memory;
-    const notSocket = (fd: number) =>
-      this.call(() => {
-        this.fd(fd, 0n);
-        return Errno.NOTSUP;
-      });
     return {
       args_get: (argv: number, buf: number) => this.call(() => this.writeStrings(this.argsEncoded, argv, buf)),
       args_sizes_get: (count: number, size: number) => this.call(() => this.writeSizes(this.argsEncoded, count, size)),
@@ -563,10 +576,32 @@ export class WasiHost {
       sched_yield: () => Errno.SUCCESS,
 
       // Sockets come later, as another descriptor kind; until then no fd is a socket.
-      sock_accept: notSocket,
-      sock_recv: notSocket,
-      sock_send: notSocket,
-      sock_shutdown: notSocket,
+      sock_accept: (fd: number, flags: number, out: number) =>
+        this.call(() => {
+          const listener = this.fd(fd, Rights.SOCK_ACCEPT);
+          if (flags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
+          const accepted = listener.accept(flags);
+          if (accepted instanceof Wait) return accepted;
+          const newFd = this.lowestFreeFd();
+          this.fds.set(newFd, accepted);
+          mem.setU32(out >>> 0, newFd);
+        }),
+      sock_recv: (fd: number, iovs: number, count: number, riFlags: number, outLen: number, outFlags: number) =>
+        this.call(() => {
+          const [n, roFlags] = this.fd(fd, Rights.FD_READ).recv(mem.iovecs(iovs >>> 0, count >>> 0), riFlags & Riflags.RECV_PEEK);
+          if (n instanceof Wait) return n;
+          mem.setU32(outLen >>> 0, n);
+          mem.setU16(outFlags >>> 0, roFlags);
+        }),
+      sock_send: (fd: number, iovs: number, count: number, _siFlags: number, out: number) =>
+        this.call(() => {
+          mem.setU32(out >>> 0, this.fd(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0)));
+        }),
+      sock_shutdown: (fd: number, how: number) =>
+        this.call(() => {
+          if (how >>> 0 === 0 || how >>> 0 > 3) throw new WasiError(Errno.INVAL);
+          this.fd(fd, Rights.SOCK_SHUTDOWN).shutdown(how >>> 0);
+        }),
     };
   }
 }
@@ -574,7 +609,7 @@ export class WasiHost {
 /** The state a fresh host starts from: stdio at 0-2, then the preopens. */
 function initialState(options: WasiOptions): WasiHostState {
   const env = Array.isArray(options.env)
-    ? options.env
+    ? [...options.env]
     : Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const common = (base: bigint, inheriting: bigint) => ({
     rightsBase: base.toString(),
@@ -591,9 +626,13 @@ function initialState(options: WasiOptions): WasiHostState {
       eof: false,
     }),
   );
+  const listeners = (options.network?.ports ?? []).map(
+    (port, i): FdState & ListenerState => ({ fd: 3 + i, kind: 'listener', port, ...common(RIGHTS_LISTENER, RIGHTS_SOCKET) }),
+  );
+  if (listeners.length > 0) env.push(`LISTEN_FDS=${listeners.length}`);
   const dirs = (options.preopens ?? []).map(
     (p, i): FdState & DirectoryState => ({
-      fd: 3 + i,
+      fd: 3 + listeners.length + i,
       kind: 'directory',
       preopen: p.guestPath,
       path: '',
@@ -602,5 +641,5 @@ function initialState(options: WasiOptions): WasiHostState {
       ...common(RIGHTS_ALL, RIGHTS_ALL),
     }),
   );
-  return { version: STATE_VERSION, args: options.args ?? [], env, fds: [...stdio, ...dirs] };
+  return { version: STATE_VERSION, args: options.args ?? [], env, fds: [...stdio, ...listeners, ...dirs] };
 }

@@ -3,6 +3,7 @@ import { WasiError } from '../errors.js';
 import type { Filestat } from '../stat.js';
 import type { DirectoryState } from './directory.js';
 import type { FileState } from './file.js';
+import type { ListenerState, SocketState } from './socket.js';
 import type { StdioState } from './stdio.js';
 
 /**
@@ -29,7 +30,7 @@ export interface CommonState {
   fdflags: number;
 }
 
-export type DescriptorState = StdioState | FileState | DirectoryState;
+export type DescriptorState = StdioState | FileState | DirectoryState | ListenerState | SocketState;
 
 /**
  * One open guest fd. Each kind overrides what it supports; the defaults answer the way POSIX
@@ -100,6 +101,21 @@ export abstract class Descriptor {
     return 0n;
   }
   close(): void {}
+  /** sock_accept: a new connection's descriptor (with `fdflags`), or a Wait. */
+  accept(_fdflags: number): Descriptor | Wait {
+    throw new WasiError(Errno.NOTSOCK);
+  }
+  /** sock_recv: [bytes read or a Wait, roflags]; `peek` leaves the bytes in place. */
+  recv(_iovs: Uint8Array[], _peek: number): [number | Wait, number] {
+    throw new WasiError(Errno.NOTSOCK);
+  }
+  send(iovs: Uint8Array[]): number {
+    if (this.filetype !== 6) throw new WasiError(Errno.NOTSOCK);
+    return this.write(iovs);
+  }
+  shutdown(_how: number): void {
+    throw new WasiError(Errno.NOTSOCK);
+  }
 
   abstract capture(): DescriptorState;
 

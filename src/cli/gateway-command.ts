@@ -1,0 +1,35 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Gateway } from '../gateway/gateway.js';
+import { UserError } from './options.js';
+
+export function registerGateway(program: Command): void {
+  program
+    .command('gateway')
+    .description("Run a cluster's gateway: public endpoints whose client connections survive migrations (started by roam up)")
+    .option('--host <address>', 'address to listen on (API, tunnel and published ports)', '127.0.0.1')
+    .option('--api-port <port>', 'HTTP API port (0: any free port)', '7071')
+    .option('--tunnel-port <port>', 'port containers connect their tunnel to (0: any)', '7072')
+    .option('--ready-file <file>', 'write {url, tunnel, pid} here once listening')
+    .action(async (opts: { host: string; apiPort: string; tunnelPort: string; readyFile?: string }) => {
+      const token = process.env.ROAM_AGENT_TOKEN;
+      if (!token) throw new UserError('set ROAM_AGENT_TOKEN to the cluster token');
+      const gateway = new Gateway({ host: opts.host, apiPort: Number(opts.apiPort), tunnelPort: Number(opts.tunnelPort), token });
+      let addresses: { url: string; tunnel: string };
+      try {
+        addresses = await gateway.listen();
+      } catch (error) {
+        throw new UserError(`cannot listen: ${(error as Error).message}`);
+      }
+      process.stdout.write(`roam gateway: API ${addresses.url}, tunnels at ${addresses.tunnel}\n`);
+      if (opts.readyFile) {
+        writeFileSync(`${opts.readyFile}.partial`, JSON.stringify({ ...addresses, pid: process.pid }));
+        renameSync(`${opts.readyFile}.partial`, opts.readyFile);
+      }
+      await new Promise<void>((done) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());
+      });
+      gateway.close();
+      process.exit(0);
+    });
+}

@@ -1,0 +1,278 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { HttpError, hasToken, isObject, jsonBody, reply, serve } from '../agent/http.js';
+import { type Attach, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
+
+export interface GatewayOptions {
+  host: string;
+  /** Port of the HTTP API (0: any). */
+  apiPort: number;
+  /** Port containers connect their tunnel to (0: any). */
+  tunnelPort: number;
+  token: string;
+}
+
+/** A published endpoint: clients of hostPort reach guest port `port` of container `container`. */
+export interface Publication {
+  hostPort: number;
+  container: string;
+  port: number;
+}
+
+/** Bytes from one client the container has not acknowledged beyond which the client is not read. */
+const maxUnackedIn = 1 << 20;
+
+/** One client connection, held by the gateway for as long as the client is connected. */
+class ClientConnection {
+  /** Client bytes from `acked` on (the container may not have them yet). */
+  pending: Buffer[] = [];
+  acked = 0;
+  /** Bytes read from the client in all; the client closed its side. */
+  read = 0;
+  clientEnded = false;
+  containerHasEnd = false;
+  /** The container acknowledged the connection at least once (so it knows it, or closed it). */
+  known = false;
+  /** Bytes of the container's output written to the client; the container finished its side. */
+  delivered = 0;
+  containerEnded = false;
+
+  constructor(
+    readonly conn: number,
+    readonly publication: Publication,
+    readonly socket: Socket,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.read - this.acked;
+  }
+}
+
+/**
+ * Owns the public endpoints of a cluster's containers. Clients connect here; their bytes go
+ * through the tunnel of the container, wherever it runs. When the tunnel goes (the container
+ * migrates) the connections are held, client bytes buffered, and when the container attaches from
+ * its new node each side resends exactly what the other lacks (see tunnel-protocol.ts).
+ */
+export class Gateway {
+  private readonly publications = new Map<number, { publication: Publication; server: Server }>();
+  private readonly tunnels = new Map<string, Socket>();
+  private readonly conns = new Map<number, ClientConnection>();
+  private nextConn = 1;
+  private api: HttpServer | undefined;
+  private tunnelServer: Server | undefined;
+
+  constructor(private readonly options: GatewayOptions) {}
+
+  /** Starts the API and the tunnel listener; resolves with their addresses. */
+  async listen(): Promise<{ url: string; tunnel: string }> {
+    this.api = createHttpServer(serve((req, res) => this.handle(req, res)));
+    this.tunnelServer = createServer({ noDelay: true }, (socket) => this.onTunnel(socket));
+    const apiPort = await listenOn(this.api, this.options.apiPort, this.options.host);
+    const tunnelPort = await listenOn(this.tunnelServer, this.options.tunnelPort, this.options.host);
+    return { url: `http://${this.options.host}:${apiPort}`, tunnel: `${this.options.host}:${tunnelPort}` };
+  }
+
+  close(): void {
+    for (const { server } of this.publications.values()) server.close();
+    for (const c of this.conns.values()) c.socket.destroy();
+    for (const t of this.tunnels.values()) t.destroy();
+    this.api?.close();
+    this.tunnelServer?.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!hasToken(req, this.options.token)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    let match: RegExpMatchArray | null;
+    if (req.method === 'GET' && path === '/v1/ports') return reply(res, 200, this.list());
+    if (req.method === 'POST' && path === '/v1/ports') return reply(res, 201, await this.publish((await jsonBody(req)) as Publication));
+    if (req.method === 'DELETE' && (match = path.match(/^\/v1\/containers\/([0-9a-f]{12})$/))) return reply(res, 200, this.unpublishContainer(match[1]!));
+    throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
+  }
+
+  private list(): (Publication & { attached: boolean; connections: number })[] {
+    return [...this.publications.values()].map(({ publication: p }) => ({
+      ...p,
+      attached: this.tunnels.has(p.container),
+      connections: [...this.conns.values()].filter((c) => c.publication === p).length,
+    }));
+  }
+
+  private async publish(request: Publication): Promise<Publication> {
+    if (!isObject(request) || !Number.isInteger(request.hostPort) || !Number.isInteger(request.port) || typeof request.container !== 'string') {
+      throw new HttpError(400, 'expected {hostPort, container, port}');
+    }
+    if (this.publications.has(request.hostPort)) throw new HttpError(409, `port ${request.hostPort} is already published (for container ${this.publications.get(request.hostPort)!.publication.container})`);
+    const publication: Publication = { hostPort: request.hostPort, container: request.container, port: request.port };
+    const server = createServer({ noDelay: true }, (socket) => this.onClient(publication, socket));
+    try {
+      await listenOn(server, publication.hostPort, this.options.host);
+    } catch (error) {
+      throw new HttpError(409, `cannot listen on ${this.options.host}:${publication.hostPort}: ${(error as Error).message}`);
+    }
+    this.publications.set(publication.hostPort, { publication, server });
+    return publication;
+  }
+
+  private unpublishContainer(container: string): Publication[] {
+    const removed: Publication[] = [];
+    for (const [hostPort, { publication, server }] of this.publications) {
+      if (publication.container !== container) continue;
+      server.close();
+      this.publications.delete(hostPort);
+      removed.push(publication);
+    }
+    for (const c of this.conns.values()) if (c.publication.container === container) this.drop(c);
+    this.tunnels.get(container)?.destroy();
+    return removed;
+  }
+
+  private onClient(publication: Publication, socket: Socket): void {
+    const c = new ClientConnection(this.nextConn++, publication, socket);
+    this.conns.set(c.conn, c);
+    this.toContainer(c, TunnelFrame.Open, Buffer.from(JSON.stringify({ port: publication.port })));
+    socket.on('data', (chunk: Buffer) => {
+      const offset = c.read;
+      c.pending.push(chunk);
+      c.read += chunk.length;
+      this.toContainer(c, TunnelFrame.Data, offsetPayload(offset, chunk));
+      if (c.pendingBytes > maxUnackedIn) socket.pause();
+    });
+    const ended = () => {
+      if (c.clientEnded) return;
+      c.clientEnded = true;
+      this.toContainer(c, TunnelFrame.Fin, offsetPayload(c.read));
+      this.maybeForget(c);
+    };
+    socket.on('end', ended);
+    socket.on('close', ended);
+    socket.on('error', () => undefined);
+  }
+
+  /** Sends to the container if its tunnel is up; otherwise the state above is resent on attach. */
+  private toContainer(c: ClientConnection, type: TunnelFrame, payload: Buffer): void {
+    this.tunnels.get(c.publication.container)?.write(encodeTunnelFrame(type, c.conn, payload));
+  }
+
+  private onTunnel(socket: Socket): void {
+    let container: string | undefined;
+    const parser = new TunnelParser((type, conn, payload) => {
+      if (container === undefined) {
+        if (type !== TunnelFrame.Attach) return socket.destroy();
+        const attach = JSON.parse(payload.toString('utf8')) as Attach;
+        if (attach.token !== this.options.token) return socket.destroy();
+        container = attach.container;
+        this.attach(attach, socket);
+        return;
+      }
+      this.fromContainer(type, conn, payload);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on('close', () => {
+      if (container !== undefined && this.tunnels.get(container) === socket) this.tunnels.delete(container);
+    });
+    socket.on('error', () => undefined);
+  }
+
+  /** A container (re)connects: from now on its tunnel is this one, and each side catches up. */
+  private attach(attach: Attach, socket: Socket): void {
+    const previous = this.tunnels.get(attach.container);
+    this.tunnels.set(attach.container, socket);
+    previous?.destroy();
+    const known = new Map(attach.conns.map((k) => [k.conn, k]));
+    for (const c of this.conns.values()) {
+      if (c.publication.container !== attach.container) continue;
+      const view = known.get(c.conn);
+      if (!view) {
+        // Never acknowledged: the container never saw it, so it all goes again. Acknowledged
+        // but unknown: the container closed it already.
+        if (c.known) {
+          this.drop(c);
+          continue;
+        }
+        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, Buffer.from(JSON.stringify({ port: c.publication.port }))));
+        this.acknowledged(c, c.acked, false);
+        if (c.pending.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
+        if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
+        continue;
+      }
+      this.acknowledged(c, view.received, view.finReceived);
+      if (c.pending.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
+      if (c.clientEnded && !view.finReceived) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
+    }
+  }
+
+  private fromContainer(type: TunnelFrame, conn: number, payload: Buffer): void {
+    const c = this.conns.get(conn);
+    if (!c) return;
+    if (type === TunnelFrame.Data) {
+      const offset = readOffset(payload);
+      const bytes = payload.subarray(8);
+      const skip = c.delivered - offset;
+      // Bytes before `delivered` reached the client already (resent after a migration): dropped.
+      if (skip >= 0 && skip < bytes.length) {
+        c.socket.write(bytes.subarray(skip));
+        c.delivered += bytes.length - skip;
+      }
+      this.toContainer(c, TunnelFrame.Ack, offsetPayload(c.delivered, c.containerEnded ? 1 : 0));
+    } else if (type === TunnelFrame.Fin) {
+      if (readOffset(payload) === c.delivered && !c.containerEnded) {
+        c.containerEnded = true;
+        c.socket.end();
+      }
+      this.toContainer(c, TunnelFrame.Ack, offsetPayload(c.delivered, c.containerEnded ? 1 : 0));
+      this.maybeForget(c);
+    } else if (type === TunnelFrame.Ack) {
+      c.known = true;
+      const fin = payload.length > 8 && payload[8] === 1;
+      this.acknowledged(c, readOffset(payload), fin);
+      this.maybeForget(c);
+    }
+  }
+
+  /** The container has the client's bytes up to `offset` (and its end, if `fin`): drop them here. */
+  private acknowledged(c: ClientConnection, offset: number, fin: boolean): void {
+    let drop = offset - c.acked;
+    while (drop > 0 && c.pending.length) {
+      const head = c.pending[0]!;
+      if (head.length <= drop) {
+        c.pending.shift();
+        drop -= head.length;
+        c.acked += head.length;
+      } else {
+        c.pending[0] = head.subarray(drop);
+        c.acked += drop;
+        drop = 0;
+      }
+    }
+    if (fin) c.containerHasEnd = true;
+    if (c.pendingBytes <= maxUnackedIn && c.socket.isPaused()) c.socket.resume();
+  }
+
+  private maybeForget(c: ClientConnection): void {
+    if (c.containerEnded && c.clientEnded && c.containerHasEnd) this.conns.delete(c.conn);
+  }
+
+  private drop(c: ClientConnection): void {
+    c.socket.destroy();
+    this.conns.delete(c.conn);
+  }
+}
+
+function listenOn(server: Server | HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}

@@ -1,0 +1,273 @@
+import { connect, type Socket } from 'node:net';
+import { type Attach, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
+import { Wait } from './descriptors/descriptor.js';
+
+/** Where a container's client connections come from: the gateway's tunnel endpoint. */
+export interface NetworkOptions {
+  /** host:port of the gateway's tunnel listener. */
+  gateway: string;
+  container: string;
+  token: string;
+  /** Guest ports the container listens on (one listening fd each). */
+  ports: number[];
+}
+
+/** One client connection as plain data (bytes as base64). */
+export interface ConnectionState {
+  conn: number;
+  port: number;
+  accepted: boolean;
+  /** Client -> guest: bytes received in all, those not read yet, and whether the client closed. */
+  received: number;
+  unread: string;
+  finReceived: boolean;
+  /** Guest -> client: bytes sent in all, those the gateway has not acknowledged, and the guest's close. */
+  sent: number;
+  unacked: string;
+  finSent: boolean;
+  /** The guest closed its fd: the connection goes once the gateway has everything. */
+  closed: boolean;
+}
+
+export interface NetworkState extends NetworkOptions {
+  conns: ConnectionState[];
+}
+
+/** Bytes of output the gateway has not acknowledged beyond which the guest's sends wait. */
+export const maxUnackedBytes = 4 << 20;
+
+export class Connection {
+  unread: Buffer[] = [];
+  unacked: Buffer[] = [];
+  ackedOut = 0;
+  constructor(public state: Omit<ConnectionState, 'unread' | 'unacked'>) {}
+
+  get unreadBytes(): number {
+    return this.unread.reduce((n, b) => n + b.length, 0);
+  }
+
+  get unackedBytes(): number {
+    return this.state.sent - this.ackedOut;
+  }
+}
+
+/**
+ * The container's end of the gateway tunnel (see gateway/tunnel-protocol.ts), owned by the WASI
+ * host: client connections with their unread input and unacknowledged output. It connects
+ * lazily, on the guest's first socket call, so a restored guest attaches only once it runs. A
+ * capture freezes it (no more input is taken or acknowledged), so the captured state has every
+ * byte the gateway was told arrived; the gateway resends the rest to wherever the guest resumes.
+ */
+export class Network {
+  readonly options: NetworkOptions;
+  private readonly conns = new Map<number, Connection>();
+  private socket: Socket | undefined;
+  private frozen = false;
+  private waiters = new Set<() => void>();
+  private ackScheduled = false;
+  private readonly lastAck = new Map<number, string>();
+
+  constructor(options: NetworkOptions, state?: NetworkState) {
+    this.options = { gateway: options.gateway, container: options.container, token: options.token, ports: [...options.ports] };
+    for (const c of state?.conns ?? []) {
+      const { unread, unacked, ...rest } = c;
+      const connection = new Connection(rest);
+      if (unread) connection.unread.push(Buffer.from(unread, 'base64'));
+      const out = Buffer.from(unacked, 'base64');
+      if (out.length) connection.unacked.push(out);
+      connection.ackedOut = c.sent - out.length;
+      this.conns.set(c.conn, connection);
+    }
+  }
+
+  /** Called before every socket operation of the guest: it runs, so the tunnel must be live. */
+  touch(): void {
+    if (this.frozen) {
+      this.frozen = false;
+      this.socket?.resume();
+      this.scheduleAcks();
+    }
+    if (!this.socket) this.open();
+  }
+
+  /** The next connection waiting on `port` to be accepted. */
+  accept(port: number): Connection | undefined {
+    for (const c of this.conns.values()) {
+      if (!c.state.accepted && c.state.port === port && !c.state.closed) {
+        c.state.accepted = true;
+        return c;
+      }
+    }
+    return undefined;
+  }
+
+  hasPending(port: number): boolean {
+    return [...this.conns.values()].some((c) => !c.state.accepted && c.state.port === port && !c.state.closed);
+  }
+
+  connection(conn: number): Connection | undefined {
+    return this.conns.get(conn);
+  }
+
+  /** Guest output: kept until acknowledged, sent now if the tunnel is up. */
+  send(c: Connection, bytes: Buffer): void {
+    const offset = c.state.sent;
+    c.unacked.push(bytes);
+    c.state.sent += bytes.length;
+    this.write(encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(offset, bytes)));
+  }
+
+  /** The guest will send no more (shutdown or close). */
+  finish(c: Connection): void {
+    if (c.state.finSent) return;
+    c.state.finSent = true;
+    this.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
+  }
+
+  close(c: Connection): void {
+    c.state.closed = true;
+    c.unread = [];
+    this.finish(c);
+    this.collect(c);
+  }
+
+  /** A Wait that settles at the next event on the tunnel (data, a connection, an ack). */
+  changed(): Wait {
+    let wake!: () => void;
+    const ready = new Promise<void>((resolve) => (wake = resolve));
+    this.waiters.add(wake);
+    return new Wait(ready, { cancel: () => this.waiters.delete(wake) });
+  }
+
+  capture(): NetworkState {
+    this.frozen = true;
+    this.socket?.pause();
+    return {
+      ...this.options,
+      conns: [...this.conns.values()].map((c) => ({
+        ...c.state,
+        unread: Buffer.concat(c.unread).toString('base64'),
+        unacked: Buffer.concat(c.unacked).toString('base64'),
+      })),
+    };
+  }
+
+  shutdown(): void {
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.notify();
+  }
+
+  private open(): void {
+    const [host, port] = splitAddress(this.options.gateway);
+    const socket = connect({ host, port, noDelay: true });
+    this.socket = socket;
+    const parser = new TunnelParser((type, conn, payload) => this.onFrame(type, conn, payload));
+    socket.on('connect', () => {
+      const attach: Attach = {
+        container: this.options.container,
+        token: this.options.token,
+        conns: [...this.conns.values()].map((c) => ({ conn: c.state.conn, received: c.state.received, finReceived: c.state.finReceived })),
+      };
+      socket.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
+      // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
+      for (const c of this.conns.values()) {
+        if (c.unacked.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))));
+        if (c.state.finSent) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
+      }
+      this.scheduleAcks();
+    });
+    socket.on('data', (chunk: Buffer) => parser.push(chunk));
+    // A lost tunnel is reopened at the guest's next socket call; nothing is lost meanwhile.
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = undefined;
+      setTimeout(() => this.notify(), 200).unref();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  private onFrame(type: TunnelFrame, conn: number, payload: Buffer): void {
+    let c = this.conns.get(conn);
+    if (type === TunnelFrame.Open) {
+      if (!c) {
+        const { port } = JSON.parse(payload.toString('utf8')) as { port: number };
+        c = new Connection({ conn, port, accepted: false, received: 0, finReceived: false, sent: 0, finSent: false, closed: false });
+        this.conns.set(conn, c);
+      }
+      this.scheduleAcks();
+    } else if (type === TunnelFrame.Data && c) {
+      const offset = readOffset(payload);
+      const bytes = payload.subarray(8);
+      const skip = c.state.received - offset;
+      if (skip >= 0 && skip < bytes.length) {
+        if (!c.state.closed) c.unread.push(Buffer.from(bytes.subarray(skip)));
+        c.state.received += bytes.length - skip;
+      }
+      this.scheduleAcks();
+    } else if (type === TunnelFrame.Fin && c) {
+      if (readOffset(payload) === c.state.received) c.state.finReceived = true;
+      this.scheduleAcks();
+      this.collect(c);
+    } else if (type === TunnelFrame.Ack && c) {
+      const offset = readOffset(payload);
+      let drop = offset - c.ackedOut;
+      while (drop > 0 && c.unacked.length) {
+        const head = c.unacked[0]!;
+        if (head.length <= drop) {
+          c.unacked.shift();
+          drop -= head.length;
+          c.ackedOut += head.length;
+        } else {
+          c.unacked[0] = head.subarray(drop);
+          c.ackedOut += drop;
+          drop = 0;
+        }
+      }
+      this.collect(c);
+    } else if (!c && (type === TunnelFrame.Data || type === TunnelFrame.Fin)) {
+      // A connection this guest closed already: the client's bytes are taken (and dropped).
+      const end = readOffset(payload) + (type === TunnelFrame.Data ? payload.length - 8 : 0);
+      this.write(encodeTunnelFrame(TunnelFrame.Ack, conn, offsetPayload(end, type === TunnelFrame.Fin ? 1 : 0)));
+    }
+    this.notify();
+  }
+
+  /** Forgets a connection the guest closed once the gateway acknowledged all of its output. */
+  private collect(c: Connection): void {
+    if (c.state.closed && c.unackedBytes === 0 && c.state.finSent) {
+      this.conns.delete(c.state.conn);
+      this.lastAck.delete(c.state.conn);
+    }
+  }
+
+  private scheduleAcks(): void {
+    if (this.ackScheduled || this.frozen) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      if (this.frozen || !this.socket) return;
+      for (const c of this.conns.values()) {
+        const ack = `${c.state.received}:${c.state.finReceived ? 1 : 0}`;
+        if (this.lastAck.get(c.state.conn) === ack) continue;
+        this.lastAck.set(c.state.conn, ack);
+        this.socket.write(encodeTunnelFrame(TunnelFrame.Ack, c.state.conn, offsetPayload(c.state.received, c.state.finReceived ? 1 : 0)));
+      }
+    });
+  }
+
+  private write(frame: Buffer): void {
+    if (this.socket && !this.socket.connecting) this.socket.write(frame);
+    // Not connected: the frame's content stays in the connection's state and is resent on attach.
+  }
+
+  private notify(): void {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
+
+export function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon), Number(address.slice(colon + 1))];
+}
