@@ -20,6 +20,7 @@ import {
   Errno,
   FDFLAGS_ALL,
   Fdflags,
+  Filetype,
   Lookupflags,
   Oflags,
   Preopentype,
@@ -241,6 +242,12 @@ export class WasiHost {
     if (d === undefined) throw new WasiError(Errno.BADF);
     if ((d.rightsBase & rights) !== rights) throw new WasiError(missing);
     return d;
+  }
+
+  /** The socket behind `fd`: ENOTSOCK for any other kind, then the rights check. */
+  private socket(fd: number, rights: bigint): Descriptor {
+    if (this.fd(fd, 0n).filetype !== Filetype.SOCKET_STREAM) throw new WasiError(Errno.NOTSOCK);
+    return this.fd(fd, rights);
   }
 
   private dir(fd: number, rights: bigint): DirectoryDescriptor {
@@ -578,7 +585,7 @@ export class WasiHost {
       // Sockets come later, as another descriptor kind; until then no fd is a socket.
       sock_accept: (fd: number, flags: number, out: number) =>
         this.call(() => {
-          const listener = this.fd(fd, Rights.SOCK_ACCEPT);
+          const listener = this.socket(fd, Rights.SOCK_ACCEPT);
           if (flags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
           const accepted = listener.accept(flags);
           if (accepted instanceof Wait) return accepted;
@@ -588,19 +595,19 @@ export class WasiHost {
         }),
       sock_recv: (fd: number, iovs: number, count: number, riFlags: number, outLen: number, outFlags: number) =>
         this.call(() => {
-          const [n, roFlags] = this.fd(fd, Rights.FD_READ).recv(mem.iovecs(iovs >>> 0, count >>> 0), riFlags & Riflags.RECV_PEEK);
+          const [n, roFlags] = this.socket(fd, Rights.FD_READ).recv(mem.iovecs(iovs >>> 0, count >>> 0), riFlags & Riflags.RECV_PEEK);
           if (n instanceof Wait) return n;
           mem.setU32(outLen >>> 0, n);
           mem.setU16(outFlags >>> 0, roFlags);
         }),
       sock_send: (fd: number, iovs: number, count: number, _siFlags: number, out: number) =>
         this.call(() => {
-          mem.setU32(out >>> 0, this.fd(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0)));
+          mem.setU32(out >>> 0, this.socket(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0)));
         }),
       sock_shutdown: (fd: number, how: number) =>
         this.call(() => {
           if (how >>> 0 === 0 || how >>> 0 > 3) throw new WasiError(Errno.INVAL);
-          this.fd(fd, Rights.SOCK_SHUTDOWN).shutdown(how >>> 0);
+          this.socket(fd, Rights.SOCK_SHUTDOWN).shutdown(how >>> 0);
         }),
     };
   }
