@@ -79,8 +79,8 @@ export interface Background {
 }
 
 /** Starts the roam CLI in the background (e.g. `run --name`), collecting its output. */
-export function roamInBackground(args: string[], options: { cwd?: string } = {}): Background {
-  const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
+export function roamInBackground(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Background {
+  const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd, env: options.env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { type Result, repoRoot, roam } from '../helpers.js';
+import { type Result, repoRoot, roam, roamInBackground } from '../helpers.js';
 
 /** A local cluster of this test's own (ROAM_CLUSTER_DIR), driven through the CLI. */
 export class TestCluster {
@@ -12,6 +12,13 @@ export class TestCluster {
 
   roam(args: string[]): Result {
     return roam(args, { env: this.env });
+  }
+
+  /** Runs a roam command in the background (the test's event loop keeps going); must succeed. */
+  async okAsync(args: string[]): Promise<string> {
+    const result = await roamInBackground(args, { env: this.env }).done;
+    assert.equal(result.status, 0, `roam ${args.join(' ')}: ${result.stderr}`);
+    return result.stdout;
   }
 
   /** Runs a roam command that must succeed; returns its stdout. */
