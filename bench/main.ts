@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
 import { migrationBench } from './migration.js';
+import { kvBench } from './kv.js';
 import { programsBench } from './programs.js';
 
 /**
@@ -11,19 +12,23 @@ import { programsBench } from './programs.js';
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
+/** ROAM_BENCH_ONLY=kv,migration runs those sections only (the file then holds only them). */
+const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
-  sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
-  sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
-  sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
+  const wanted = (name: string) => !only || only.includes(name);
+  if (wanted('programs')) sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
+  if (wanted('checkpoint')) sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
+  if (wanted('migration')) sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
+  if (wanted('kv')) sections.push(await kvBench(join(work, 'kv'), quick ? 20_000 : 100_000, quick ? 1 : 3));
   const header = [
     '# Benchmark results',
     '',
     `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${process.arch}, ${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'} (${(await import('node:os')).cpus().length} cores). Foreign ISAs run under qemu-user on the same machine.`,
     '',
   ];
-  const out = join(repoRoot, 'bench', quick ? 'results-quick.md' : 'results.md');
+  const out = join(repoRoot, 'bench', quick || only ? 'results-quick.md' : 'results.md');
   writeFileSync(out, `${header.join('\n')}${sections.join('\n\n')}\n`);
   console.log(`wrote ${out}`);
 } finally {

@@ -30,10 +30,11 @@ async function main(): Promise<void> {
   const loaded = await loadModule(init.modulePath);
   if (!loaded.manifest) throw new Error(`${init.modulePath} is a plain module: build it with roam build to run it on a node`);
   let instance: Instance;
+  let host!: WasiHost;
   let late: LateHost | undefined;
   let preopens = init.kind === 'start' ? init.preopens : [];
   if (init.kind === 'start') {
-    instance = new Instance(loaded, (blocker) => new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker }), isWasiExit, init.stopFlag);
+    instance = new Instance(loaded, (blocker) => (host = new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker })), isWasiExit, init.stopFlag);
   } else {
     const names = WebAssembly.Module.imports(loaded.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
     let blocker!: Parameters<ConstructorParameters<typeof Instance>[1]>[0];
@@ -46,11 +47,14 @@ async function main(): Promise<void> {
     const state = command.state;
     preopens = state.preopens;
     const network = state.host.network && init.gateway ? { ...state.host.network, gateway: init.gateway } : undefined;
-    late.bind(WasiHost.restore(state.host, { preopens: state.preopens, blocker, network }));
+    host = WasiHost.restore(state.host, { preopens: state.preopens, blocker, network });
+    late.bind(host);
     instance.restoreState(state);
     post({ event: 'restored' });
     const go = await nextCommand();
     if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
+    // Committed: clients wait in the gateway until this guest attaches, so attach now.
+    host.resumeNetwork();
   }
   if (init.kind === 'start') post({ event: 'ready', memory: instance.linearMemory });
   for (;;) {
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
         const state: ContainerState = { preopens, engine: snapshot.engine, globals: snapshot.globals, host: snapshot.host as ContainerState['host'] };
         post({ event: 'captured', state });
       } else if (command.op === 'resume') {
+        host.resumeNetwork();
         break;
       } else {
         throw new Error(`unexpected ${command.op} while stopped`);

@@ -156,6 +156,14 @@ export class WasiHost {
   }
 
   /**
+   * The guest runs again after a capture (or for the first time after a restore): take up client
+   * connections now rather than at its next socket call.
+   */
+  resumeNetwork(): void {
+    this.network?.touch();
+  }
+
+  /**
    * Close every descriptor (host files, stdin reading); for a host that will not run again,
    * e.g. on the source node once a migration has committed.
    */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Result, repoRoot, roam, roamInBackground } from '../helpers.js';
 
@@ -51,3 +52,14 @@ export class TestCluster {
 }
 
 export const primesSource = join(repoRoot, 'examples', 'primes.c');
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

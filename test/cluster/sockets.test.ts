@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { roam, sleep, tempDir, fixtures } from '../helpers.js';
-import { TestCluster } from './cluster.js';
+import { TestCluster, freePort } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
 after(cleanup);
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A client of the echo server that sends a line every `everyMs` and checks each answer. */
 class LineClient {
