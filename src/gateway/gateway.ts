@@ -105,7 +105,8 @@ export class Gateway {
     }
     if (this.publications.has(request.hostPort)) throw new HttpError(409, `port ${request.hostPort} is already published (for container ${this.publications.get(request.hostPort)!.publication.container})`);
     const publication: Publication = { hostPort: request.hostPort, container: request.container, port: request.port };
-    const server = createServer({ noDelay: true }, (socket) => this.onClient(publication, socket));
+    // Half-open: a client that finished sending still gets the rest of the answer.
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onClient(publication, socket));
     try {
       await listenOn(server, publication.hostPort, this.options.host);
     } catch (error) {
