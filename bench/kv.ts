@@ -1,23 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Cluster, migrateContainer, startCluster, startOnNode, stopCluster } from '../src/cluster/cluster.js';
+import { freePort } from '../test/cluster/cluster.js';
 import { median, ms, repoRoot, roamSync, table } from './harness.js';
 
 const throughputTarget = 0.7;
 const pauseSlackMs = 5;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** redis-benchmark requests per second for one test (GET or SET) against `port`. */
 function redisBenchmark(port: number, test: 'get' | 'set', pipeline: number, requests: number): number {

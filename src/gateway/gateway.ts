@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { HttpError, hasToken, isObject, jsonBody, reply, serve } from '../agent/http.js';
-import { type Attach, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
+import { type Attach, dropAcknowledged, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
 
 export interface GatewayOptions {
   host: string;
@@ -240,19 +240,7 @@ export class Gateway {
 
   /** The container has the client's bytes up to `offset` (and its end, if `fin`): drop them here. */
   private acknowledged(c: ClientConnection, offset: number, fin: boolean): void {
-    let drop = offset - c.acked;
-    while (drop > 0 && c.pending.length) {
-      const head = c.pending[0]!;
-      if (head.length <= drop) {
-        c.pending.shift();
-        drop -= head.length;
-        c.acked += head.length;
-      } else {
-        c.pending[0] = head.subarray(drop);
-        c.acked += drop;
-        drop = 0;
-      }
-    }
+    if (offset > c.acked) c.acked += dropAcknowledged(c.pending, offset - c.acked);
     if (fin) c.containerHasEnd = true;
     if (c.pendingBytes <= maxUnackedIn && c.socket.isPaused()) c.socket.resume();
   }

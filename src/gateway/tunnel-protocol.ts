@@ -68,3 +68,19 @@ export class TunnelParser {
     this.pending = this.pending.subarray(at);
   }
 }
+
+/**
+ * Drops up to `count` bytes from the front of a queue of unacknowledged buffers (the peer has
+ * them now); returns how many it dropped.
+ */
+export function dropAcknowledged(queue: Buffer[], count: number): number {
+  let dropped = 0;
+  while (dropped < count && queue.length) {
+    const head = queue[0]!;
+    const n = Math.min(head.length, count - dropped);
+    if (n === head.length) queue.shift();
+    else queue[0] = head.subarray(n);
+    dropped += n;
+  }
+  return dropped;
+}

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { type Attach, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
+import { type Attach, dropAcknowledged, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
 import { Wait } from './descriptors/descriptor.js';
 
 /** Where a container's client connections come from: the gateway's tunnel endpoint. */
@@ -210,19 +210,7 @@ export class Network {
       this.collect(c);
     } else if (type === TunnelFrame.Ack && c) {
       const offset = readOffset(payload);
-      let drop = offset - c.ackedOut;
-      while (drop > 0 && c.unacked.length) {
-        const head = c.unacked[0]!;
-        if (head.length <= drop) {
-          c.unacked.shift();
-          drop -= head.length;
-          c.ackedOut += head.length;
-        } else {
-          c.unacked[0] = head.subarray(drop);
-          c.ackedOut += drop;
-          drop = 0;
-        }
-      }
+      if (offset > c.ackedOut) c.ackedOut += dropAcknowledged(c.unacked, offset - c.ackedOut);
       this.collect(c);
     } else if (!c && (type === TunnelFrame.Data || type === TunnelFrame.Fin)) {
       // A connection this guest closed already: the client's bytes are taken (and dropped).

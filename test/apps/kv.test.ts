@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, test, type TestContext } from 'node:test';
+import { freePort } from '../cluster/cluster.js';
 import { repoRoot, roam, sleep, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir('roam-kv-');
@@ -68,16 +69,6 @@ async function stopServer(server: Server | undefined): Promise<number | string |
     return server.exited;
   }
   return status;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** A RESP multibulk request, as redis-cli and redis-benchmark send. */
