@@ -17,7 +17,7 @@ export function registerClusterCommands(program: Command): void {
   program
     .command('up')
     .description('Start a local cluster: one agent per ISA on loopback (foreign ISAs under qemu-user)')
-    .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', 'x64,arm64')
+    .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', Object.keys(isas).join(','))
     .action(async (opts: { isa: string }) => {
       const list = parseIsaList(opts.isa);
       process.stderr.write(`roam up: starting ${list.length} agent(s)${list.some((i) => i !== 'x64') ? ' (emulated ones take a few seconds)' : ''}\n`);

@@ -56,6 +56,15 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
     assert.equal((await call('/v1/containers', { method: 'POST', body: JSON.stringify({ module: '0'.repeat(64), args: [] }) })).status, 409);
     assert.equal((await call(`/v1/containers/${id}/migrate`, { method: 'POST', body: '{}' })).status, 400);
 
+    // A container that crashes (here: killed) ends alone; its agent and the others go on.
+    const victim = cluster.run('x64', [module, '--', '400000000']);
+    const { pid } = JSON.parse(cluster.ok(['ps', '--json'])).find((c: { id: string }) => c.id === victim) as { pid: number };
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 50 && cluster.where(victim).status === 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(cluster.where(victim).status, 'failed');
+    assert.equal(cluster.where(id).status, 'running');
+    assert.equal(JSON.parse(cluster.ok(['nodes', '--json'])).length, 2);
+
     cluster.ok(['stop', id]);
     assert.equal(cluster.where(id).status, 'stopped');
     assert.match(cluster.roam(['stop', id]).stderr, /no container .* in the cluster|is not running/);
