@@ -203,7 +203,8 @@ void reply_array(client *c, long long n);
 
 /* Listening sockets (native: creates one; WASI: from LISTEN_FDS). Returns 0 or -1. */
 int net_setup(const char *bind_addr, int port);
-/* Runs the event loop until SHUTDOWN (or SIGINT/SIGTERM natively), then frees everything. */
+/* Runs the event loop until SHUTDOWN (or SIGINT/SIGTERM natively), then frees everything.
+   Returns the exit status: 0, or 1 if every listening socket became invalid. */
 int net_serve(void);
 
 /* ---- commands.c ---- */

@@ -589,6 +589,22 @@ int net_setup(const char *bind_addr, int port) {
 
 /* ---------------------------------------------------------------- event loop */
 
+static int exit_status;
+
+/* A listening fd the host closed or invalidated: stop polling it; without any, stop. */
+static void drop_listener(int fd) {
+  fprintf(stderr, "kv: listening socket fd %d is no longer valid, dropping it\n", fd);
+  size_t j = 0;
+  for (size_t i = 0; i < srv.nlisteners; i++)
+    if (srv.listeners[i] != fd) srv.listeners[j++] = srv.listeners[i];
+  srv.nlisteners = j;
+  if (j == 0) {
+    fputs("kv: no listening socket left, exiting\n", stderr);
+    srv.shutdown = true;
+    exit_status = 1;
+  }
+}
+
 static void free_closed_clients(void) {
   size_t j = 0;
   for (size_t i = 0; i < srv.nclients; i++) {
@@ -661,7 +677,8 @@ int net_serve(void) {
       ready--;
       client *c = owners[i];
       if (!c) {
-        accept_clients(pfds[i].fd);
+        if (re & POLLNVAL) drop_listener(pfds[i].fd);
+        else accept_clients(pfds[i].fd);
         continue;
       }
       if (re & POLLNVAL) {
@@ -703,5 +720,5 @@ int net_serve(void) {
   free(pfds);
   free(owners);
   db_free(&srv.db);
-  return 0;
+  return exit_status;
 }

@@ -415,6 +415,13 @@ export class WasiHost {
         }),
       fd_prestat_get: (fd: number, out: number) =>
         this.call(() => {
+          if (this.fds.get(fd >>> 0) instanceof ListenerDescriptor) {
+            // Listening sockets sit at fds 3.. before the directories; libc's preopen scan stops at
+            // the first EBADF, so they answer as a preopen of a kind it skips (not a directory).
+            mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
+            mem.setU8(out >>> 0, PREOPENTYPE_SOCKET);
+            return;
+          }
           const d = this.preopen(fd);
           mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
           mem.setU8(out >>> 0, Preopentype.DIR);
@@ -620,6 +627,9 @@ export class WasiHost {
     };
   }
 }
+
+/** Not a WASI preview1 preopen type (only DIR = 0 exists): what listening sockets answer. */
+const PREOPENTYPE_SOCKET = 1;
 
 /** The state a fresh host starts from: stdio at 0-2, then the preopens. */
 function initialState(options: WasiOptions): WasiHostState {

@@ -142,3 +142,21 @@ test('a missing preopen directory is a clear error at construction', () => {
     /fd 3, directory "\/x".*ENOENT/,
   );
 });
+
+test('listening sockets come first (LISTEN_FDS) and do not hide the preopened directories from libc', () => {
+  const network = { gateway: '127.0.0.1:9', container: 'aaaaaaaaaaaa', token: 't', ports: [80, 81] };
+  const g = Guest.create({ network, preopens: [{ guestPath: '/data', hostPath: tempDir() }] });
+  const out = g.alloc(8);
+  for (const fd of [3, 4]) {
+    assert.equal(g.call('fd_prestat_get', fd, out), Errno.SUCCESS);
+    assert.notEqual(g.bytes(out, 1)[0], 0, `fd ${fd} is not a directory preopen`);
+  }
+  assert.equal(g.call('fd_prestat_get', 5, out), Errno.SUCCESS);
+  assert.equal(g.bytes(out, 1)[0], 0, 'fd 5 is the directory');
+  assert.equal(g.call('fd_prestat_get', 6, out), Errno.BADF);
+  const stat = g.alloc(24);
+  assert.equal(g.call('fd_fdstat_get', 3, stat), Errno.SUCCESS);
+  assert.equal(g.bytes(stat, 1)[0], 6, 'a stream socket');
+  assert.equal(g.call('fd_fdstat_set_flags', 3, 4), Errno.SUCCESS, 'O_NONBLOCK');
+  assert.equal(g.call('sock_accept', 3, 0, g.alloc(4)), Errno.AGAIN, 'no client yet: EAGAIN when non-blocking');
+});
