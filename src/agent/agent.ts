@@ -151,14 +151,16 @@ export class Agent {
   }
 
   private async start(request: StartRequest): Promise<ContainerInfo> {
-    if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?}');
+    if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
     const modulePath = this.requireModule(request.module);
     if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string')) throw new HttpError(400, 'args: expected an array of strings');
     if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
     const ports = request.ports ?? [];
-    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new HttpError(400, 'ports: expected TCP port numbers');
+    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) || new Set(ports).size !== ports.length) {
+      throw new HttpError(400, 'ports: expected distinct TCP port numbers');
+    }
     if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) to publish ports`);
     const dirs = request.dirs ?? [];
     if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string')) throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
@@ -178,10 +180,13 @@ export class Agent {
     if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id)) throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
     if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string')) throw new HttpError(400, 'guestPaths: expected an array of strings');
     if (!Array.isArray(request.args) || !Array.isArray(request.history)) throw new HttpError(400, 'args and history: expected arrays');
+    const ports = request.ports ?? [];
+    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new HttpError(400, 'ports: expected TCP port numbers');
+    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for the container's ports`);
     const modulePath = this.requireModule(request.module);
     const container = this.newContainer(
       request.id,
-      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history, ports: request.ports ?? [] },
+      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history, ports },
       [],
     );
     container.info.status = 'incoming';
@@ -221,19 +226,29 @@ export class Agent {
         container.info.status = 'running';
       }
       if (event.event === 'exited') Object.assign(container.info, { status: 'exited', exitCode: event.exitCode });
-      if (event.event === 'failed') Object.assign(container.info, { status: 'failed', error: event.message });
+      if (event.event === 'failed') {
+        // An incoming container that failed never ran here: gone at once, so that a source asking
+        // whether it runs here never mistakes this record for a committed one.
+        if (!ranHere) this.forget(container);
+        else Object.assign(container.info, { status: 'failed', error: event.message });
+      }
     });
     void child.gone.then(({ code, signal }) => {
       if (container.process === child) container.process = undefined;
       const status = container.info.status;
       if (!ranHere) {
-        // A migration that never committed: as if it had never come.
-        this.containers.delete(container.info.id);
-        rmSync(container.dir, { recursive: true, force: true });
+        this.forget(container);
       } else if (!terminal.includes(status)) {
         Object.assign(container.info, { status: 'failed', error: `the container process ended (${signal ?? `exit code ${code}`})` });
       }
     });
+  }
+
+  /** A migration that never committed: as if it had never come. */
+  private forget(container: Container): void {
+    if (this.containers.get(container.info.id) !== container) return;
+    this.containers.delete(container.info.id);
+    rmSync(container.dir, { recursive: true, force: true });
   }
 
   private untilStarted(container: Container, child: ContainerProcess): Promise<void> {

@@ -1,7 +1,8 @@
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { HttpError, hasToken, isObject, jsonBody, reply, serve } from '../agent/http.js';
-import { type Attach, dropAcknowledged, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
+import { type Attach, dropAcknowledged, encodeTunnelFrame, maxFrameBytes, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
 
 export interface GatewayOptions {
   host: string;
@@ -58,7 +59,8 @@ export class Gateway {
   private readonly publications = new Map<number, { publication: Publication; server: Server }>();
   private readonly tunnels = new Map<string, Socket>();
   private readonly conns = new Map<number, ClientConnection>();
-  private nextConn = 1;
+  /** Connection ids start at a random point, so that a restarted gateway does not reuse live ones. */
+  private nextConn = randomInt(1, 2 ** 30);
   private api: HttpServer | undefined;
   private tunnelServer: Server | undefined;
 
@@ -100,8 +102,9 @@ export class Gateway {
   }
 
   private async publish(request: Publication): Promise<Publication> {
-    if (!isObject(request) || !Number.isInteger(request.hostPort) || !Number.isInteger(request.port) || typeof request.container !== 'string') {
-      throw new HttpError(400, 'expected {hostPort, container, port}');
+    const port = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 65535;
+    if (!isObject(request) || !port(request.hostPort) || !port(request.port) || typeof request.container !== 'string' || !/^[0-9a-f]{12}$/.test(request.container)) {
+      throw new HttpError(400, 'expected {hostPort, container, port}: TCP ports and a container ID');
     }
     if (this.publications.has(request.hostPort)) throw new HttpError(409, `port ${request.hostPort} is already published (for container ${this.publications.get(request.hostPort)!.publication.container})`);
     const publication: Publication = { hostPort: request.hostPort, container: request.container, port: request.port };
@@ -158,11 +161,13 @@ export class Gateway {
 
   private onTunnel(socket: Socket): void {
     let container: string | undefined;
+    // Until the Attach proved the token, frames stay small.
     const parser = new TunnelParser((type, conn, payload) => {
       if (container === undefined) {
         if (type !== TunnelFrame.Attach) return socket.destroy();
         const attach = JSON.parse(payload.toString('utf8')) as Attach;
-        if (attach.token !== this.options.token) return socket.destroy();
+        if (!isObject(attach) || !sameToken(String(attach.token), this.options.token) || typeof attach.container !== 'string' || !Array.isArray(attach.conns)) return socket.destroy();
+        parser.maxFrameBytes = maxFrameBytes;
         container = attach.container;
         this.attach(attach, socket);
         return;
@@ -253,6 +258,11 @@ export class Gateway {
     c.socket.destroy();
     this.conns.delete(c.conn);
   }
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const [a, b] = [Buffer.from(given), Buffer.from(expected)];
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function listenOn(server: Server | HttpServer, port: number, host: string): Promise<number> {

@@ -48,24 +48,38 @@ export function readOffset(payload: Buffer): number {
   return Number(payload.readBigUInt64LE(0));
 }
 
-/** Splits a byte stream into tunnel frames. */
+/** The largest frame accepted once a tunnel is attached (a guest's single send, say). */
+export const maxFrameBytes = 64 << 20;
+
+export class TunnelError extends Error {}
+
+/** Splits a byte stream into tunnel frames; chunks are joined only once a whole frame is there. */
 export class TunnelParser {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Frames larger than this are refused (small until the peer is known). */
+  maxFrameBytes = 64 << 10;
 
   constructor(private readonly onFrame: (type: TunnelFrame, conn: number, payload: Buffer) => void) {}
 
+  /** Throws a TunnelError on a frame larger than allowed: the connection is then unusable. */
   push(chunk: Buffer): void {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    let at = 0;
-    while (this.pending.length - at >= tunnelHeaderBytes) {
-      const length = this.pending.readUInt32LE(at + 5);
-      if (this.pending.length - at < tunnelHeaderBytes + length) break;
-      const type = this.pending.readUInt8(at) as TunnelFrame;
-      const conn = this.pending.readUInt32LE(at + 1);
-      this.onFrame(type, conn, this.pending.subarray(at + tunnelHeaderBytes, at + tunnelHeaderBytes + length));
-      at += tunnelHeaderBytes + length;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (this.buffered >= tunnelHeaderBytes) {
+      if (this.chunks[0]!.length < tunnelHeaderBytes) this.chunks = [Buffer.concat(this.chunks)];
+      const head = this.chunks[0]!;
+      const length = head.readUInt32LE(5);
+      if (length > this.maxFrameBytes) throw new TunnelError(`tunnel frame of ${length} bytes refused`);
+      const total = tunnelHeaderBytes + length;
+      if (this.buffered < total) return;
+      const frame = head.length >= total ? head : Buffer.concat(this.chunks);
+      this.onFrame(frame.readUInt8(0) as TunnelFrame, frame.readUInt32LE(1), frame.subarray(tunnelHeaderBytes, total));
+      const rest = frame.subarray(total);
+      this.chunks = head.length >= total ? [rest, ...this.chunks.slice(1)] : [rest];
+      if (this.chunks[0]!.length === 0) this.chunks.shift();
+      this.buffered -= total;
     }
-    this.pending = this.pending.subarray(at);
   }
 }
 

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { type Attach, dropAcknowledged, encodeTunnelFrame, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
+import { type Attach, dropAcknowledged, encodeTunnelFrame, maxFrameBytes, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
 import { Wait } from './descriptors/descriptor.js';
 
 /** Where a container's client connections come from: the gateway's tunnel endpoint. */
@@ -33,13 +33,15 @@ export interface NetworkState extends NetworkOptions {
   conns: ConnectionState[];
 }
 
-/** Bytes of output the gateway has not acknowledged beyond which the guest's sends wait. */
+/** Bytes of output the gateway has not acknowledged beyond which poll stops reporting the socket writable. */
 export const maxUnackedBytes = 4 << 20;
 
 export class Connection {
   unread: Buffer[] = [];
   unacked: Buffer[] = [];
   ackedOut = 0;
+  /** The gateway has the guest's end of stream. */
+  finAcked = false;
   constructor(public state: Omit<ConnectionState, 'unread' | 'unacked'>) {}
 
   get unreadBytes(): number {
@@ -163,6 +165,7 @@ export class Network {
     const socket = connect({ host, port, noDelay: true });
     this.socket = socket;
     const parser = new TunnelParser((type, conn, payload) => this.onFrame(type, conn, payload));
+    parser.maxFrameBytes = maxFrameBytes;
     socket.on('connect', () => {
       const attach: Attach = {
         container: this.options.container,
@@ -177,7 +180,13 @@ export class Network {
       }
       this.scheduleAcks();
     });
-    socket.on('data', (chunk: Buffer) => parser.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        socket.destroy(); // a broken tunnel is reopened; the offsets make up for it
+      }
+    });
     // A lost tunnel is reopened at the guest's next socket call; nothing is lost meanwhile.
     socket.on('close', () => {
       if (this.socket === socket) this.socket = undefined;
@@ -211,6 +220,7 @@ export class Network {
     } else if (type === TunnelFrame.Ack && c) {
       const offset = readOffset(payload);
       if (offset > c.ackedOut) c.ackedOut += dropAcknowledged(c.unacked, offset - c.ackedOut);
+      if (payload.length > 8 && payload[8] === 1 && offset === c.state.sent) c.finAcked = true;
       this.collect(c);
     } else if (!c && (type === TunnelFrame.Data || type === TunnelFrame.Fin)) {
       // A connection this guest closed already: the client's bytes are taken (and dropped).
@@ -222,7 +232,7 @@ export class Network {
 
   /** Forgets a connection the guest closed once the gateway acknowledged all of its output. */
   private collect(c: Connection): void {
-    if (c.state.closed && c.unackedBytes === 0 && c.state.finSent) {
+    if (c.state.closed && c.unackedBytes === 0 && c.finAcked) {
       this.conns.delete(c.state.conn);
       this.lastAck.delete(c.state.conn);
     }
