@@ -11,6 +11,8 @@ export interface GatewayOptions {
   /** Port containers connect their tunnel to (0: any). */
   tunnelPort: number;
   token: string;
+  /** Overrides detachedGraceMs (tests). */
+  detachedGraceMs?: number;
 }
 
 /** A published endpoint: clients of hostPort reach guest port `port` of container `container`. */
@@ -22,6 +24,11 @@ export interface Publication {
 
 /** Bytes from one client the container has not acknowledged beyond which the client is not read. */
 const maxUnackedIn = 1 << 20;
+/**
+ * How long connections are held for a container whose tunnel went away. A migration re-attaches
+ * within its downtime; a container that exited or died never does, and its clients are then closed.
+ */
+export const detachedGraceMs = 30_000;
 
 /** One client connection, held by the gateway for as long as the client is connected. */
 class ClientConnection {
@@ -182,7 +189,13 @@ export class Gateway {
       }
     });
     socket.on('close', () => {
-      if (container !== undefined && this.tunnels.get(container) === socket) this.tunnels.delete(container);
+      if (container === undefined || this.tunnels.get(container) !== socket) return;
+      this.tunnels.delete(container);
+      const gone = container;
+      setTimeout(() => {
+        if (this.tunnels.has(gone)) return;
+        for (const c of this.conns.values()) if (c.publication.container === gone) this.drop(c, true);
+      }, this.options.detachedGraceMs ?? detachedGraceMs).unref();
     });
     socket.on('error', () => undefined);
   }
@@ -254,8 +267,10 @@ export class Gateway {
     if (c.containerEnded && c.clientEnded && c.containerHasEnd) this.conns.delete(c.conn);
   }
 
-  private drop(c: ClientConnection): void {
-    c.socket.destroy();
+  /** Closes a client connection: gracefully (`end`, after what was written) or at once. */
+  private drop(c: ClientConnection, end = false): void {
+    if (end) c.socket.end();
+    else c.socket.destroy();
     this.conns.delete(c.conn);
   }
 }

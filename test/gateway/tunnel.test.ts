@@ -109,3 +109,24 @@ test('the gateway refuses tunnels with a wrong token and reports its ports', asy
   await assert.rejects(new GatewayClient(addresses.url, 'nope').ports(), /missing or wrong token/);
   rogue.shutdown();
 });
+
+test('clients of a container that never comes back are closed after the grace period', async () => {
+  const short = new Gateway({ host: '127.0.0.1', apiPort: 0, tunnelPort: 0, token, detachedGraceMs: 200 });
+  const where = await short.listen();
+  try {
+    const port = await freePort();
+    await new GatewayClient(where.url, token).publish({ hostPort: port, container: 'dddddddddddd', port: 80 });
+    const end = new Network({ gateway: where.tunnel, container: 'dddddddddddd', token, ports: [80] });
+    end.touch();
+    const client = connect(port, '127.0.0.1');
+    let ended = false;
+    client.on('end', () => (ended = true));
+    client.on('error', () => undefined);
+    await until(() => end.accept(80), 'the connection');
+    end.shutdown(); // the container exits: no tunnel, no re-attach
+    await until(() => ended, 'the client to be closed');
+    client.destroy();
+  } finally {
+    short.close();
+  }
+});
