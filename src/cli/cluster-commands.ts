@@ -16,7 +16,7 @@ export function parseIsaList(value: string): Isa[] {
 export function registerClusterCommands(program: Command): void {
   program
     .command('up')
-    .description('Start a local cluster: one agent per ISA on loopback (foreign ISAs under qemu-user)')
+    .description('Start a local cluster on loopback: the gateway and one agent per ISA (foreign ISAs under qemu-user)')
     .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', Object.keys(isas).join(','))
     .action(async (opts: { isa: string }) => {
       const list = parseIsaList(opts.isa);

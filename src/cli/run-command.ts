@@ -44,7 +44,7 @@ export function parseEnv(specs: string[]): Record<string, string> {
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('Run a WebAssembly (wasm32-wasi) module on this machine')
+    .description('Run a WebAssembly (wasm32-wasi) module here, or in the background on a node of the cluster (--node, -p)')
     .argument('<module>', 'the .wasm module (plain, or migratable from roam build)')
     .argument('[args...]', 'arguments for the program (after --)')
     .option('--dir <host[:guest]>', 'preopen a host directory (repeatable)', collect, [])
