@@ -32,6 +32,8 @@
 
 #include <node_api.h>
 
+#include "populate.h"
+
 #if defined(__linux__)
 #define ROAM_HAVE_UFFD 1
 #include <fcntl.h>
@@ -701,6 +703,7 @@ NAPI_MODULE_INIT() {
     { "extend", NULL, js_extend, NULL, NULL, NULL, napi_enumerable, NULL },
     { "collectWritten", NULL, js_collect_written, NULL, NULL, NULL, napi_enumerable, NULL },
     { "untrack", NULL, js_untrack, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "populate", NULL, roam_populate, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value page_size;

@@ -7,6 +7,7 @@ import { readFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { GuestThread } from '../container/guest-thread.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
+import { nativeAddon } from '../native/addon.js';
 import { migrateIn } from '../migrate/receiver.js';
 import { migrateOut } from '../migrate/sender.js';
 import { AgentClient } from './client.js';
@@ -106,6 +107,7 @@ async function start(): Promise<void> {
         return guest.memory;
       },
       writeLog: (bytes) => writeSync(1, bytes),
+      populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
       restore: (state) => guest!.restore(state),
       run: () => guest!.resume(),
     }).then(

@@ -110,8 +110,11 @@ export interface ReceivedFrame {
  * makes that safe (pages of a round are sent only after the previous round was acknowledged).
  */
 export interface PageSink {
-  /** A PAGES frame begins: its 4-byte offset field, as sent (it is part of the round's checksum). */
-  begin(offsetField: Buffer): void;
+  /**
+   * A PAGES frame begins: its 4-byte offset field, as sent (it is part of the round's checksum),
+   * and how many bytes of memory follow.
+   */
+  begin(offsetField: Buffer, length: number): void;
   /** Bytes of the current frame, for memory at `offset`. */
   data(offset: number, bytes: Buffer): void;
 }
@@ -195,7 +198,7 @@ export class FrameReader {
         if (this.buffered < headerBytes + 4) break;
         this.take(headerBytes);
         const offsetField = Buffer.from(this.take(4));
-        this.pageSink.begin(offsetField);
+        this.pageSink.begin(offsetField, length - 4);
         if (length > 4) this.streaming = { offset: offsetField.readUInt32LE(0), remaining: length - 4 };
         continue;
       }

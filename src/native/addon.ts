@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../platform/paths.js';
 
 /**
- * The optional native addon (native/src/dirty_tracker.c, built by scripts/build-native into
+ * The optional native addon (native/src/: dirty tracking, bulk page population; built by scripts/build-native into
  * native/build/Release/roam_native.node). Absent when it was not built (no compiler, not Linux,
  * ROAM_SKIP_NATIVE=1) or cannot load (e.g. an x64 build under a foreign-ISA Node in qemu-user):
  * Roam then uses its pure-TypeScript paths. ROAM_NO_NATIVE=1 ignores a built addon.
@@ -39,6 +39,11 @@ export interface NativeAddon {
   collectWritten(handle: NativeTrackHandle): Uint32Array;
   /** Stops tracking and closes the userfaultfd; idempotent. */
   untrack(handle: NativeTrackHandle): void;
+  /**
+   * Faults in view[offset, offset+length) for writing in one kernel call (MADV_POPULATE_WRITE),
+   * contents kept; false where the kernel cannot (the copy then takes the faults itself).
+   */
+  populate(view: Uint8Array, offset: number, length: number): boolean;
 }
 
 let cached: { addon: NativeAddon | undefined; error: string } | undefined;
@@ -51,7 +56,7 @@ function load(): { addon: NativeAddon | undefined; error: string } {
   if (built && built !== process.arch) return { addon: undefined, error: `native addon built for ${built}, this Node is ${process.arch}` };
   try {
     const loaded = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
-    for (const name of ['probe', 'track', 'extend', 'collectWritten', 'untrack'] as const) {
+    for (const name of ['probe', 'track', 'extend', 'collectWritten', 'untrack', 'populate'] as const) {
       if (typeof loaded[name] !== 'function') return { addon: undefined, error: `native addon lacks ${name}()` };
     }
     if (typeof loaded.pageSize !== 'number') return { addon: undefined, error: 'native addon lacks pageSize' };

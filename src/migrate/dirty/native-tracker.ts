@@ -25,7 +25,7 @@ export class UffdWpTracker implements DirtyTracker {
   /** Bytes covered by previous scans: beyond, memory is new and scanned for non-zero pages. */
   private scannedLength = 0;
   /** Copies of the ranges returned by the last scan. */
-  private copy = Buffer.alloc(0);
+  private copy: Buffer = Buffer.alloc(0);
 
   private constructor(
     private readonly addon: NativeAddon,
@@ -103,14 +103,21 @@ export class UffdWpTracker implements DirtyTracker {
     this.copy = Buffer.alloc(0);
   }
 
+  /** A new copy buffer, its pages faulted in at once (several times faster than by the copy). */
+  private freshBuffer(length: number): Buffer {
+    const buffer = Buffer.allocUnsafeSlow(length);
+    this.addon.populate(buffer, 0, length);
+    return buffer;
+  }
+
   /** Copies the spans of memory into the tracker's buffer and returns them as ranges. */
   private copyOut(memory: Uint8Array, spans: number[]): DirtyRange[] {
     let total = 0;
     for (let i = 0; i < spans.length; i += 2) total += spans[i + 1] - spans[i];
     if (total > this.copy.length) {
-      this.copy = Buffer.allocUnsafeSlow(Math.max(total, Math.min(2 * this.copy.length, memory.length)));
+      this.copy = this.freshBuffer(Math.max(total, Math.min(2 * this.copy.length, memory.length)));
     } else if (this.copy.length > keepCopyBytes && total < this.copy.length / 8) {
-      this.copy = Buffer.allocUnsafeSlow(total);
+      this.copy = this.freshBuffer(total);
     }
     const live = Buffer.from(memory.buffer, memory.byteOffset, memory.length);
     const ranges: DirtyRange[] = [];
