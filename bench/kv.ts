@@ -101,7 +101,7 @@ export async function kvBench(work: string, requests: number, rounds: number): P
   try {
     cluster = await startCluster(['x64', 'x64', 'arm64']);
     const roamPort = await freePort();
-    const info = await startOnNode('x64', wasm, { args: ['kv'] }, [{ hostPort: roamPort, port: 6379 }]);
+    const info = await startOnNode(cluster, 'x64', wasm, { args: ['kv'] }, [{ hostPort: roamPort, port: 6379 }]);
     await waitForPort(nativePort);
     await waitForPort(roamPort);
     for (const pipeline of [1, 16]) {

@@ -99,7 +99,7 @@ function restore(name: string, value: string | undefined): void {
 
 async function migrateOnce(cluster: Cluster, writer: string, run: Run, index: number): Promise<void> {
   const name = `writer-${index}`;
-  const info = await startOnNode('x64', writer, { name, args: ['writer', String(run.sizeMiB), String(run.rate.mibPerS)] });
+  const info = await startOnNode(cluster, 'x64', writer, { name, args: ['writer', String(run.sizeMiB), String(run.rate.mibPerS)] });
   try {
     await waitForReady(cluster, info.id, 120_000 + run.sizeMiB * 100);
     await sleep(500); // the write rate settles

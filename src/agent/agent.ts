@@ -16,7 +16,7 @@ import {
 } from './api.js';
 import { AgentClient } from './client.js';
 import { ContainerProcess } from './container-process.js';
-import { HttpError, hasToken, isObject, jsonBody, readBody, reply, serve } from './http.js';
+import { HttpError, hasToken, isObject, jsonBody, listenOn, readBody, reply, serve } from './http.js';
 import { type NodeFacts, type PowerModel, nodeFacts } from './facts.js';
 
 export interface AgentOptions {
@@ -59,16 +59,9 @@ export class Agent {
   }
 
   /** Listens; resolves with the URL it answers on. */
-  listen(): Promise<string> {
+  async listen(): Promise<string> {
     this.server = createServer(serve((req, res) => this.handle(req, res)));
-    return new Promise((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.options.port, this.options.host, () => {
-        const address = this.server!.address();
-        const port = typeof address === 'object' && address ? address.port : this.options.port;
-        resolve(`http://${this.options.host}:${port}`);
-      });
-    });
+    return `http://${this.options.host}:${await listenOn(this.server, this.options.port, this.options.host)}`;
   }
 
   /** Stops every container and the server. */
@@ -150,6 +143,16 @@ export class Agent {
     return path;
   }
 
+  /** A request's guest ports, which need this node to have a gateway. */
+  private ports(value: unknown): number[] {
+    const ports = value ?? [];
+    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) || new Set(ports).size !== ports.length) {
+      throw new HttpError(400, 'ports: expected distinct TCP port numbers');
+    }
+    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for ports`);
+    return ports as number[];
+  }
+
   private async start(request: StartRequest): Promise<ContainerInfo> {
     if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
     const modulePath = this.requireModule(request.module);
@@ -157,11 +160,7 @@ export class Agent {
     if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
-    const ports = request.ports ?? [];
-    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) || new Set(ports).size !== ports.length) {
-      throw new HttpError(400, 'ports: expected distinct TCP port numbers');
-    }
-    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) to publish ports`);
+    const ports = this.ports(request.ports);
     const dirs = request.dirs ?? [];
     if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string')) throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
     for (const d of dirs) {
@@ -172,7 +171,8 @@ export class Agent {
     const network = ports.length > 0 ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports } : undefined;
     const child = new ContainerProcess({ kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs, network });
     this.attach(container, child);
-    await this.untilStarted(container, child);
+    const started = await child.waitFor('running', 'exited', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
+    if (started.event === 'failed') throw new HttpError(400, started.message);
     return this.describe(container);
   }
 
@@ -180,9 +180,7 @@ export class Agent {
     if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id)) throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
     if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string')) throw new HttpError(400, 'guestPaths: expected an array of strings');
     if (!Array.isArray(request.args) || !Array.isArray(request.history)) throw new HttpError(400, 'args and history: expected arrays');
-    const ports = request.ports ?? [];
-    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new HttpError(400, 'ports: expected TCP port numbers');
-    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for the container's ports`);
+    const ports = this.ports(request.ports);
     const modulePath = this.requireModule(request.module);
     const container = this.newContainer(
       request.id,
@@ -203,15 +201,9 @@ export class Agent {
       gateway: this.options.gateway,
     });
     this.attach(container, child);
-    const port = await new Promise<number>((resolve, reject) => {
-      child.on((event) => {
-        if (event.event === 'listening') resolve(event.port);
-        else if (event.event === 'failed') reject(new HttpError(500, event.message));
-        else return false;
-        return true;
-      });
-      void child.gone.then(() => reject(new HttpError(500, 'the container process ended before it listened')));
-    });
+    const ready = await child.waitFor('listening', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
+    if (ready.event === 'failed') throw new HttpError(500, `cannot receive the container: ${ready.message}`);
+    const port = ready.port;
     return { host: host.replace(/^::ffff:/, ''), port, ticket };
   }
 
@@ -249,18 +241,6 @@ export class Agent {
     if (this.containers.get(container.info.id) !== container) return;
     this.containers.delete(container.info.id);
     rmSync(container.dir, { recursive: true, force: true });
-  }
-
-  private untilStarted(container: Container, child: ContainerProcess): Promise<void> {
-    return new Promise((resolve, reject) => {
-      child.on((event) => {
-        if (event.event === 'running' || event.event === 'exited') resolve();
-        else if (event.event === 'failed') reject(new HttpError(400, event.message));
-        else return false;
-        return true;
-      });
-      void child.gone.then(() => (container.info.status === 'starting' ? reject(new HttpError(500, container.info.error ?? 'the container process ended')) : resolve()));
-    });
   }
 
   private stop(container: Container): ContainerInfo {

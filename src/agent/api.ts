@@ -70,7 +70,3 @@ export interface MigrateRequest {
 export type MigrateLine = { progress: MigrationProgress } | { result: MigrationResult } | { error: string };
 
 export type MigrationResult = MigrationReport & { from: string; to: string };
-
-export interface ErrorReply {
-  error: string;
-}

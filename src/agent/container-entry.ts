@@ -83,7 +83,7 @@ async function ranAtDestination(destination: AgentClient): Promise<boolean> {
 
 async function start(): Promise<void> {
   if (config.kind === 'start') {
-    const guest = await GuestThread.start({ kind: 'start', modulePath: config.modulePath, args: config.args, env: config.env, preopens: config.preopens, network: config.network });
+    const guest = await GuestThread.open({ kind: 'start', modulePath: config.modulePath, args: config.args, env: config.env, preopens: config.preopens, network: config.network });
     watch(guest);
     tell({ event: 'running' });
     await serve(guest, config.preopens.map((p) => p.hostPath));
@@ -103,7 +103,7 @@ async function start(): Promise<void> {
     migrateIn(socket, config.ticket, {
       directories: config.directories,
       prepare: async (memoryBytes) => {
-        guest = await GuestThread.incoming({ kind: 'incoming', modulePath: config.modulePath, memoryBytes, gateway: config.gateway });
+        guest = await GuestThread.open({ kind: 'incoming', modulePath: config.modulePath, memoryBytes, gateway: config.gateway });
         return guest.memory;
       },
       writeLog: (bytes) => writeSync(1, bytes),

@@ -75,6 +75,23 @@ export class ContainerProcess {
     this.listeners.add(wrapped);
   }
 
+  /** The first of these events; rejects if the process ends before one comes. */
+  waitFor<E extends ChildEvent['event']>(...events: E[]): Promise<Extract<ChildEvent, { event: E }>> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      this.on((event) => {
+        if (done || !(events as string[]).includes(event.event)) return done;
+        done = true;
+        resolve(event as Extract<ChildEvent, { event: E }>);
+        return true;
+      });
+      void this.gone.then(({ code, signal }) => {
+        if (!done) reject(new Error(`the container process ended (${signal ?? `exit code ${code}`})`));
+        done = true;
+      });
+    });
+  }
+
   send(command: ChildCommand): void {
     this.child.send(command);
   }

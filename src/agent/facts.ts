@@ -1,4 +1,5 @@
 import { availableParallelism, hostname, totalmem } from 'node:os';
+import { runsEmulated } from '../platform/foreign-node.js';
 import { type Isa, hostIsa } from '../platform/isa.js';
 
 /** A linear power model: watts at idle and at full load (for placement by energy). */
@@ -46,7 +47,7 @@ export function nodeFacts(name: string, power: PowerModel, dirtyTracking: NodeFa
     memoryBytes: totalmem(),
     node: process.version,
     v8: process.versions.v8,
-    emulated: process.env.ROAM_NODE_COMMAND !== undefined && JSON.parse(process.env.ROAM_NODE_COMMAND).command.includes('qemu'),
+    emulated: runsEmulated(),
     capabilities: dirtyTracking,
     power,
     agentVersion: '0.1.0',

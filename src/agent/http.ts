@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 
 /** The small JSON-over-HTTP toolkit of Roam's daemons (agent, gateway). */
@@ -59,4 +60,16 @@ export function serve(handler: (req: IncomingMessage, res: ServerResponse) => Pr
       else reply(res, status, { error: message });
     });
   };
+}
+
+/** Listens on host:port (0: any free port); resolves with the port. */
+export function listenOn(server: Server | HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
 }

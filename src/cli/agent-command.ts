@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { defaultPower } from '../agent/facts.js';
 import { hostIsa } from '../platform/isa.js';
 import { cacheDir } from '../platform/paths.js';
+import { announceReady, untilStopped } from './daemon.js';
 import { UserError } from './options.js';
 
 interface AgentOptions {
@@ -69,13 +70,8 @@ export function registerAgent(program: Command): void {
         throw new UserError(`cannot listen on ${opts.host}:${port}: ${(error as Error).message}`);
       }
       process.stdout.write(`roam agent ${name} (${isa}) listening on ${url}, state in ${stateDir}\n`);
-      if (opts.readyFile) {
-        writeFileSync(`${opts.readyFile}.partial`, JSON.stringify({ url, pid: process.pid }));
-        renameSync(`${opts.readyFile}.partial`, opts.readyFile);
-      }
-      await new Promise<void>((done) => {
-        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());
-      });
+      announceReady(opts.readyFile, { url });
+      await untilStopped();
       agent.close();
       process.stdout.write(`roam agent ${name} stopped\n`);
       process.exit(0);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ContainerInfo } from '../agent/api.js';
 import type { NodeFacts } from '../agent/facts.js';
-import { type Cluster, agentClient, locateContainer, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
+import { type Cluster, agentClient, followLogs, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
 import { type Isa, isIsa, isas } from '../platform/isa.js';
 import { UserError } from './options.js';
 import { mib, textTable } from './table.js';
@@ -83,15 +83,7 @@ export function registerClusterCommands(program: Command): void {
     .argument('<id>', 'container ID or name')
     .option('-f, --follow', 'keep printing until the container ends')
     .action(async (id: string, opts: { follow?: boolean }) => {
-      const cluster = loadCluster();
-      let { node } = await locateContainer(cluster, id);
-      let offset = 0;
-      for (;;) {
-        const result = await agentClient(cluster, node).logs(id, { offset, follow: Boolean(opts.follow) }, (chunk) => process.stdout.write(chunk));
-        offset += result.bytes;
-        if (!result.movedTo) return;
-        node = cluster.nodes.find((n) => n.name === result.movedTo) ?? (await locateContainer(cluster, id)).node;
-      }
+      await followLogs(loadCluster(), id, Boolean(opts.follow), (chunk) => process.stdout.write(chunk));
     });
 
   program

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { MigrationResult } from '../agent/api.js';
-import { type Cluster, agentClient, ClusterError, loadCluster, locateContainer, migrateContainer, startCluster, startOnNode, stopCluster } from '../cluster/cluster.js';
+import { type Cluster, ClusterError, followLogs, loadCluster, locateContainer, migrateContainer, startCluster, startOnNode, stopCluster } from '../cluster/cluster.js';
 import { type Isa, isas } from '../platform/isa.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 import { parsePositiveInt, UserError } from './options.js';
@@ -53,7 +53,7 @@ export function registerDemo(program: Command): void {
       }
       const { cluster, ours } = await demoCluster();
       try {
-        const info = await startOnNode('x64', module, { args: ['primes', String(opts.n), String(progressEvery)] });
+        const info = await startOnNode(cluster, 'x64', module, { args: ['primes', String(opts.n), String(progressEvery)] });
         console.log(`== container ${info.id} runs primes ${opts.n} on x64; its output follows it from node to node:`);
         const following = follow(cluster, info.id);
         const hops: MigrationResult[] = [];
@@ -87,15 +87,9 @@ export function registerDemo(program: Command): void {
 /** Prints the container's output as it comes, across migrations; resolves with all of it once it ends. */
 async function follow(cluster: Cluster, id: string): Promise<string> {
   let text = '';
-  let offset = 0;
-  let { node } = await locateContainer(cluster, id);
-  for (;;) {
-    const result = await agentClient(cluster, node).logs(id, { offset, follow: true }, (chunk) => {
-      text += chunk.toString('utf8');
-      process.stdout.write(chunk.toString('utf8').replace(/^(?=.)/gm, `   [${node.name}] `));
-    });
-    offset += result.bytes;
-    if (!result.movedTo) return text;
-    node = cluster.nodes.find((n) => n.name === result.movedTo)!;
-  }
+  await followLogs(cluster, id, true, (chunk, node) => {
+    text += chunk.toString('utf8');
+    process.stdout.write(chunk.toString('utf8').replace(/^(?=.)/gm, `   [${node.name}] `));
+  });
+  return text;
 }

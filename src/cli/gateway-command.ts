@@ -1,6 +1,6 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Gateway } from '../gateway/gateway.js';
+import { announceReady, untilStopped } from './daemon.js';
 import { UserError } from './options.js';
 
 export function registerGateway(program: Command): void {
@@ -22,13 +22,8 @@ export function registerGateway(program: Command): void {
         throw new UserError(`cannot listen: ${(error as Error).message}`);
       }
       process.stdout.write(`roam gateway: API ${addresses.url}, tunnels at ${addresses.tunnel}\n`);
-      if (opts.readyFile) {
-        writeFileSync(`${opts.readyFile}.partial`, JSON.stringify({ ...addresses, pid: process.pid }));
-        renameSync(`${opts.readyFile}.partial`, opts.readyFile);
-      }
-      await new Promise<void>((done) => {
-        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());
-      });
+      announceReady(opts.readyFile, addresses);
+      await untilStopped();
       gateway.close();
       process.exit(0);
     });

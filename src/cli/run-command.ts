@@ -60,9 +60,10 @@ export function registerRun(program: Command): void {
       if (opts.name) checkName(opts.name);
       if (opts.node || publish.length > 0) {
         const { loadCluster, startOnNode } = await import('../cluster/cluster.js');
-        const node = opts.node ?? loadCluster().nodes[0]!.name;
+        const cluster = loadCluster();
+        const node = opts.node ?? cluster.nodes[0]!.name;
         const dirs = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
-        const info = await startOnNode(node, modulePath, { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs, name: opts.name }, publish);
+        const info = await startOnNode(cluster, node, modulePath, { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs, name: opts.name }, publish);
         for (const p of publish) process.stdout.write(`published 127.0.0.1:${p.hostPort} -> port ${p.port}\n`);
         process.stdout.write(`started on ${info.node}${info.status === 'running' ? '' : ` (${info.status})`}
 ${info.id}

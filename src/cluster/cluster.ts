@@ -54,6 +54,27 @@ export function agentClient(cluster: Cluster, node: ClusterNode): AgentClient {
   return new AgentClient(node.url, cluster.token);
 }
 
+function gatewayClient(cluster: Cluster): GatewayClient {
+  if (!cluster.gateway) throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
+  return new GatewayClient(cluster.gateway.url, cluster.token);
+}
+
+/**
+ * A container's log from the start, handed to `out` chunk by chunk (with the node it came from),
+ * following it from node to node; with `follow`, until it ends.
+ */
+export async function followLogs(cluster: Cluster, idOrName: string, follow: boolean, out: (chunk: Buffer, node: ClusterNode) => void): Promise<void> {
+  let { node } = await locateContainer(cluster, idOrName);
+  let offset = 0;
+  for (;;) {
+    const from = node;
+    const result = await agentClient(cluster, from).logs(idOrName, { offset, follow }, (chunk) => out(chunk, from));
+    offset += result.bytes;
+    if (!result.movedTo) return;
+    node = cluster.nodes.find((n) => n.name === result.movedTo) ?? (await locateContainer(cluster, idOrName)).node;
+  }
+}
+
 /** The node a container runs on now (by ID or name), asking every agent. */
 export async function locateContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
   const found = await Promise.all(
@@ -216,12 +237,12 @@ export async function migrateContainer(
  * maps gateway ports to the guest ports it listens on.
  */
 export async function startOnNode(
+  cluster: Cluster,
   name: string,
   modulePath: string,
   request: Omit<StartRequest, 'module' | 'ports'>,
   publish: { hostPort: number; port: number }[] = [],
 ): Promise<ContainerInfo> {
-  const cluster = loadCluster();
   const client = agentClient(cluster, clusterNode(cluster, name));
   let bytes: Buffer;
   try {
@@ -230,15 +251,15 @@ export async function startOnNode(
     throw new ClusterError(`${modulePath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
   }
   if (!hasCustomSection(bytes, manifestSection)) throw new ClusterError(`${modulePath} is not migratable: build it with roam build first`);
+  const gateway = publish.length > 0 ? gatewayClient(cluster) : undefined;
   const digest = sha256(bytes);
   if (!(await client.hasModule(digest))) await client.putModule(digest, bytes);
-  if (publish.length > 0 && !cluster.gateway) throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
   const info = await client.start({ ...request, module: digest, ports: publish.map((p) => p.port) });
   try {
-    for (const p of publish) await new GatewayClient(cluster.gateway!.url, cluster.token).publish({ hostPort: p.hostPort, container: info.id, port: p.port });
+    for (const p of publish) await gateway!.publish({ hostPort: p.hostPort, container: info.id, port: p.port });
   } catch (error) {
     await client.stop(info.id).catch(() => undefined);
-    await new GatewayClient(cluster.gateway!.url, cluster.token).forget(info.id).catch(() => undefined);
+    await gateway!.forget(info.id).catch(() => undefined);
     throw error;
   }
   return info;
@@ -248,6 +269,6 @@ export async function startOnNode(
 export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
   const { node, info } = await locateContainer(cluster, idOrName);
   await agentClient(cluster, node).stop(info.id);
-  if (cluster.gateway && info.ports.length > 0) await new GatewayClient(cluster.gateway.url, cluster.token).forget(info.id);
+  if (info.ports.length > 0) await gatewayClient(cluster).forget(info.id);
   return { node, info };
 }

@@ -5,12 +5,18 @@ import type { Preopen } from '../wasi/sandbox.js';
 import type { ContainerState } from './container.js';
 import { guestStackMiB } from './thread.js';
 
-/** How a guest thread begins: a fresh start, or an incoming migration waiting for its state. */
-export type GuestThreadInit = { stopFlag: Int32Array; modulePath: string } & (
+/**
+ * How a guest thread begins: a fresh start, or an incoming migration waiting for its state (memory
+ * of `memoryBytes`, zeroed, ready for pages; `gateway`: where this node's gateway tunnel is, for a
+ * guest that brings client connections along).
+ */
+export type GuestThreadOptions = { modulePath: string } & (
   | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[]; network?: NetworkOptions }
-  /** `gateway`: where this node's gateway tunnel is, for a guest that brings client connections along. */
   | { kind: 'incoming'; memoryBytes: number; gateway?: string }
 );
+
+/** What the thread is given: the options and the stop flag it shares with its owner. */
+export type GuestThreadInit = GuestThreadOptions & { stopFlag: Int32Array };
 
 export type GuestCommand = { op: 'capture' } | { op: 'resume' } | { op: 'restore'; state: ContainerState };
 
@@ -38,9 +44,9 @@ export class GuestThread {
   private memoryObject: WebAssembly.Memory | undefined;
   private ended: Error | undefined;
 
-  private constructor(init: GuestThreadInit extends infer T ? (T extends unknown ? Omit<T, 'stopFlag'> : never) : never) {
+  private constructor(options: GuestThreadOptions) {
     this.worker = new Worker(new URL('./guest-thread-entry.js', import.meta.url), {
-      workerData: { ...init, stopFlag: this.stopFlag },
+      workerData: { ...options, stopFlag: this.stopFlag } satisfies GuestThreadInit,
       resourceLimits: { stackSizeMb: guestStackMiB },
     });
     this.exited = new Promise((resolve, reject) => {
@@ -70,15 +76,9 @@ export class GuestThread {
     this.exited.catch(() => undefined);
   }
 
-  static async start(init: Omit<Extract<GuestThreadInit, { kind: 'start' }>, 'stopFlag'>): Promise<GuestThread> {
-    const thread = new GuestThread(init);
-    await thread.waitFor('ready');
-    return thread;
-  }
-
-  /** A thread for an incoming migration: memory is `memoryBytes`, zeroed, ready for pages. */
-  static async incoming(init: Omit<Extract<GuestThreadInit, { kind: 'incoming' }>, 'stopFlag'>): Promise<GuestThread> {
-    const thread = new GuestThread(init);
+  /** Starts the thread; resolves once its instance (and so its memory) exists. */
+  static async open(options: GuestThreadOptions): Promise<GuestThread> {
+    const thread = new GuestThread(options);
     await thread.waitFor('ready');
     return thread;
   }
@@ -109,10 +109,6 @@ export class GuestThread {
   /** Runs the guest again after stop() (or for the first time after restore()). */
   resume(): void {
     this.worker.postMessage({ op: 'resume' } satisfies GuestCommand);
-  }
-
-  terminate(): Promise<number> {
-    return this.worker.terminate();
   }
 
   private waitFor(want: GuestEvent['event']): Promise<GuestEvent> {

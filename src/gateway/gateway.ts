@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { HttpError, hasToken, isObject, jsonBody, reply, serve } from '../agent/http.js';
+import { HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../agent/http.js';
 import { type Attach, dropAcknowledged, encodeTunnelFrame, maxFrameBytes, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
 
 export interface GatewayOptions {
@@ -280,13 +280,3 @@ function sameToken(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function listenOn(server: Server | HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const address = server.address();
-      resolve(typeof address === 'object' && address ? address.port : port);
-    });
-  });
-}

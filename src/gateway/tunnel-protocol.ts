@@ -25,7 +25,7 @@ export interface Attach {
   conns: { conn: number; received: number; finReceived: boolean }[];
 }
 
-export const tunnelHeaderBytes = 9;
+const tunnelHeaderBytes = 9;
 
 export function encodeTunnelFrame(type: TunnelFrame, conn: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
   const frame = Buffer.allocUnsafe(tunnelHeaderBytes + payload.length);

@@ -58,7 +58,7 @@ const headerBytes = 5;
 /** Payload of one PAGES frame at most; bigger ranges are split. */
 export const maxPagesPayload = 1 << 20;
 
-export function encodeFrame(type: Frame, payload: Uint8Array | object = new Uint8Array(0)): Buffer[] {
+function encodeFrame(type: Frame, payload: Uint8Array | object = new Uint8Array(0)): Buffer[] {
   const body = payload instanceof Uint8Array ? payload : Buffer.from(JSON.stringify(payload));
   const header = Buffer.allocUnsafe(headerBytes);
   header.writeUInt8(type, 0);

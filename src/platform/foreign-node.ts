@@ -22,6 +22,11 @@ export function nodeCommandEnv(command: NodeCommand): NodeJS.ProcessEnv {
   return { ...process.env, [inheritedCommandVariable]: JSON.stringify(command) };
 }
 
+/** True when this Node runs under qemu-user (it was started with an emulator command). */
+export function runsEmulated(): boolean {
+  return nodeCommand(hostIsa()).command !== process.execPath;
+}
+
 /**
  * The command that runs Node on `isa` on this machine: this Node for the host ISA, the cached
  * foreign binary under qemu-user otherwise.

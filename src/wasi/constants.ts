@@ -197,6 +197,8 @@ export const ADVICE_MAX = 5;
 
 export const Preopentype = {
   DIR: 0,
+  /** Not in WASI preview1 (only DIR exists): listening sockets, which libc's preopen scan skips. */
+  SOCKET: 1,
 } as const;
 
 /** Byte sizes of the structs the host reads or writes in guest memory. */

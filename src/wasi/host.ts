@@ -23,7 +23,6 @@ import {
   Filetype,
   Lookupflags,
   Oflags,
-  Preopentype,
   RIGHTS_ALL,
   RIGHTS_STDIO,
   Riflags,
@@ -264,11 +263,12 @@ export class WasiHost {
     return this.fd(fd, rights) as DirectoryDescriptor;
   }
 
-  private preopen(fd: number): DirectoryDescriptor {
-    const d = this.fd(fd, 0n);
-    if (!(d instanceof DirectoryDescriptor && d.isPreopen)) throw new WasiError(Errno.BADF);
-    return d;
+  private prestat(fd: number): { type: number; name: string } {
+    const prestat = this.fd(fd, 0n).prestat();
+    if (!prestat) throw new WasiError(Errno.BADF);
+    return prestat;
   }
+
 
   private lookup(dir: DirectoryDescriptor, ptr: number, len: number, lookupflags: number): Resolved {
     const follow = (lookupflags & Lookupflags.SYMLINK_FOLLOW) !== 0;
@@ -415,21 +415,14 @@ export class WasiHost {
         }),
       fd_prestat_get: (fd: number, out: number) =>
         this.call(() => {
-          if (this.fds.get(fd >>> 0) instanceof ListenerDescriptor) {
-            // Listening sockets sit at fds 3.. before the directories; libc's preopen scan stops at
-            // the first EBADF, so they answer as a preopen of a kind it skips (not a directory).
-            mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
-            mem.setU8(out >>> 0, PREOPENTYPE_SOCKET);
-            return;
-          }
-          const d = this.preopen(fd);
+          const prestat = this.prestat(fd);
           mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
-          mem.setU8(out >>> 0, Preopentype.DIR);
-          mem.setU32((out >>> 0) + 4, encoder.encode(d.preopen.guestPath).length);
+          mem.setU8(out >>> 0, prestat.type);
+          mem.setU32((out >>> 0) + 4, encoder.encode(prestat.name).length);
         }),
       fd_prestat_dir_name: (fd: number, path: number, len: number) =>
         this.call(() => {
-          const name = encoder.encode(this.preopen(fd).preopen.guestPath);
+          const name = encoder.encode(this.prestat(fd).name);
           if (len >>> 0 < name.length) throw new WasiError(Errno.NAMETOOLONG);
           mem.write(path >>> 0, name);
         }),
@@ -627,9 +620,6 @@ export class WasiHost {
     };
   }
 }
-
-/** Not a WASI preview1 preopen type (only DIR = 0 exists): what listening sockets answer. */
-const PREOPENTYPE_SOCKET = 1;
 
 /** The state a fresh host starts from: stdio at 0-2, then the preopens. */
 function initialState(options: WasiOptions): WasiHostState {

@@ -101,6 +101,10 @@ export abstract class Descriptor {
     return 0n;
   }
   close(): void {}
+  /** What fd_prestat_get reports: set for the fds a guest finds at start-up, else EBADF. */
+  prestat(): { type: number; name: string } | undefined {
+    return undefined;
+  }
   /** sock_accept: a new connection's descriptor (with `fdflags`), or a Wait. */
   accept(_fdflags: number): Descriptor | Wait {
     throw new WasiError(Errno.NOTSOCK);

@@ -1,6 +1,6 @@
 import { closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Errno, Filetype, Size } from '../constants.js';
+import { Errno, Filetype, Preopentype, Size } from '../constants.js';
 import { WasiError, nodeCode } from '../errors.js';
 import { resolvePath, type Preopen } from '../sandbox.js';
 import { filestatOf, filetypeOf, type Filestat } from '../stat.js';
@@ -64,6 +64,10 @@ export class DirectoryDescriptor extends Descriptor {
     );
     dir.listing = state.listing?.map((e) => ({ name: e.name, ino: BigInt(e.ino), type: e.type }));
     return dir;
+  }
+
+  override prestat(): { type: number; name: string } | undefined {
+    return this.isPreopen ? { type: Preopentype.DIR, name: this.preopen.guestPath } : undefined;
   }
 
   get hostPath(): string {

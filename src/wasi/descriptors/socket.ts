@@ -1,4 +1,4 @@
-import { Errno, Fdflags, Filetype, Rights } from '../constants.js';
+import { Errno, Fdflags, Filetype, Preopentype, Rights } from '../constants.js';
 import { WasiError } from '../errors.js';
 import type { Connection, Network } from '../network.js';
 import { maxUnackedBytes } from '../network.js';
@@ -54,6 +54,14 @@ export class ListenerDescriptor extends NetworkDescriptor {
     this.network.touch();
     if (kind === 'write' || this.network.hasPending(this.state.port)) return 1n;
     return this.network.changed();
+  }
+
+  /**
+   * Listening sockets sit at fds 3.., before the directories, and libc's start-up scan stops at
+   * the first EBADF: they answer as a preopen of a kind it skips.
+   */
+  override prestat(): { type: number; name: string } {
+    return { type: Preopentype.SOCKET, name: '' };
   }
 
   capture(): ListenerState {
