@@ -30,6 +30,12 @@ export interface AgentOptions {
   dirtyTracking: NodeFacts['capabilities'];
   /** host:port of the cluster gateway's tunnel listener: containers with ports connect there. */
   gateway?: string;
+  /** A fixed port for incoming migrations' data channel (one at a time), for nodes behind port forwarding. */
+  dataPort?: number;
+  /** Where sources reach that data channel, when not at the address the request came to (port forwarding). */
+  dataAddress?: { host: string; port: number };
+  /** Where this node reaches the cluster's loopback addresses (a VM reaches its host's 127.0.0.1 elsewhere). */
+  hostAlias?: string;
 }
 
 interface Container {
@@ -62,6 +68,10 @@ export class Agent {
   async listen(): Promise<string> {
     this.server = createServer(serve((req, res) => this.handle(req, res)));
     return `http://${this.options.host}:${await listenOn(this.server, this.options.port, this.options.host)}`;
+  }
+
+  private reach(address: string): string {
+    return aliasLoopback(address, this.options.hostAlias);
   }
 
   /** Stops every container and the server. */
@@ -182,6 +192,9 @@ export class Agent {
     if (!Array.isArray(request.args) || !Array.isArray(request.history)) throw new HttpError(400, 'args and history: expected arrays');
     const ports = this.ports(request.ports);
     const modulePath = this.requireModule(request.module);
+    if (this.options.dataPort && [...this.containers.values()].some((c) => c.info.status === 'incoming')) {
+      throw new HttpError(409, `node ${this.options.name} receives another container on its data port ${this.options.dataPort}: try again when it is done`);
+    }
     const container = this.newContainer(
       request.id,
       { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history, ports },
@@ -196,6 +209,7 @@ export class Agent {
       modulePath,
       logPath: container.logPath,
       listenHost: host,
+      listenPort: this.options.dataPort ?? 0,
       ticket,
       directories: container.info.dirs.map((d) => d.hostPath),
       gateway: this.options.gateway,
@@ -203,8 +217,7 @@ export class Agent {
     this.attach(container, child);
     const ready = await child.waitFor('listening', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (ready.event === 'failed') throw new HttpError(500, `cannot receive the container: ${ready.message}`);
-    const port = ready.port;
-    return { host: host.replace(/^::ffff:/, ''), port, ticket };
+    return { ...(this.options.dataAddress ?? { host: host.replace(/^::ffff:/, ''), port: ready.port }), ticket };
   }
 
   /** Follows a container process's life in its record. */
@@ -298,7 +311,8 @@ export class Agent {
     const mode = request.mode ?? 'auto';
     if (!migrationModes.includes(mode)) throw new HttpError(400, `mode: expected one of ${migrationModes.join(', ')}`);
     const token = request.to.token ?? this.options.token;
-    const destination = new AgentClient(request.to.url, token);
+    const destinationUrl = this.reach(request.to.url);
+    const destination = new AgentClient(destinationUrl, token);
     const child = container.process;
     // Before anything is streamed, so that errors are plain HTTP errors.
     let target: IncomingReply;
@@ -358,7 +372,14 @@ export class Agent {
         if (!settled) line({ error: 'the container process ended during the migration' });
         resolve(true);
       });
-      child.send({ op: 'migrate-out', target, mode, maxRounds: request.maxRounds, dirtyTracking: request.dirtyTracking, confirm: { url: request.to.url, token } });
+      child.send({
+        op: 'migrate-out',
+        target: { ...target, host: this.reach(target.host) },
+        mode,
+        maxRounds: request.maxRounds,
+        dirtyTracking: request.dirtyTracking,
+        confirm: { url: destinationUrl, token },
+      });
     });
     // Not committed: the destination's half-built copy must not linger (nor ever run).
     if (failed) await destination.stop(info.id).catch(() => undefined);
@@ -368,6 +389,11 @@ export class Agent {
       rmSync(join(container.dir, 'dirs'), { recursive: true, force: true });
     }
   }
+}
+
+/** Loopback in a host name or URL, as this node reaches it (see AgentOptions.hostAlias). */
+export function aliasLoopback(address: string, alias: string | undefined): string {
+  return alias ? address.replace(/^(https?:\/\/)?(127\.0\.0\.1|localhost)(?=$|[:/])/, `$1${alias}`) : address;
 }
 
 const idPattern = /^[0-9a-f]{12}$/;

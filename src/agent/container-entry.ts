@@ -91,7 +91,8 @@ async function start(): Promise<void> {
   }
   // Incoming: one connection from the source's process, proven by the ticket.
   const server = createServer({ noDelay: true });
-  server.listen(0, config.listenHost, () => {
+  server.once('error', (error) => fail(`cannot listen for the data channel on ${config.listenHost}:${config.listenPort}: ${error.message}`));
+  server.listen(config.listenPort, config.listenHost, () => {
     const address = server.address();
     tell({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
   });

@@ -11,7 +11,7 @@ import type { Preopen } from '../wasi/sandbox.js';
 /** How the agent starts a container process (passed in its environment). */
 export type ChildConfig = { id: string; modulePath: string; logPath: string; listenHost: string } & (
   | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[]; network?: NetworkOptions }
-  | { kind: 'incoming'; ticket: string; directories: string[]; gateway?: string }
+  | { kind: 'incoming'; listenPort: number; ticket: string; directories: string[]; gateway?: string }
 );
 
 export type ChildCommand = {

@@ -7,7 +7,7 @@ import { defaultPower } from '../agent/facts.js';
 import { hostIsa } from '../platform/isa.js';
 import { cacheDir } from '../platform/paths.js';
 import { announceReady, untilStopped } from './daemon.js';
-import { UserError } from './options.js';
+import { UserError, hostPort, tcpPort } from './options.js';
 
 interface AgentOptions {
   name?: string;
@@ -19,6 +19,9 @@ interface AgentOptions {
   peakWatts?: string;
   readyFile?: string;
   gateway?: string;
+  dataPort?: string;
+  dataAddress?: string;
+  hostAlias?: string;
 }
 
 function watts(value: string | undefined, fallback: number, option: string): number {
@@ -41,13 +44,15 @@ export function registerAgent(program: Command): void {
     .option('--peak-watts <watts>', 'power model: watts at full load')
     .option('--ready-file <file>', 'write {url, pid} here once listening')
     .option('--gateway <host:port>', "the cluster gateway's tunnel address (containers with ports connect there)")
+    .option('--data-port <port>', 'fixed port for incoming migrations (default: any free port per migration)')
+    .option('--data-address <host:port>', 'where sources reach that port, behind port forwarding (default: this agent\'s address)')
+    .option('--host-alias <address>', "where this node reaches the cluster's 127.0.0.1 (a VM: its host, e.g. 10.0.2.2)")
     .action(async (opts: AgentOptions) => {
       const isa = hostIsa();
       const name = opts.name ?? isa;
       const stateDir = resolve(opts.stateDir ?? cacheDir('agent', name));
       mkdirSync(stateDir, { recursive: true });
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port ${opts.port}: expected a TCP port`);
+      const port = tcpPort(opts.port, '--port');
       const token = agentToken(opts.tokenFile, stateDir);
       const power = { idleWatts: watts(opts.idleWatts, defaultPower[isa].idleWatts, '--idle-watts'), peakWatts: watts(opts.peakWatts, defaultPower[isa].peakWatts, '--peak-watts') };
       // The addon is optional: its absence only means the comparing dirty tracker.
@@ -62,6 +67,9 @@ export function registerAgent(program: Command): void {
         power,
         dirtyTracking: native.ok ? { dirtyTracking: 'userfaultfd-wp' } : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason },
         gateway: opts.gateway,
+        dataPort: opts.dataPort === undefined ? undefined : tcpPort(opts.dataPort, '--data-port'),
+        dataAddress: opts.dataAddress === undefined ? undefined : hostPort(opts.dataAddress, '--data-address'),
+        hostAlias: opts.hostAlias,
       });
       let url: string;
       try {
