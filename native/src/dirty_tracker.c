@@ -33,6 +33,8 @@
 #include <node_api.h>
 
 #include "populate.h"
+#include "postcopy.h"
+#include "uffd.h"
 
 #if defined(__linux__)
 #define ROAM_HAVE_UFFD 1
@@ -51,15 +53,6 @@
  * the Linux uapi headers include/uapi/linux/userfaultfd.h and include/uapi/linux/fs.h. Whether the
  * running kernel has them is decided at run time.
  */
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef USERFAULTFD_IOC
-#define USERFAULTFD_IOC 0xAA
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
-#endif
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
@@ -128,21 +121,6 @@ struct pm_scan_arg {
  * Errors
  */
 
-static const char *error_text(int err, char *buf, size_t len) {
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-  return strerror_r(err, buf, len); /* GNU variant: returns the text */
-#else
-  if (strerror_r(err, buf, len) != 0) snprintf(buf, len, "error %d", err);
-  return buf;
-#endif
-}
-
-/* Formats "<step>: <strerror> (errno N)" into out. */
-static void describe(char *out, size_t len, const char *step, int err) {
-  char buf[128];
-  snprintf(out, len, "%s: %s (errno %d)", step, error_text(err, buf, sizeof buf), err);
-}
-
 static napi_value throw_errno(napi_env env, const char *step, int err) {
   char detail[384], message[448];
   describe(detail, sizeof detail, step, err);
@@ -184,54 +162,6 @@ static void throw_napi_failure(napi_env env, const char *call) {
 
 #ifdef ROAM_HAVE_UFFD
 
-static size_t host_page_size(void) {
-  static size_t size;
-  if (!size) {
-    long ps = sysconf(_SC_PAGESIZE);
-    size = ps > 0 ? (size_t)ps : 4096;
-  }
-  return size;
-}
-
-/* Failure of a kernel step: which step and errno, for error messages and probe()'s reason. */
-typedef struct {
-  char text[384];
-} failure_t;
-
-static void fail(failure_t *f, const char *step, int err) {
-  if (f) describe(f->text, sizeof f->text, step, err);
-}
-
-/*
- * Opens a userfaultfd: the userfaultfd(2) syscall (user-mode-only faults suffice: with WP_ASYNC
- * the kernel resolves write-protect faults itself, kernel-mode writes included), else
- * /dev/userfaultfd (Linux >= 6.1, allowed by its file permissions where the syscall is not).
- */
-static int open_uffd(failure_t *f) {
-  const int flags = O_CLOEXEC | O_NONBLOCK;
-  char first[192] = "userfaultfd(2): not available on this architecture";
-#ifdef __NR_userfaultfd
-  int fd = (int)syscall(__NR_userfaultfd, flags | UFFD_USER_MODE_ONLY);
-  if (fd < 0 && errno == EINVAL) fd = (int)syscall(__NR_userfaultfd, flags); /* before 5.11 */
-  if (fd >= 0) return fd;
-  describe(first, sizeof first, "userfaultfd(2)", errno);
-#endif
-  char second[192];
-  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-  if (dev >= 0) {
-    int fd2 = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-    int err = errno;
-    close(dev);
-    if (fd2 >= 0) return fd2;
-    describe(second, sizeof second, "ioctl(/dev/userfaultfd, USERFAULTFD_IOC_NEW)", err);
-  } else {
-    describe(second, sizeof second, "open /dev/userfaultfd", errno);
-  }
-  if (f) snprintf(f->text, sizeof f->text, "%s; %s", first, second);
-  errno = ENOSYS;
-  return -1;
-}
-
 /* UFFDIO_API handshake asking for asynchronous write-protection. */
 static bool init_uffd_api(int uffd, failure_t *f) {
   struct uffdio_api api;
@@ -255,15 +185,6 @@ static bool init_uffd_api(int uffd, failure_t *f) {
     return false;
   }
   return true;
-}
-
-static int ioctl_retrying(int fd, unsigned long request, void *arg) {
-  int r;
-  for (int attempt = 0; attempt < 1000; attempt++) {
-    r = ioctl(fd, request, arg);
-    if (r == 0 || (errno != EAGAIN && errno != EINTR)) return r;
-  }
-  return r;
 }
 
 static void unregister_range(int uffd, uintptr_t start, size_t len) {
@@ -396,7 +317,7 @@ static bool run_probe(failure_t *f) {
   pairs_t pairs = { 0 };
   struct page_region vec[8];
 
-  int uffd = open_uffd(f);
+  int uffd = open_uffd(f, true);
   if (uffd < 0) return false;
   if (!init_uffd_api(uffd, f)) goto out;
   pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -595,7 +516,7 @@ static napi_value js_track(napi_env env, napi_callback_info info) {
     return throw_errno(env, "track: calloc", ENOMEM);
   }
   t->open = true;
-  t->uffd = open_uffd(&f);
+  t->uffd = open_uffd(&f, true);
   if (t->uffd < 0 || !init_uffd_api(t->uffd, &f)) goto failed;
   t->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (t->pagemap < 0) {
@@ -704,6 +625,8 @@ NAPI_MODULE_INIT() {
     { "collectWritten", NULL, js_collect_written, NULL, NULL, NULL, napi_enumerable, NULL },
     { "untrack", NULL, js_untrack, NULL, NULL, NULL, napi_enumerable, NULL },
     { "populate", NULL, roam_populate, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "lazyRestore", NULL, roam_lazy_restore, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "probeLazyRestore", NULL, roam_probe_lazy_restore, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value page_size;

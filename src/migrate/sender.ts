@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
 import type { DirtyTracker } from './dirty/tracker.js';
 import { DirectorySender } from './files.js';
+import { MigrationError } from './errors.js';
 import { Frame, FrameReader, FrameWriter, json, maxPagesPayload } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'auto';
@@ -57,8 +58,6 @@ export interface MigrationProgress {
   sentBytes: number;
   memoryBytes: number;
 }
-
-export class MigrationError extends Error {}
 
 export interface SendOptions {
   mode: MigrationMode;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../platform/paths.js';
 
 /**
- * The optional native addon (native/src/: dirty tracking, bulk page population; built by scripts/build-native into
+ * The optional native addon (native/src/: dirty tracking, bulk page population, post-copy's lazy restore; built by scripts/build-native into
  * native/build/Release/roam_native.node). Absent when it was not built (no compiler, not Linux,
  * ROAM_SKIP_NATIVE=1) or cannot load (e.g. an x64 build under a foreign-ISA Node in qemu-user):
  * Roam then uses its pure-TypeScript paths. ROAM_NO_NATIVE=1 ignores a built addon.
@@ -44,6 +44,32 @@ export interface NativeAddon {
    * contents kept; false where the kernel cannot (the copy then takes the faults itself).
    */
   populate(view: Uint8Array, offset: number, length: number): boolean;
+  /** Whether userfaultfd missing mode (post-copy's lazy restore) works here; tried once per process. */
+  probeLazyRestore(): { ok: boolean; reason?: string };
+  /**
+   * Post-copy's destination (native/src/postcopy.c): drops the `missing` [start, end) byte ranges
+   * of `view` (64 KiB aligned) and serves the faults on them from the page channel on socket `fd`
+   * (duplicated), where `ticket` must arrive first, on a native thread. `onEnd` is called once:
+   * with null when every page arrived, else with the error (the memory then stays registered, so
+   * the guest blocks instead of reading zeros).
+   */
+  lazyRestore(view: Uint8Array, missing: Uint32Array, fd: number, ticket: Uint8Array, onEnd: (error: string | null, stats: LazyRestoreStats) => void): void;
+}
+
+/** What the destination's lazy restore did, from the start of post-copy to full residency. */
+export interface LazyRestoreStats {
+  /** Guest faults on missing pages (several may wait for one granule). */
+  faults: number;
+  requestedBytes: number;
+  receivedBytes: number;
+  /** Granules the source found all zero (sent as a header alone). */
+  zeroBytes: number;
+  /** Bytes that arrived twice (pushed and asked for at once), or were already there. */
+  duplicateBytes: number;
+  /** How long a fault waited for its granule, mean and max. */
+  faultWaitMsMean: number;
+  faultWaitMsMax: number;
+  ms: number;
 }
 
 let cached: { addon: NativeAddon | undefined; error: string } | undefined;
@@ -56,7 +82,7 @@ function load(): { addon: NativeAddon | undefined; error: string } {
   if (built && built !== process.arch) return { addon: undefined, error: `native addon built for ${built}, this Node is ${process.arch}` };
   try {
     const loaded = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
-    for (const name of ['probe', 'track', 'extend', 'collectWritten', 'untrack', 'populate'] as const) {
+    for (const name of ['probe', 'track', 'extend', 'collectWritten', 'untrack', 'populate', 'probeLazyRestore', 'lazyRestore'] as const) {
       if (typeof loaded[name] !== 'function') return { addon: undefined, error: `native addon lacks ${name}()` };
     }
     if (typeof loaded.pageSize !== 'number') return { addon: undefined, error: 'native addon lacks pageSize' };

@@ -1,0 +1,205 @@
+import { connect, type Socket } from 'node:net';
+import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
+import { MigrationError } from './errors.js';
+
+/**
+ * Post-copy's page channel: a second TCP connection from the source to the destination, next to
+ * the data channel. The destination's native thread (native/src/postcopy.c) owns its end: it asks
+ * for the 64 KiB granules the guest faults on, while the source pushes all the rest in order.
+ * Little-endian u32s:
+ *   source -> destination: [ticket length][ticket], then chunks [offset][length | zeroChunk][bytes]
+ *   destination -> source: requests [offset][length]; [resident][0] once every page arrived
+ */
+export const granuleBytes = 64 * 1024;
+const zeroChunk = 0x80000000;
+const resident = 0xffffffff;
+/** Pushed chunks hold up to this much; requests get exactly their granule. */
+const pushChunkBytes = 1 << 20;
+/** Pushes wait while this much is queued in the socket, so that a fault's answer never queues behind much. */
+const pushQueueBytes = 256 * 1024;
+
+/** [start, end) byte ranges, pairs in a flat array: what the destination lacks. */
+export type ByteRanges = Uint32Array;
+
+/** Merges ranges (increasing, possibly adjacent) rounded out to whole granules. */
+export function granuleRanges(ranges: { offset: number; length: number }[], memoryBytes: number): ByteRanges {
+  const out: number[] = [];
+  for (const { offset, length } of ranges) {
+    const start = Math.floor(offset / granuleBytes) * granuleBytes;
+    const end = Math.min(memoryBytes, Math.ceil((offset + length) / granuleBytes) * granuleBytes);
+    if (out.length > 0 && start <= out[out.length - 1]!) out[out.length - 1] = Math.max(out[out.length - 1]!, end);
+    else out.push(start, end);
+  }
+  return Uint32Array.from(out);
+}
+
+export function rangeBytes(ranges: ByteRanges): number {
+  let total = 0;
+  for (let i = 0; i < ranges.length; i += 2) total += ranges[i + 1]! - ranges[i]!;
+  return total;
+}
+
+export function openPageChannel(host: string, port: number, ticket: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, noDelay: true });
+    socket.once('connect', () => {
+      const bytes = Buffer.from(ticket);
+      const hello = Buffer.alloc(4 + bytes.length);
+      hello.writeUInt32LE(bytes.length, 0);
+      bytes.copy(hello, 4);
+      socket.write(hello);
+      resolve(socket);
+    });
+    socket.once('error', (error) => reject(new MigrationError(`cannot open the page channel to ${host}:${port}: ${error.message}`)));
+  });
+}
+
+/**
+ * The source's side of the page channel: answers the destination's requests at once and pushes
+ * every other missing granule in the background, from the stopped guest's memory (which it keeps
+ * until the destination has all of it). `done` resolves when the destination reports every page
+ * in, and rejects if the channel breaks before: the destination is lost.
+ */
+export class PageServer {
+  readonly done: Promise<{ pushedBytes: number; requestedBytes: number }>;
+  private readonly sent: Uint8Array;
+  private pushedBytes = 0;
+  private requestedBytes = 0;
+  private pushing = false;
+  private finished = false;
+  /** Next push position: index into the missing ranges, and offset within memory. */
+  private rangeIndex = 0;
+  private cursor = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly memory: Uint8Array,
+    private readonly missing: ByteRanges,
+  ) {
+    this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
+    this.cursor = missing[0] ?? 0;
+    let pending: Buffer = Buffer.alloc(0);
+    this.done = new Promise((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+        let at = 0;
+        for (; at + 8 <= pending.length; at += 8) {
+          const offset = pending.readUInt32LE(at);
+          const length = pending.readUInt32LE(at + 4);
+          if (offset === resident) {
+            this.finished = true;
+            socket.end();
+            resolve({ pushedBytes: this.pushedBytes, requestedBytes: this.requestedBytes });
+            return;
+          }
+          this.answer(offset, length);
+        }
+        pending = pending.subarray(at);
+      });
+      const lost = (why: string) => {
+        if (!this.finished) reject(new MigrationError(`the destination was lost during post-copy (${why})`));
+        this.finished = true;
+      };
+      socket.on('error', (error) => lost(error.message));
+      socket.on('close', () => lost('its page channel closed'));
+    });
+    this.done.catch(() => undefined);
+    socket.on('drain', () => this.push());
+  }
+
+  /** Starts the background push (after the destination runs the guest). */
+  startPushing(): void {
+    this.pushing = true;
+    this.push();
+  }
+
+  private answer(offset: number, length: number): void {
+    if (offset % granuleBytes !== 0 || length !== Math.min(granuleBytes, this.memory.length - offset) || offset >= this.memory.length) {
+      this.socket.destroy(new Error(`bad page request (offset ${offset}, length ${length})`));
+      return;
+    }
+    const granule = offset / granuleBytes;
+    if (this.sent[granule]) return; // on its way already
+    this.sent[granule] = 1;
+    this.requestedBytes += length;
+    this.sendChunk(offset, length);
+  }
+
+  private push(): void {
+    while (this.pushing && !this.finished && this.socket.writableLength < pushQueueBytes) {
+      const next = this.nextUnsent();
+      if (!next) return;
+      this.pushedBytes += next.length;
+      this.sendChunk(next.offset, next.length);
+    }
+  }
+
+  /** The next run of unsent granules in the missing ranges, up to pushChunkBytes. */
+  private nextUnsent(): { offset: number; length: number } | undefined {
+    while (this.rangeIndex < this.missing.length) {
+      const end = this.missing[this.rangeIndex + 1]!;
+      while (this.cursor < end && this.sent[this.cursor / granuleBytes]) this.cursor += granuleBytes;
+      if (this.cursor >= end) {
+        this.rangeIndex += 2;
+        this.cursor = this.missing[this.rangeIndex] ?? 0;
+        continue;
+      }
+      const offset = this.cursor;
+      while (this.cursor < end && this.cursor - offset < pushChunkBytes && !this.sent[this.cursor / granuleBytes]) {
+        this.sent[this.cursor / granuleBytes] = 1;
+        this.cursor += granuleBytes;
+      }
+      return { offset, length: this.cursor - offset };
+    }
+    return undefined;
+  }
+
+  /** One chunk; all-zero ones go as a header alone. */
+  private sendChunk(offset: number, length: number): void {
+    const bytes = this.memory.subarray(offset, offset + length);
+    const header = Buffer.allocUnsafe(8);
+    header.writeUInt32LE(offset, 0);
+    if (isZero(bytes)) {
+      header.writeUInt32LE((length | zeroChunk) >>> 0, 4);
+      this.socket.write(header);
+    } else {
+      header.writeUInt32LE(length, 4);
+      this.socket.write(header);
+      this.socket.write(bytes);
+    }
+  }
+}
+
+const zeros = new Uint8Array(pushChunkBytes);
+
+function isZero(bytes: Uint8Array): boolean {
+  return Buffer.compare(bytes, zeros.subarray(0, bytes.length)) === 0;
+}
+
+/** Whether this node can receive post-copy (userfaultfd missing mode through the addon), and why not. */
+export function lazyRestoreSupport(): { ok: boolean; reason: string } {
+  const addon = nativeAddon();
+  if (!addon) return { ok: false, reason: 'the native addon is not available' };
+  const probe = addon.probeLazyRestore();
+  return probe.ok ? { ok: true, reason: '' } : { ok: false, reason: probe.reason ?? 'userfaultfd missing mode does not work here' };
+}
+
+/**
+ * The destination's side: drops the `missing` ranges of the guest's memory and has the addon's
+ * thread fetch them on demand from `socket` (accepted paused: nothing of it was read here).
+ * Resolves when every page is in; rejects if the source is lost first (the guest then stays
+ * blocked on its next missing page: it cannot go on).
+ */
+export function startLazyRestore(memory: WebAssembly.Memory, missing: ByteRanges, socket: Socket, ticket: string): Promise<LazyRestoreStats> {
+  const addon = nativeAddon();
+  if (!addon) throw new MigrationError('post-copy needs the native addon, which is not available here');
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new MigrationError('the page channel has no file descriptor');
+  return new Promise((resolve, reject) => {
+    addon.lazyRestore(new Uint8Array(memory.buffer), missing, fd, Buffer.from(ticket), (error, stats) => {
+      if (error) reject(new MigrationError(error));
+      else resolve(stats);
+    });
+    socket.destroy(); // the addon has its own descriptor for it
+  });
+}
