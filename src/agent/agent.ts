@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, ren
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
-import { migrationModes } from '../migrate/sender.js';
+import { migrationModes, postCopyModes } from '../migrate/sender.js';
 import {
   type ContainerInfo,
   type ContainerStatus,
@@ -27,7 +27,7 @@ export interface AgentOptions {
   token: string;
   stateDir: string;
   power: PowerModel;
-  dirtyTracking: NodeFacts['capabilities'];
+  capabilities: NodeFacts['capabilities'];
   /** host:port of the cluster gateway's tunnel listener: containers with ports connect there. */
   gateway?: string;
   /** A fixed port for incoming migrations' data channel (one at a time), for nodes behind port forwarding. */
@@ -59,7 +59,7 @@ export class Agent {
   private server: Server | undefined;
 
   constructor(private readonly options: AgentOptions) {
-    this.facts = nodeFacts(options.name, options.power, options.dirtyTracking);
+    this.facts = nodeFacts(options.name, options.power, options.capabilities);
     mkdirSync(join(options.stateDir, 'modules'), { recursive: true });
     mkdirSync(join(options.stateDir, 'containers'), { recursive: true });
   }
@@ -316,7 +316,15 @@ export class Agent {
     const child = container.process;
     // Before anything is streamed, so that errors are plain HTTP errors.
     let target: IncomingReply;
+    let destinationLazyRestore = false;
     try {
+      if (mode === 'auto' || postCopyModes.includes(mode)) {
+        const { capabilities } = await destination.node();
+        destinationLazyRestore = capabilities.postCopy === true;
+        if (!destinationLazyRestore && mode !== 'auto') {
+          throw new HttpError(409, `node ${request.to.name} cannot receive ${mode}: ${capabilities.postCopyNote ?? 'no userfaultfd lazy restore there'}; use --mode pre-copy`);
+        }
+      }
       const modulePath = this.modulePath(info.moduleDigest);
       if (!(await destination.hasModule(info.moduleDigest))) {
         await destination.putModule(info.moduleDigest, readFileSync(modulePath));
@@ -332,6 +340,7 @@ export class Agent {
         ports: info.ports,
       });
     } catch (error) {
+      if (error instanceof HttpError) throw error;
       throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`);
     }
     if (info.status !== 'running' || container.process !== child) {
@@ -378,6 +387,7 @@ export class Agent {
         mode,
         maxRounds: request.maxRounds,
         dirtyTracking: request.dirtyTracking,
+        destinationLazyRestore,
         confirm: { url: destinationUrl, token },
       });
     });

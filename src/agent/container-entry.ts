@@ -4,10 +4,11 @@
  * data channel. stdout and stderr are the container's log file (opened by the agent, append mode).
  */
 import { readFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { GuestThread } from '../container/guest-thread.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
 import { nativeAddon } from '../native/addon.js';
+import { lazyRestoreSupport, startLazyRestore } from '../migrate/post-copy.js';
 import { migrateIn } from '../migrate/receiver.js';
 import { migrateOut } from '../migrate/sender.js';
 import { AgentClient } from './client.js';
@@ -31,9 +32,16 @@ function watch(guest: GuestThread): void {
   );
 }
 
-async function serve(guest: GuestThread, directories: string[]): Promise<void> {
-  process.on('message', (command: ChildCommand) => {
-    if (command.op !== 'migrate-out') return;
+/** Moves the guest out when the agent asks; set once the guest runs here with all of its memory. */
+let migrateOutHandler: ((command: ChildCommand) => void) | undefined;
+process.on('message', (command: ChildCommand) => {
+  if (command.op !== 'migrate-out') return;
+  if (migrateOutHandler) migrateOutHandler(command);
+  else tell({ event: 'migration-failed', message: 'the container is still receiving its memory (post-copy): try again once it is all here' });
+});
+
+function serve(guest: GuestThread, directories: string[]): void {
+  migrateOutHandler = (command) => {
     const memory = () => new Uint8Array(guest.memory.buffer);
     const destination = new AgentClient(command.confirm.url, command.confirm.token);
     migrateOut(
@@ -50,7 +58,12 @@ async function serve(guest: GuestThread, directories: string[]): Promise<void> {
         ...command.target,
         confirmRunning: () => ranAtDestination(destination),
       },
-      { mode: command.mode, maxRounds: command.maxRounds, onProgress: (progress) => tell({ event: 'progress', progress }) },
+      {
+        mode: command.mode,
+        maxRounds: command.maxRounds,
+        destinationLazyRestore: command.destinationLazyRestore,
+        onProgress: (progress) => tell({ event: 'progress', progress }),
+      },
     ).then(
       (report) => {
         tell({ event: 'migrated', report });
@@ -59,7 +72,7 @@ async function serve(guest: GuestThread, directories: string[]): Promise<void> {
       },
       (error: Error) => tell({ event: 'migration-failed', message: error.message }),
     );
-  });
+  };
 }
 
 /**
@@ -86,40 +99,73 @@ async function start(): Promise<void> {
     const guest = await GuestThread.open({ kind: 'start', modulePath: config.modulePath, args: config.args, env: config.env, preopens: config.preopens, network: config.network });
     watch(guest);
     tell({ event: 'running' });
-    await serve(guest, config.preopens.map((p) => p.hostPath));
+    serve(guest, config.preopens.map((p) => p.hostPath));
     return;
   }
-  // Incoming: one connection from the source's process, proven by the ticket.
-  const server = createServer({ noDelay: true });
+  // Incoming: one connection from the source's process, proven by the ticket; in post-copy a
+  // second one, the page channel, which the addon's thread reads (so nothing here may read it).
+  const server = createServer({ noDelay: true, pauseOnConnect: true });
   server.once('error', (error) => fail(`cannot listen for the data channel on ${config.listenHost}:${config.listenPort}: ${error.message}`));
   server.listen(config.listenPort, config.listenHost, () => {
     const address = server.address();
     tell({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
   });
   const timeout = setTimeout(() => fail('the source never connected'), 120_000);
-  server.once('connection', (socket) => {
-    clearTimeout(timeout);
+  let pageChannel: ((socket: Socket) => void) | undefined;
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    if (++connections === 1) return receive(socket);
+    if (!pageChannel) return socket.destroy();
+    pageChannel(socket);
+    pageChannel = undefined;
     server.close();
+  });
+  const receive = (socket: Socket) => {
+    clearTimeout(timeout);
+    socket.resume();
     let guest: GuestThread | undefined;
+    let running = false;
+    const pageSocket = new Promise<Socket>((resolve) => (pageChannel = resolve));
     migrateIn(socket, config.ticket, {
       directories: config.directories,
-      prepare: async (memoryBytes) => {
+      prepare: async (memoryBytes, postCopy) => {
+        if (!postCopy) server.close();
         guest = await GuestThread.open({ kind: 'incoming', modulePath: config.modulePath, memoryBytes, gateway: config.gateway });
         return guest.memory;
       },
+      lazyRestore: lazyRestoreSupport().ok
+        ? async (memory, missing) => {
+            const page = await within(pageSocket, 30_000, 'the source never opened the page channel');
+            return { resident: startLazyRestore(memory, missing, page, config.ticket) };
+          }
+        : undefined,
       writeLog: (bytes) => writeSync(1, bytes),
       populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
       restore: (state) => guest!.restore(state),
-      run: () => guest!.resume(),
+      run: () => {
+        guest!.resume();
+        running = true;
+        tell({ event: 'running' });
+      },
     }).then(
       () => {
         watch(guest!);
-        tell({ event: 'running' });
-        void serve(guest!, config.directories);
+        serve(guest!, config.directories);
       },
-      (error: Error) => fail(`incoming migration failed: ${error.message}`),
+      (error: Error) =>
+        fail(
+          running
+            ? `the source was lost during post-copy, with part of the memory still there: the container cannot go on (${error.message})`
+            : `incoming migration failed: ${error.message}`,
+        ),
     );
-  });
+  };
+}
+
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function fail(message: string): void {

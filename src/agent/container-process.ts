@@ -20,6 +20,8 @@ export type ChildCommand = {
   mode: MigrationMode;
   maxRounds?: number;
   dirtyTracking?: DirtyTrackingMethod;
+  /** Whether the destination can receive post-copy (for mode 'auto'). */
+  destinationLazyRestore: boolean;
   /** The destination agent, asked whether the guest runs there when its answer got lost. */
   confirm: { url: string; token: string };
 };

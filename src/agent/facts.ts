@@ -32,13 +32,17 @@ export interface NodeFacts {
     dirtyTracking: 'userfaultfd-wp' | 'compare';
     /** Why exact kernel tracking is not used, when it is not. */
     dirtyTrackingNote?: string;
+    /** Whether containers can arrive here by post-copy (userfaultfd lazy restore through the addon). */
+    postCopy: boolean;
+    /** Why not, when not. */
+    postCopyNote?: string;
   };
   power: PowerModel;
   agentVersion: string;
   startedAt: string;
 }
 
-export function nodeFacts(name: string, power: PowerModel, dirtyTracking: NodeFacts['capabilities']): NodeFacts {
+export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities']): NodeFacts {
   return {
     name,
     isa: hostIsa(),
@@ -48,7 +52,7 @@ export function nodeFacts(name: string, power: PowerModel, dirtyTracking: NodeFa
     node: process.version,
     v8: process.versions.v8,
     emulated: runsEmulated(),
-    capabilities: dirtyTracking,
+    capabilities,
     power,
     agentVersion: '0.1.0',
     startedAt: new Date().toISOString(),

@@ -57,7 +57,9 @@ export function registerAgent(program: Command): void {
       const power = { idleWatts: watts(opts.idleWatts, defaultPower[isa].idleWatts, '--idle-watts'), peakWatts: watts(opts.peakWatts, defaultPower[isa].peakWatts, '--peak-watts') };
       // The addon is optional: its absence only means the comparing dirty tracker.
       const { nativeDirtyTracking } = await import('../native/addon.js');
+      const { lazyRestoreSupport } = await import('../migrate/post-copy.js');
       const native = nativeDirtyTracking();
+      const lazy = lazyRestoreSupport();
       const agent = new Agent({
         name,
         host: opts.host,
@@ -65,7 +67,10 @@ export function registerAgent(program: Command): void {
         token,
         stateDir,
         power,
-        dirtyTracking: native.ok ? { dirtyTracking: 'userfaultfd-wp' } : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason },
+        capabilities: {
+          ...(native.ok ? { dirtyTracking: 'userfaultfd-wp' } : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason }),
+          ...(lazy.ok ? { postCopy: true } : { postCopy: false, postCopyNote: lazy.reason }),
+        },
         gateway: opts.gateway,
         dataPort: opts.dataPort === undefined ? undefined : tcpPort(opts.dataPort, '--data-port'),
         dataAddress: opts.dataAddress === undefined ? undefined : hostPort(opts.dataAddress, '--data-address'),

@@ -11,10 +11,15 @@ export function describeProgress(p: MigrationProgress): string {
 }
 
 export function describeResult(id: string, r: MigrationResult): string {
-  const rounds = r.mode === 'pre-copy' ? `, ${r.rounds.length} rounds` : '';
+  const rounds = r.rounds.length > 1 ? `, ${r.rounds.length} rounds` : '';
+  const post = r.postCopy;
+  const residency = post
+    ? `; then ${mib(post.missingBytes)} followed in ${(post.residentMs / 1000).toFixed(2)} s ` +
+      `(${post.faults} faults, ${mib(post.requestedBytes)} asked for, wait mean ${post.faultWaitMsMean.toFixed(2)} ms, max ${post.faultWaitMsMax.toFixed(1)} ms)`
+    : '';
   return (
     `migrated ${id} from ${r.from} to ${r.to} (${r.mode}${rounds}, ${mib(r.sentBytes)} sent, dirty tracking: ${r.dirtyTracking}): ` +
-    `downtime ${r.downtimeMs.toFixed(1)} ms, total ${(r.totalMs / 1000).toFixed(2)} s`
+    `downtime ${r.downtimeMs.toFixed(1)} ms${residency}, total ${(r.totalMs / 1000).toFixed(2)} s`
   );
 }
 
@@ -24,7 +29,13 @@ export function registerMigrate(program: Command): void {
     .description('Move a running container to another node while it keeps running')
     .argument('<id>', 'container ID or name')
     .requiredOption('--to <node>', 'destination node')
-    .option('--mode <mode>', `${migrationModes.join('|')}`, 'auto')
+    .option(
+      '--mode <mode>',
+      `${migrationModes.join('|')}: post-copy runs the guest at the destination at once and fetches its memory after ` +
+        '(needs userfaultfd there; the container is lost if the source dies meanwhile); pre-post sends one pre-copy round first; ' +
+        'auto picks stop-copy below 8 MiB, pre-post from 128 MiB where the destination can, else pre-copy',
+      'auto',
+    )
     .option('--max-rounds <n>', 'pre-copy: at most this many rounds before the final stop', parsePositiveInt)
     .option('--json', 'print the result as JSON')
     .action(async (id: string, opts: { to: string; mode: string; maxRounds?: number; json?: boolean }) => {

@@ -84,7 +84,8 @@ export async function locateContainer(cluster: Cluster, idOrName: string): Promi
       return info ? { node, info } : undefined;
     }),
   );
-  const hit = found.find((f) => f !== undefined);
+  // A copy that failed at a destination (post-copy, source resumed) must not hide the live one.
+  const hit = found.find((f) => f !== undefined && !['failed', 'exited', 'stopped'].includes(f.info.status)) ?? found.find((f) => f !== undefined);
   if (!hit) throw new ClusterError(`no container ${idOrName} in the cluster`);
   return hit;
 }

@@ -13,15 +13,24 @@ export type FailpointName =
   /** Destination, commit received, before the guest runs: the source must find out by asking. */
   | 'destination-commit'
   /** Destination, first page frame arrives damaged: a checksum mismatch. */
-  | 'corrupt-pages';
+  | 'corrupt-pages'
+  /** Destination, in post-copy (the guest runs there, its memory still arriving): dies soon after. */
+  | 'destination-post-copy'
+  /** Source, in post-copy: its agent and container process die soon after the guest runs at the destination. */
+  | 'source-post-copy';
 
 export function failpointActive(name: FailpointName): boolean {
   return process.env.ROAM_FAILPOINT === name;
 }
 
-/** At a kill failpoint: the destination's agent and this container process die on the spot. */
+/** At a kill failpoint: the agent and this container process die on the spot. */
 export function killAgentAt(name: FailpointName): void {
   if (!failpointActive(name)) return;
   process.kill(process.ppid, 'SIGKILL');
   process.kill(process.pid, 'SIGKILL');
+}
+
+/** A kill failpoint a little later, while what just began (post-copy's transfer) goes on. */
+export function killAgentSoon(name: FailpointName, ms = 30): void {
+  if (failpointActive(name)) setTimeout(() => killAgentAt(name), ms);
 }

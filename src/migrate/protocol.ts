@@ -36,6 +36,13 @@ export enum Frame {
   Abort,
   /** d->s {message}: the destination cannot go on. */
   Error,
+  /**
+   * s->d [u32 LE memoryBytes][u32 LE start, end pairs]: post-copy; the guest's memory size and the
+   * byte ranges the destination lacks, to fetch over the page channel (post-copy.ts) once it runs.
+   */
+  PostCopy,
+  /** d->s {stats}: after Running, in post-copy: every page arrived, the source may drop its copy. */
+  Resident,
 }
 
 export interface FileHeader {
@@ -232,6 +239,20 @@ export class FrameReader {
     for (let total = 0; total < length; count++) total += this.chunks[count]!.length;
     this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count)));
   }
+}
+
+export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer {
+  const payload = Buffer.alloc(4 + missing.length * 4);
+  payload.writeUInt32LE(memoryBytes, 0);
+  missing.forEach((value, i) => payload.writeUInt32LE(value, 4 + i * 4));
+  return payload;
+}
+
+export function decodeMissing(payload: Buffer): { memoryBytes: number; missing: Uint32Array } {
+  if (payload.length < 4 || payload.length % 8 !== 4) throw new ProtocolError('malformed PostCopy frame');
+  const missing = new Uint32Array((payload.length - 4) / 4);
+  for (let i = 0; i < missing.length; i++) missing[i] = payload.readUInt32LE(4 + i * 4);
+  return { memoryBytes: payload.readUInt32LE(0), missing };
 }
 
 export function json<T>(payload: Buffer): T {

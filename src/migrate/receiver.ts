@@ -2,16 +2,25 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
-import { failpointActive, killAgentAt } from './failpoint.js';
+import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
-import { Frame, FrameReader, FrameWriter, json, type PageSink, ProtocolError } from './protocol.js';
+import type { LazyRestoreStats } from '../native/addon.js';
+import { Frame, FrameReader, FrameWriter, decodeMissing, json, type PageSink, ProtocolError } from './protocol.js';
 
 const maxMemoryBytes = 65536 * 65536;
 
 /** What the receiver needs of the container being built on the destination. */
 export interface MigrationSink {
-  /** Builds the guest (compiles the module) with `memoryBytes` of zeroed memory; returns that memory. */
-  prepare(memoryBytes: number): Promise<WebAssembly.Memory>;
+  /**
+   * Builds the guest (compiles the module) with `memoryBytes` of zeroed memory; returns that memory.
+   * `postCopy`: the source will open the page channel too.
+   */
+  prepare(memoryBytes: number, postCopy: boolean): Promise<WebAssembly.Memory>;
+  /**
+   * Post-copy: hands the `missing` ranges of memory to the lazy restore (over the page channel)
+   * before the guest runs; `resident` settles when they all arrived, or the source was lost.
+   */
+  lazyRestore?(memory: WebAssembly.Memory, missing: Uint32Array): Promise<{ resident: Promise<LazyRestoreStats> }>;
   /** Host directories that replace the source's preopens, in preopen order. */
   directories: string[];
   /** Appends the log the container had on the source. */
@@ -20,13 +29,15 @@ export interface MigrationSink {
   populate?(memory: Uint8Array, offset: number, length: number): void;
   /** Loads the guest's state; the guest is then ready to run. */
   restore(state: ContainerState): Promise<void>;
+  /** Runs the guest: committed (in post-copy, its memory still arriving). */
   run(): void;
 }
 
 /**
  * The destination side of a migration, on one accepted data-channel connection. Resolves once the
- * guest runs here (committed); rejects if the source aborts, the connection drops or anything
- * fails to check out before the commit, leaving the guest never run.
+ * guest runs here (committed) with all of its memory; rejects if the source aborts, the
+ * connection drops or anything fails to check out before the commit, leaving the guest never run,
+ * or, in post-copy, if the source is lost before every page arrived (after run()).
  */
 export async function migrateIn(socket: Socket, ticket: string, sink: MigrationSink): Promise<void> {
   let memory: WebAssembly.Memory | undefined;
@@ -52,12 +63,14 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
   const reader = new FrameReader(socket, pages);
   const writer = new FrameWriter(socket);
   try {
-    const hello = json<{ ticket: string; memoryBytes: number }>(await reader.expect(Frame.Hello));
+    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean }>(await reader.expect(Frame.Hello));
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
-    memory = await sink.prepare(hello.memoryBytes);
+    if (hello.postCopy && !sink.lazyRestore) throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
+    memory = await sink.prepare(hello.memoryBytes, hello.postCopy === true);
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
+    let lazy: { resident: Promise<LazyRestoreStats> } | undefined;
     let round = 0;
     for (;;) {
       const { type, payload } = await reader.next();
@@ -76,6 +89,12 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         files ??= new DirectoryReceiver(sink.directories);
         if (type === Frame.File) files.applyFile(payload);
         else files.applyDelete(json(payload));
+      } else if (type === Frame.PostCopy) {
+        if (!hello.postCopy) throw new ProtocolError('PostCopy frame in a migration announced without post-copy');
+        const { memoryBytes, missing } = decodeMissing(payload);
+        const current = memory.buffer.byteLength;
+        if (memoryBytes > current) memory.grow((memoryBytes - current) / 65536);
+        lazy = await sink.lazyRestore!(memory, missing);
       } else if (type === Frame.Log) {
         sink.writeLog(payload);
       } else if (type === Frame.State) {
@@ -92,6 +111,10 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         sink.run();
         writer.send(Frame.Running, {});
         await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
+        if (lazy) {
+          killAgentSoon('destination-post-copy');
+          writer.send(Frame.Resident, { stats: await lazy.resident });
+        }
         socket.end();
         return;
       } else if (type === Frame.Abort) {

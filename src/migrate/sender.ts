@@ -5,10 +5,15 @@ import type { ContainerState } from '../container/container.js';
 import type { DirtyTracker } from './dirty/tracker.js';
 import { DirectorySender } from './files.js';
 import { MigrationError } from './errors.js';
-import { Frame, FrameReader, FrameWriter, json, maxPagesPayload } from './protocol.js';
+import { killAgentSoon } from './failpoint.js';
+import type { LazyRestoreStats } from '../native/addon.js';
+import { PageServer, granuleRanges, openPageChannel, rangeBytes } from './post-copy.js';
+import { Frame, FrameReader, FrameWriter, encodeMissing, json, maxPagesPayload } from './protocol.js';
 
-export type MigrationMode = 'stop-copy' | 'pre-copy' | 'auto';
-export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'auto'];
+export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
+export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];
+/** Modes in which the destination runs the guest before all of its memory arrived. */
+export const postCopyModes: MigrationMode[] = ['post-copy', 'pre-post'];
 
 /** What the sender needs of the container it moves (its process owns the guest thread). */
 export interface MigrationSource {
@@ -49,11 +54,27 @@ export interface MigrationReport {
   downtimeMs: number;
   /** What the downtime was spent on. */
   stopCopyMs: { stop: number; finalRound: number; restore: number };
+  /** Post-copy: from the guest running at the destination until all of its memory was there. */
+  postCopy?: PostCopyReport;
+  /** From the start until the destination holds everything (the source's copy is gone). */
   totalMs: number;
 }
 
+export interface PostCopyReport {
+  /** Memory the destination lacked when the guest started there. */
+  missingBytes: number;
+  /** Of it: sent because the guest faulted on it, and pushed in the background. */
+  requestedBytes: number;
+  pushedBytes: number;
+  residentMs: number;
+  /** Faults on missing pages at the destination, and how long one waited for its page. */
+  faults: number;
+  faultWaitMsMean: number;
+  faultWaitMsMax: number;
+}
+
 export interface MigrationProgress {
-  phase: 'connecting' | 'pre-copy' | 'stop-copy' | 'committing';
+  phase: 'connecting' | 'pre-copy' | 'stop-copy' | 'committing' | 'post-copy';
   round?: number;
   sentBytes: number;
   memoryBytes: number;
@@ -63,26 +84,40 @@ export interface SendOptions {
   mode: MigrationMode;
   /** Pre-copy stops after this many rounds even if it does not converge. */
   maxRounds?: number;
+  /** Whether the destination can run the guest before its memory arrived (for 'auto'). */
+  destinationLazyRestore?: boolean;
   onProgress?: (progress: MigrationProgress) => void;
 }
 
 /** Below this, pre-copy has nothing to gain over a plain stop-and-copy. */
 const autoPreCopyBytes = 8 << 20;
+/** From this size, 'auto' prefers one pre-copy round then post-copy where the destination can. */
+const autoPostCopyBytes = 128 << 20;
 /** Pre-copy is done when a round is this small (a few ms of transfer)... */
 const convergedBytes = 2 << 20;
 /** ...or no longer shrinks by this factor (the guest writes as fast as we send). */
 const minShrink = 0.8;
 
+function chooseMode(requested: MigrationMode, memoryBytes: number, destinationLazyRestore: boolean): Exclude<MigrationMode, 'auto'> {
+  if (requested !== 'auto') return requested;
+  if (memoryBytes < autoPreCopyBytes) return 'stop-copy';
+  return destinationLazyRestore && memoryBytes >= autoPostCopyBytes ? 'pre-post' : 'pre-copy';
+}
+
 /**
  * Moves a running container to another node over the data channel. Pre-copy sends memory in
  * rounds while the guest runs, then stops it for a last round of dirty pages plus its state;
- * stop-copy stops it first. Two-phase commit: the source keeps (and on any failure resumes) its
- * copy until the destination reports the guest running there.
+ * stop-copy stops it first. Post-copy sends only the state (pre-post: after one pre-copy round)
+ * and the destination runs the guest at once, fetching the missing pages over a second
+ * connection while the rest is pushed. Two-phase commit: the source keeps (and on any failure,
+ * a lost destination during post-copy included, resumes) its copy until the destination reports
+ * the guest running there with all of its memory.
  */
 export async function migrateOut(source: MigrationSource, target: MigrationTarget, options: SendOptions): Promise<MigrationReport> {
   const started = performance.now();
   const initialBytes = source.memory().length;
-  const mode = options.mode === 'auto' ? (initialBytes >= autoPreCopyBytes ? 'pre-copy' : 'stop-copy') : options.mode;
+  const mode = chooseMode(options.mode, initialBytes, options.destinationLazyRestore ?? false);
+  const lazy = postCopyModes.includes(mode);
   const progress = (phase: MigrationProgress['phase'], round?: number) =>
     options.onProgress?.({ phase, round, sentBytes, memoryBytes: source.memory().length });
   let sentBytes = 0;
@@ -93,10 +128,11 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   let stopped = false;
   let committing = false;
   let tracker: DirtyTracker | undefined;
+  let pageChannel: Socket | undefined;
   try {
-    writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes });
+    writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes, postCopy: lazy });
     await reader.expect(Frame.Ready);
-    tracker = source.tracker(source.memory());
+    if (mode !== 'post-copy') tracker = source.tracker(source.memory());
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
     const sendRound = async (round: number, phase: MigrationProgress['phase']) => {
@@ -143,13 +179,29 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
         }
         previous = bytes;
       }
+    } else if (mode === 'pre-post') {
+      await sendRound(round++, 'pre-copy');
     }
     const stopRequested = performance.now();
     await source.stop();
     stopped = true;
     const stoppedAt = performance.now();
     const state = await source.capture();
-    await sendRound(round, 'stop-copy');
+    let pages: PageServer | undefined;
+    let missingBytes = 0;
+    if (lazy) {
+      // What the destination lacks: everything, or what was written since the pre-copy round.
+      const memory = source.memory();
+      const missing =
+        mode === 'post-copy' ? Uint32Array.from([0, memory.length]) : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
+      missingBytes = rangeBytes(missing);
+      pageChannel = await openPageChannel(target.host, target.port, target.ticket);
+      pages = new PageServer(pageChannel, memory, missing);
+      sentBytes += files.send(writer);
+      writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
+    } else {
+      await sendRound(round, 'stop-copy');
+    }
     const log = source.readLog();
     writer.send(Frame.Log, log);
     writer.send(Frame.State, { state });
@@ -165,23 +217,43 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       if (!(await target.confirmRunning().catch(() => false))) throw error;
     }
     const running = performance.now();
+    let postCopy: PostCopyReport | undefined;
+    if (pages) {
+      progress('post-copy');
+      pages.startPushing();
+      killAgentSoon('source-post-copy');
+      const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)]);
+      sentBytes += served.pushedBytes + served.requestedBytes;
+      postCopy = {
+        missingBytes,
+        requestedBytes: served.requestedBytes,
+        pushedBytes: served.pushedBytes,
+        residentMs: performance.now() - running,
+        faults: resident.faults,
+        faultWaitMsMean: resident.faultWaitMsMean,
+        faultWaitMsMax: resident.faultWaitMsMax,
+      };
+    }
     socket.destroy();
     return {
       mode,
-      dirtyTracking: tracker.method,
+      dirtyTracking: tracker?.method ?? 'none',
       memoryBytes: source.memory().length,
       sentBytes,
       rounds,
       downtimeMs: running - stoppedAt,
       stopCopyMs: { stop: stoppedAt - stopRequested, finalRound: finalSent - stoppedAt, restore: prepared.restoreMs },
-      totalMs: running - started,
+      ...(postCopy ? { postCopy } : {}),
+      totalMs: performance.now() - started,
     };
   } catch (error) {
     if (!committing) writer.send(Frame.Abort, { reason: (error as Error).message });
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
+    pageChannel?.destroy();
     if (stopped) source.resume();
-    throw new MigrationError(`migration failed, the container keeps running here: ${(error as Error).message}`);
+    const copy = committing && lazy ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
+    throw new MigrationError(`migration failed, the container keeps running here${copy}: ${(error as Error).message}`);
   } finally {
     tracker?.close();
   }
