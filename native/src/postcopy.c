@@ -3,27 +3,29 @@
  *
  * The guest runs here before its memory has arrived. The missing ranges of its linear memory are
  * dropped (MADV_DONTNEED) and registered with a userfaultfd in missing mode; a native thread, which
- * never needs the JS thread, then owns two file descriptors:
+ * never needs the JS thread, then owns three file descriptors:
  *   - the userfaultfd: a fault on a missing page asks the source for the 64 KiB granule holding it
  *     (once: later faults on a granule in flight just wait for it); a fault on a page that needs no
  *     data (outside the missing set) gets a zero page; a fault that raced with an arrival is woken;
- *   - the page channel, a TCP socket from the source: chunks it pushes in the background and the
- *     granules asked for, in any order, installed with UFFDIO_COPY (UFFDIO_ZEROPAGE for chunks the
- *     source found all zero). UFFDIO_COPY is atomic per page against faults, so a push and a
- *     request of the same page never clash: what arrived already is skipped (per-page state),
- *     EEXIST skips a page someone else installed, EAGAIN and partial copies resume where they stopped.
+ *   - two TCP sockets from the source: the push channel, on which it streams every missing chunk in
+ *     the background, and the fault channel, which carries the requests and their answers alone, so
+ *     that an answer never queues behind pushed megabytes. Chunks from either are installed with
+ *     UFFDIO_COPY (UFFDIO_ZEROPAGE for chunks the source found all zero). UFFDIO_COPY is atomic
+ *     per page against faults, so a push and a request of the same page never clash: what arrived
+ *     already is skipped (per-page state), EEXIST skips a page someone else installed, EAGAIN and
+ *     partial copies resume where they stopped.
  * When every missing page arrived, the thread says so to the source, closes the userfaultfd
  * (which unregisters the memory) and reports to JS. If the source is lost first, it reports the
  * error and leaves the userfaultfd open: the guest must stay blocked rather than read zeros.
  *
- * Page channel (little-endian u32s):
- *   source -> here: [len][ticket] once, then chunks [offset][length | ZERO_CHUNK][bytes, unless ZERO_CHUNK]
- *   here -> source: requests [offset][length], and when complete [RESIDENT][0]
+ * Page channels (little-endian u32s):
+ *   source -> here, on each: [len][ticket] once, then chunks [offset][length | ZERO_CHUNK][bytes, unless ZERO_CHUNK]
+ *   here -> source, on the fault channel: requests [offset][length], and when complete [RESIDENT][0]
  *
  * JS API:
  *   probeLazyRestore() -> { ok, reason? }
  *   lazyRestore(view: Uint8Array, missing: Uint32Array ([start, end) byte offsets, 64 KiB aligned),
- *               socketFd: number (duplicated here), ticket: Uint8Array,
+ *               pushFd: number, faultFd: number (sockets, duplicated here), ticket: Uint8Array,
  *               onEnd: (error: string | null, stats) => void)
  */
 #define _GNU_SOURCE
@@ -63,16 +65,9 @@ typedef struct {
   double ms;
 } stats_t;
 
+/* One page channel's input: its hello, then chunk headers and payloads. */
 typedef struct {
-  int uffd, sock;
-  uint8_t *base;
-  size_t len, page, npages, missing_left;
-  uint8_t *state;          /* per page: PAGE_* */
-  uint64_t *requested_ns;  /* per granule: when it was asked for (0: not asked, or served) */
-  uint8_t *requested;      /* per granule: asked for once */
-  /* input: hello, then chunk headers and payloads */
-  uint8_t ticket[MAX_TICKET];
-  size_t ticket_len;
+  int fd;
   uint8_t hello[4 + MAX_TICKET];
   size_t hello_have;
   bool hello_done;
@@ -82,7 +77,21 @@ typedef struct {
   uint32_t chunk_offset, chunk_length;
   size_t payload_have;
   uint8_t *staging;
-  /* output: requests not yet written */
+} channel_t;
+
+enum { PUSH = 0, FAULT = 1 };
+
+typedef struct {
+  int uffd;
+  channel_t channels[2];
+  uint8_t *base;
+  size_t len, page, npages, missing_left;
+  uint8_t *state;          /* per page: PAGE_* */
+  uint64_t *requested_ns;  /* per granule: when it was asked for (0: not asked, or served) */
+  uint8_t *requested;      /* per granule: asked for once */
+  uint8_t ticket[MAX_TICKET];
+  size_t ticket_len;
+  /* output on the fault channel: requests not yet written */
   uint8_t *out;
   size_t out_len, out_cap;
   stats_t stats;
@@ -130,7 +139,7 @@ static void queue_message(lazy_t *l, uint32_t offset, uint32_t length) {
 
 static bool flush_out(lazy_t *l) {
   while (l->out_len > 0) {
-    ssize_t n = send(l->sock, l->out, l->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send(l->channels[FAULT].fd, l->out, l->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
@@ -148,10 +157,10 @@ static void wake(lazy_t *l, uintptr_t start, size_t len) {
 }
 
 /* Installs pages [first, last) of the current chunk (all PAGE_MISSING): data, or zeros. */
-static bool install_run(lazy_t *l, size_t first, size_t last, bool zero) {
+static bool install_run(lazy_t *l, const channel_t *c, size_t first, size_t last, bool zero) {
   const size_t total = (last - first) * l->page;
   const uintptr_t dst = (uintptr_t)l->base + first * l->page;
-  const uint8_t *src = l->staging + (first * l->page - l->chunk_offset);
+  const uint8_t *src = c->staging + (first * l->page - c->chunk_offset);
   size_t done = 0;
   int attempts = 0;
   while (done < total) {
@@ -162,9 +171,9 @@ static bool install_run(lazy_t *l, size_t first, size_t last, bool zero) {
       rc = ioctl(l->uffd, UFFDIO_ZEROPAGE, &z);
       result = z.zeropage;
     } else {
-      struct uffdio_copy c = { .dst = dst + done, .src = (uintptr_t)(src + done), .len = total - done, .mode = 0 };
-      rc = ioctl(l->uffd, UFFDIO_COPY, &c);
-      result = c.copy;
+      struct uffdio_copy copy = { .dst = dst + done, .src = (uintptr_t)(src + done), .len = total - done, .mode = 0 };
+      rc = ioctl(l->uffd, UFFDIO_COPY, &copy);
+      result = copy.copy;
     }
     if (rc == 0) break;
     int err = errno;
@@ -185,9 +194,9 @@ static bool install_run(lazy_t *l, size_t first, size_t last, bool zero) {
   return true;
 }
 
-/* A whole chunk arrived (in staging unless zero): install what is still missing of it. */
-static bool install_chunk(lazy_t *l, bool zero) {
-  const size_t first = l->chunk_offset / l->page, last = first + l->chunk_length / l->page;
+/* A whole chunk arrived on channel c (in its staging unless zero): install what is still missing of it. */
+static bool install_chunk(lazy_t *l, const channel_t *c, bool zero) {
+  const size_t first = c->chunk_offset / l->page, last = first + c->chunk_length / l->page;
   size_t arrived = 0;
   for (size_t p = first; p < last;) {
     if (l->state[p] != PAGE_MISSING) {
@@ -196,16 +205,16 @@ static bool install_chunk(lazy_t *l, bool zero) {
     }
     size_t q = p;
     while (q < last && l->state[q] == PAGE_MISSING) q++;
-    if (!install_run(l, p, q, zero)) return false;
+    if (!install_run(l, c, p, q, zero)) return false;
     arrived += q - p;
     p = q;
   }
-  l->stats.duplicate_bytes += (l->chunk_length / l->page - arrived) * l->page;
-  if (zero) l->stats.zero_bytes += l->chunk_length;
-  else l->stats.received_bytes += l->chunk_length;
+  l->stats.duplicate_bytes += (c->chunk_length / l->page - arrived) * l->page;
+  if (zero) l->stats.zero_bytes += c->chunk_length;
+  else l->stats.received_bytes += c->chunk_length;
   /* A granule that was asked for: its fault waited from the request until now. */
-  if (l->chunk_offset % GRANULE == 0) {
-    size_t g = l->chunk_offset / GRANULE;
+  if (c->chunk_offset % GRANULE == 0) {
+    size_t g = c->chunk_offset / GRANULE;
     if (l->requested_ns[g]) {
       uint64_t waited = now_ns() - l->requested_ns[g];
       l->requested_ns[g] = 0;
@@ -217,8 +226,8 @@ static bool install_chunk(lazy_t *l, bool zero) {
   return true;
 }
 
-static bool start_chunk(lazy_t *l) {
-  uint32_t offset = get_le32(l->header), length = get_le32(l->header + 4);
+static bool start_chunk(lazy_t *l, channel_t *c) {
+  uint32_t offset = get_le32(c->header), length = get_le32(c->header + 4);
   bool zero = (length & ZERO_CHUNK) != 0;
   length &= ~ZERO_CHUNK;
   if (length == 0 || length > MAX_CHUNK || offset % l->page || length % l->page || (uint64_t)offset + length > l->len) {
@@ -226,32 +235,35 @@ static bool start_chunk(lazy_t *l) {
     snprintf(message, sizeof message, "page channel: bad chunk (offset %u, length %u) for %zu bytes of memory", offset, length, l->len);
     return set_message(l, message);
   }
-  l->chunk_offset = offset;
-  l->chunk_length = length;
-  l->header_have = 0;
-  if (zero) return install_chunk(l, true);
-  l->in_payload = true;
-  l->payload_have = 0;
+  c->chunk_offset = offset;
+  c->chunk_length = length;
+  c->header_have = 0;
+  if (zero) return install_chunk(l, c, true);
+  c->in_payload = true;
+  c->payload_have = 0;
   return true;
 }
 
-/* Reads what the socket has; false on EOF or error (before the end, that is the source lost). */
-static bool read_socket(lazy_t *l) {
-  for (;;) {
+/*
+ * Reads what channel c has, up to `chunks` whole chunks (so that a busy push channel does not keep
+ * faults waiting); false on EOF or error (before the end, that is the source lost).
+ */
+static bool read_channel(lazy_t *l, channel_t *c, int chunks) {
+  while (chunks > 0) {
     uint8_t *dst;
     size_t want;
-    if (!l->hello_done) {
-      size_t need = l->hello_have < 4 ? 4 : 4 + l->ticket_len;
-      dst = l->hello + l->hello_have;
-      want = need - l->hello_have;
-    } else if (l->in_payload) {
-      dst = l->staging + l->payload_have;
-      want = l->chunk_length - l->payload_have;
+    if (!c->hello_done) {
+      size_t need = c->hello_have < 4 ? 4 : 4 + l->ticket_len;
+      dst = c->hello + c->hello_have;
+      want = need - c->hello_have;
+    } else if (c->in_payload) {
+      dst = c->staging + c->payload_have;
+      want = c->chunk_length - c->payload_have;
     } else {
-      dst = l->header + l->header_have;
-      want = 8 - l->header_have;
+      dst = c->header + c->header_have;
+      want = 8 - c->header_have;
     }
-    ssize_t n = recv(l->sock, dst, want, MSG_DONTWAIT);
+    ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
@@ -262,24 +274,26 @@ static bool read_socket(lazy_t *l) {
       snprintf(message, sizeof message, "the source closed the page channel with %zu of %zu pages still missing", l->missing_left, l->npages);
       return set_message(l, message);
     }
-    if (!l->hello_done) {
-      l->hello_have += (size_t)n;
-      if (l->hello_have == 4 && get_le32(l->hello) != l->ticket_len) return set_message(l, "page channel: wrong ticket");
-      if (l->hello_have == 4 + l->ticket_len) {
-        if (memcmp(l->hello + 4, l->ticket, l->ticket_len) != 0) return set_message(l, "page channel: wrong ticket");
-        l->hello_done = true;
+    if (!c->hello_done) {
+      c->hello_have += (size_t)n;
+      if (c->hello_have == 4 && get_le32(c->hello) != l->ticket_len) return set_message(l, "page channel: wrong ticket");
+      if (c->hello_have == 4 + l->ticket_len) {
+        if (memcmp(c->hello + 4, l->ticket, l->ticket_len) != 0) return set_message(l, "page channel: wrong ticket");
+        c->hello_done = true;
       }
-    } else if (l->in_payload) {
-      l->payload_have += (size_t)n;
-      if (l->payload_have == l->chunk_length) {
-        l->in_payload = false;
-        if (!install_chunk(l, false)) return false;
+    } else if (c->in_payload) {
+      c->payload_have += (size_t)n;
+      if (c->payload_have == c->chunk_length) {
+        c->in_payload = false;
+        if (!install_chunk(l, c, false)) return false;
+        chunks--;
       }
     } else {
-      l->header_have += (size_t)n;
-      if (l->header_have == 8 && !start_chunk(l)) return false;
+      c->header_have += (size_t)n;
+      if (c->header_have == 8 && !start_chunk(l, c)) return false;
     }
   }
+  return true;
 }
 
 static bool handle_faults(lazy_t *l) {
@@ -324,23 +338,30 @@ static bool say_resident(lazy_t *l) {
   for (int waited = 0; l->out_len > 0 && waited < 100; waited++) {
     if (!flush_out(l)) return false;
     if (l->out_len == 0) break;
-    struct pollfd pfd = { .fd = l->sock, .events = POLLOUT };
+    struct pollfd pfd = { .fd = l->channels[FAULT].fd, .events = POLLOUT };
     poll(&pfd, 1, 100);
   }
   return l->out_len == 0 || set_message(l, "page channel: the source does not read");
 }
 
 static bool serve(lazy_t *l) {
+  channel_t *push = &l->channels[PUSH], *fault = &l->channels[FAULT];
   for (;;) {
-    if (l->hello_done && l->missing_left == 0) return say_resident(l);
-    struct pollfd fds[2] = { { .fd = l->uffd, .events = POLLIN }, { .fd = l->sock, .events = POLLIN | (l->out_len ? POLLOUT : 0) } };
-    if (poll(fds, 2, -1) < 0) {
+    if (push->hello_done && fault->hello_done && l->missing_left == 0) return say_resident(l);
+    struct pollfd fds[3] = {
+      { .fd = l->uffd, .events = POLLIN },
+      { .fd = fault->fd, .events = POLLIN | (l->out_len ? POLLOUT : 0) },
+      { .fd = push->fd, .events = POLLIN },
+    };
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return set_error(l, "poll", errno);
     }
+    /* Faults and their answers first: the guest waits on those. */
     if ((fds[0].revents & POLLIN) && !handle_faults(l)) return false;
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_socket(l)) return false;
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_channel(l, fault, INT32_MAX)) return false;
     if (l->out_len && !flush_out(l)) return false;
+    if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) && !read_channel(l, push, 1)) return false;
   }
 }
 
@@ -348,7 +369,8 @@ static void lazy_free(lazy_t *l) {
   free(l->state);
   free(l->requested);
   free(l->requested_ns);
-  free(l->staging);
+  free(l->channels[PUSH].staging);
+  free(l->channels[FAULT].staging);
   free(l->out);
   free(l);
 }
@@ -361,7 +383,8 @@ static void *lazy_thread(void *arg) {
     close(l->uffd); /* unregisters the memory: every page is in */
   }
   /* else: the userfaultfd stays open, so the guest stays blocked instead of reading zeros. */
-  close(l->sock);
+  close(l->channels[PUSH].fd);
+  close(l->channels[FAULT].fd);
   if (result) {
     l->stats.ms = (double)(now_ns() - l->started_ns) / 1e6;
     result->stats = l->stats;
@@ -484,20 +507,20 @@ static napi_value throw_lazy(napi_env env, const char *message) {
 }
 
 napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_lazy(env, "lazyRestore(view, missing, socketFd, ticket, onEnd): five arguments expected");
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return throw_lazy(env, "lazyRestore(view, missing, pushFd, faultFd, ticket, onEnd): six arguments expected");
   napi_typedarray_type type, missing_type, ticket_type;
   size_t length, missing_count, ticket_len;
   void *data, *missing_data, *ticket_data;
-  int32_t fd;
+  int32_t fds[2];
   napi_valuetype callback_type;
   if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
       napi_get_typedarray_info(env, argv[1], &missing_type, &missing_count, &missing_data, NULL, NULL) != napi_ok || missing_type != napi_uint32_array ||
-      napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
-      napi_get_typedarray_info(env, argv[3], &ticket_type, &ticket_len, &ticket_data, NULL, NULL) != napi_ok || ticket_type != napi_uint8_array ||
-      napi_typeof(env, argv[4], &callback_type) != napi_ok || callback_type != napi_function) {
-    return throw_lazy(env, "lazyRestore(view: Uint8Array, missing: Uint32Array, socketFd: number, ticket: Uint8Array, onEnd: function) expected");
+      napi_get_value_int32(env, argv[2], &fds[PUSH]) != napi_ok || napi_get_value_int32(env, argv[3], &fds[FAULT]) != napi_ok ||
+      napi_get_typedarray_info(env, argv[4], &ticket_type, &ticket_len, &ticket_data, NULL, NULL) != napi_ok || ticket_type != napi_uint8_array ||
+      napi_typeof(env, argv[5], &callback_type) != napi_ok || callback_type != napi_function) {
+    return throw_lazy(env, "lazyRestore(view: Uint8Array, missing: Uint32Array, pushFd: number, faultFd: number, ticket: Uint8Array, onEnd: function) expected");
   }
   const size_t page = host_page_size();
   const uint32_t *missing = missing_data;
@@ -511,7 +534,7 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
   lazy_t *l = calloc(1, sizeof *l);
   if (!l) return throw_lazy(env, "out of memory");
   l->uffd = -1;
-  l->sock = -1;
+  l->channels[PUSH].fd = l->channels[FAULT].fd = -1;
   l->base = data;
   l->len = length;
   l->page = page;
@@ -520,12 +543,13 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
   l->state = calloc(l->npages, 1);
   l->requested = calloc(granules, 1);
   l->requested_ns = calloc(granules, sizeof *l->requested_ns);
-  l->staging = malloc(MAX_CHUNK);
+  l->channels[PUSH].staging = malloc(MAX_CHUNK);
+  l->channels[FAULT].staging = malloc(GRANULE);
   l->out_cap = (granules + 1) * 8;
   l->out = malloc(l->out_cap);
   l->ticket_len = ticket_len;
   memcpy(l->ticket, ticket_data, ticket_len);
-  if (!l->state || !l->requested || !l->requested_ns || !l->staging || !l->out) {
+  if (!l->state || !l->requested || !l->requested_ns || !l->channels[PUSH].staging || !l->channels[FAULT].staging || !l->out) {
     lazy_free(l);
     return throw_lazy(env, "out of memory");
   }
@@ -542,14 +566,16 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
       goto failed;
     }
   }
-  l->sock = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (l->sock < 0) {
-    fail(&f, "dup the page channel socket", errno);
-    goto failed;
+  for (int i = PUSH; i <= FAULT; i++) {
+    l->channels[i].fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+    if (l->channels[i].fd < 0) {
+      fail(&f, "dup a page channel socket", errno);
+      goto failed;
+    }
   }
   napi_value name;
   napi_create_string_utf8(env, "roam lazy restore", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, NULL, call_on_end, &l->on_end) != napi_ok) {
+  if (napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, call_on_end, &l->on_end) != napi_ok) {
     fail(&f, "napi_create_threadsafe_function", EINVAL);
     goto failed;
   }
@@ -570,7 +596,8 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
   return undefined;
 failed:
   if (l->uffd >= 0) close(l->uffd);
-  if (l->sock >= 0) close(l->sock);
+  if (l->channels[PUSH].fd >= 0) close(l->channels[PUSH].fd);
+  if (l->channels[FAULT].fd >= 0) close(l->channels[FAULT].fd);
   lazy_free(l);
   return throw_lazy(env, f.text);
 }

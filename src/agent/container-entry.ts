@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { GuestThread } from '../container/guest-thread.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
 import { nativeAddon } from '../native/addon.js';
-import { lazyRestoreSupport, startLazyRestore } from '../migrate/post-copy.js';
+import { type PageChannels, lazyRestoreSupport, startLazyRestore } from '../migrate/post-copy.js';
 import { migrateIn } from '../migrate/receiver.js';
 import { migrateOut } from '../migrate/sender.js';
 import { AgentClient } from './client.js';
@@ -111,13 +111,16 @@ async function start(): Promise<void> {
     tell({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
   });
   const timeout = setTimeout(() => fail('the source never connected'), 120_000);
-  let pageChannel: ((socket: Socket) => void) | undefined;
-  let connections = 0;
+  // Then, in post-copy, the push and the fault channel, in that order.
+  const pageSockets: Socket[] = [];
+  let pageChannels: ((channels: PageChannels) => void) | undefined;
   server.on('connection', (socket: Socket) => {
-    if (++connections === 1) return receive(socket);
-    if (!pageChannel) return socket.destroy();
-    pageChannel(socket);
-    pageChannel = undefined;
+    if (pageSockets.length === 0 && !pageChannels) return receive(socket);
+    if (!pageChannels) return socket.destroy();
+    pageSockets.push(socket);
+    if (pageSockets.length < 2) return;
+    pageChannels({ push: pageSockets[0]!, fault: pageSockets[1]! });
+    pageChannels = undefined;
     server.close();
   });
   const receive = (socket: Socket) => {
@@ -125,7 +128,7 @@ async function start(): Promise<void> {
     socket.resume();
     let guest: GuestThread | undefined;
     let running = false;
-    const pageSocket = new Promise<Socket>((resolve) => (pageChannel = resolve));
+    const channels = new Promise<PageChannels>((resolve) => (pageChannels = resolve));
     migrateIn(socket, config.ticket, {
       directories: config.directories,
       prepare: async (memoryBytes, postCopy) => {
@@ -135,8 +138,8 @@ async function start(): Promise<void> {
       },
       lazyRestore: lazyRestoreSupport().ok
         ? async (memory, missing) => {
-            const page = await within(pageSocket, 30_000, 'the source never opened the page channel');
-            return { resident: startLazyRestore(memory, missing, page, config.ticket) };
+            const opened = await within(channels, 30_000, 'the source never opened the page channels');
+            return { resident: startLazyRestore(memory, missing, opened, config.ticket) };
           }
         : undefined,
       writeLog: (bytes) => writeSync(1, bytes),

@@ -3,7 +3,8 @@ import type { ContainerInfo } from '../agent/api.js';
 import type { NodeFacts } from '../agent/facts.js';
 import { type Cluster, agentClient, followLogs, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
 import { type Isa, isIsa, isas } from '../platform/isa.js';
-import { UserError } from './options.js';
+import { type VmIsa, isVmIsa, vmIsas } from '../vm/arm64-vm.js';
+import { UserError, parsePositiveInt } from './options.js';
 import { mib, textTable } from './table.js';
 
 export function parseIsaList(value: string): Isa[] {
@@ -13,15 +14,33 @@ export function parseIsaList(value: string): Isa[] {
   return list as Isa[];
 }
 
+export function parseVmList(value: string): VmIsa[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new UserError(`--vm: expected ${vmIsas.join(' or ')}`);
+  for (const isa of list) if (!isVmIsa(isa)) throw new UserError(`--vm ${isa}: only ${vmIsas.join(', ')} can run as a full-system VM`);
+  return list as VmIsa[];
+}
+
 export function registerClusterCommands(program: Command): void {
   program
     .command('up')
     .description('Start a local cluster on loopback: the gateway and one agent per ISA (foreign ISAs under qemu-user)')
     .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', Object.keys(isas).join(','))
-    .action(async (opts: { isa: string }) => {
+    .option('--vm <isa>', 'also a full-system VM node with a real kernel, named ISA-vm (arm64 only: qemu-system-aarch64; build its image with scripts/vm-image)')
+    .option('--vm-memory <MiB>', "the VM node's memory", parsePositiveInt, 3072)
+    .action(async (opts: { isa: string; vm?: string; vmMemory: number }) => {
       const list = parseIsaList(opts.isa);
-      process.stderr.write(`roam up: starting ${list.length} agent(s)${list.some((i) => i !== 'x64') ? ' (emulated ones take a few seconds)' : ''}\n`);
-      const cluster = await startCluster(list, { onNode: (node) => process.stderr.write(`roam up: ${node.name} answers at ${node.url}\n`) });
+      const vms = opts.vm === undefined ? [] : parseVmList(opts.vm);
+      process.stderr.write(
+        `roam up: starting ${list.length} agent(s)${list.some((i) => i !== 'x64') ? ' (emulated ones take a few seconds)' : ''}` +
+          `${vms.length > 0 ? ` and ${vms.map((v) => `a full-system ${v} VM`).join(', ')} (boots in 15-60 s)` : ''}\n`,
+      );
+      const started = Date.now();
+      const cluster = await startCluster(list, {
+        vms,
+        vmMemoryMiB: opts.vmMemory,
+        onNode: (node) => process.stderr.write(`roam up: ${node.name} answers at ${node.url}${node.vm ? ` after ${((Date.now() - started) / 1000).toFixed(1)} s (console: ${node.vm.log})` : ''}\n`),
+      });
       process.stdout.write(`${nodesTable(await facts(cluster))}\n`);
     });
 
@@ -96,15 +115,23 @@ export function registerClusterCommands(program: Command): void {
     });
 }
 
-async function facts(cluster: Cluster): Promise<(NodeFacts | { name: string; error: string })[]> {
-  return Promise.all(cluster.nodes.map((node) => agentClient(cluster, node).node().catch((error: Error) => ({ name: node.name, error: error.message }))));
+/** Each node's facts as its agent tells them; a VM node's also say so (vm: its emulator). */
+async function facts(cluster: Cluster): Promise<((NodeFacts & { vm?: string }) | { name: string; error: string })[]> {
+  return Promise.all(
+    cluster.nodes.map((node) =>
+      agentClient(cluster, node)
+        .node()
+        .then((f) => (node.vm ? { ...f, vm: node.vm.emulator } : f))
+        .catch((error: Error) => ({ name: node.name, error: error.message })),
+    ),
+  );
 }
 
-function nodesTable(all: (NodeFacts | { name: string; error: string })[]): string {
+function nodesTable(all: ((NodeFacts & { vm?: string }) | { name: string; error: string })[]): string {
   const rows = all.map((f) =>
     'error' in f
       ? [f.name, '-', '-', '-', '-', '-', `unreachable: ${f.error}`]
-      : [f.name, f.isa + (f.emulated ? ' (qemu)' : ''), f.cores, mib(f.memoryBytes).replace(' MiB', ''), f.node, `${f.power.idleWatts}-${f.power.peakWatts} W`, f.capabilities.dirtyTracking],
+      : [f.name, f.isa + (f.emulated ? ' (qemu)' : f.vm ? ' (vm)' : ''), f.cores, mib(f.memoryBytes).replace(' MiB', ''), f.node, `${f.power.idleWatts}-${f.power.peakWatts} W`, f.capabilities.dirtyTracking],
   );
   return textTable(['NODE', 'ISA', 'CORES', 'MEMORY(MiB)', 'NODE.JS', 'POWER', 'DIRTY-TRACKING'], rows);
 }

@@ -13,6 +13,7 @@ import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
 import { type Isa, hostIsa } from '../platform/isa.js';
 import { GatewayClient } from '../gateway/client.js';
 import { cacheDir } from '../platform/paths.js';
+import { type VmIsa, checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm, stopVm } from '../vm/arm64-vm.js';
 
 export interface ClusterNode {
   name: string;
@@ -20,6 +21,8 @@ export interface ClusterNode {
   url: string;
   pid: number;
   stateDir: string;
+  /** Set when the node is a full-system VM (pid is qemu's; its agent is reached through port forwards). */
+  vm?: { emulator: 'qemu-system-aarch64'; apiPort: number; dataPort: number; log: string };
 }
 
 /** A local cluster started by `roam up`: a gateway and agents on loopback sharing one token. */
@@ -100,11 +103,23 @@ export function nodeNames(isas: Isa[]): string[] {
   });
 }
 
+/** The name of the full-system VM node for `isa` (roam up --vm). */
+export function vmNodeName(isa: VmIsa): string {
+  return `${isa}-vm`;
+}
+
 /**
  * Starts the gateway and one agent per ISA on loopback, in the background (foreign ISAs under
- * qemu-user), and returns once every one answers. What started is stopped again if anything fails.
+ * qemu-user), plus one full-system VM per `vms` entry (qemu-system, node ISA-vm), and returns once
+ * every one answers. What started is stopped again if anything fails.
  */
-export async function startCluster(isas: Isa[], options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void } = {}): Promise<Cluster> {
+export async function startCluster(
+  isas: Isa[],
+  options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void; vms?: VmIsa[]; vmMemoryMiB?: number } = {},
+): Promise<Cluster> {
+  const vms = [...new Set(options.vms ?? [])];
+  // Before anything starts: a missing qemu-system or image is a one-line error.
+  const vmImage = vms.length > 0 ? checkVmPrerequisites() : undefined;
   if (existsSync(clusterFile())) {
     const running = loadCluster();
     if ((await Promise.all([...running.nodes.map((n) => n.pid), running.gateway?.pid ?? 0].map(alive))).some(Boolean)) {
@@ -132,6 +147,20 @@ export async function startCluster(isas: Isa[], options: { timeoutMs?: number; o
       options.onNode?.(node);
     });
   });
+  for (const isa of vms) {
+    const name = vmNodeName(isa);
+    const stateDir = join(clusterDir(), 'nodes', name);
+    const node: ClusterNode = { name, isa, url: '', pid: 0, stateDir };
+    cluster.nodes.push(node);
+    started.push(
+      (async () => {
+        const vm = await startArm64Vm({ name, token: cluster.token, stateDir, gatewayTunnel: cluster.gateway!.tunnel, memoryMiB: options.vmMemoryMiB, image: vmImage });
+        Object.assign(node, { url: vm.url, pid: vm.pid, vm: { emulator: 'qemu-system-aarch64', apiPort: vm.apiPort, dataPort: vm.dataPort, log: vm.logPath } });
+        await vm.ready(Math.max(timeoutMs, defaultVmTimeoutMs));
+        options.onNode?.(node);
+      })(),
+    );
+  }
   const failed = (await Promise.allSettled(started)).find((r) => r.status === 'rejected');
   if (failed) {
     await stopCluster(cluster);
@@ -203,15 +232,17 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
-/** Stops every agent (and so their containers) and forgets the cluster. */
+/** Stops every agent (and so their containers) and every VM node, and forgets the cluster. */
 export async function stopCluster(cluster: Cluster): Promise<void> {
-  const pids = [...cluster.nodes.map((n) => n.pid), cluster.gateway?.pid ?? 0].filter(Boolean);
+  const vmsStopped = Promise.all(cluster.nodes.filter((n) => n.vm).map((n) => stopVm(n.pid)));
+  const pids = [...cluster.nodes.filter((n) => !n.vm).map((n) => n.pid), cluster.gateway?.pid ?? 0].filter(Boolean);
   for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   for (const pid of pids) {
     while ((await alive(pid)) && Date.now() < deadline) await sleep(50);
     if (await alive(pid)) signal(pid, 'SIGKILL');
   }
+  await vmsStopped;
   rmSync(clusterFile(), { force: true });
 }
 

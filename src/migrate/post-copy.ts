@@ -3,20 +3,21 @@ import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
 import { MigrationError } from './errors.js';
 
 /**
- * Post-copy's page channel: a second TCP connection from the source to the destination, next to
- * the data channel. The destination's native thread (native/src/postcopy.c) owns its end: it asks
- * for the 64 KiB granules the guest faults on, while the source pushes all the rest in order.
- * Little-endian u32s:
- *   source -> destination: [ticket length][ticket], then chunks [offset][length | zeroChunk][bytes]
- *   destination -> source: requests [offset][length]; [resident][0] once every page arrived
+ * Post-copy's page channels: two more TCP connections from the source to the destination, next
+ * to the data channel, whose ends the destination's native thread owns (native/src/postcopy.c).
+ * On the fault channel it asks for the 64 KiB granules the guest faults on and gets them back;
+ * on the push channel the source streams all the rest in order. Separate, so that an answer
+ * never waits behind pushed megabytes. Little-endian u32s:
+ *   source -> destination, on each: [ticket length][ticket], then chunks [offset][length | zeroChunk][bytes]
+ *   destination -> source, on the fault channel: requests [offset][length]; [resident][0] once every page arrived
  */
 export const granuleBytes = 64 * 1024;
 const zeroChunk = 0x80000000;
 const resident = 0xffffffff;
 /** Pushed chunks hold up to this much; requests get exactly their granule. */
 const pushChunkBytes = 1 << 20;
-/** Pushes wait while this much is queued in the socket, so that a fault's answer never queues behind much. */
-const pushQueueBytes = 256 * 1024;
+/** Pushes wait while this much is queued in Node for the push channel. */
+const pushQueueBytes = 1 << 20;
 
 /** [start, end) byte ranges, pairs in a flat array: what the destination lacks. */
 export type ByteRanges = Uint32Array;
@@ -39,7 +40,7 @@ export function rangeBytes(ranges: ByteRanges): number {
   return total;
 }
 
-export function openPageChannel(host: string, port: number, ticket: string): Promise<Socket> {
+function openPageChannel(host: string, port: number, ticket: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, noDelay: true });
     socket.once('connect', () => {
@@ -54,11 +55,27 @@ export function openPageChannel(host: string, port: number, ticket: string): Pro
   });
 }
 
+/** The two page channels, opened in this order (the destination tells them apart by it). */
+export async function openPageChannels(host: string, port: number, ticket: string): Promise<PageChannels> {
+  const push = await openPageChannel(host, port, ticket);
+  try {
+    return { push, fault: await openPageChannel(host, port, ticket) };
+  } catch (error) {
+    push.destroy();
+    throw error;
+  }
+}
+
+export interface PageChannels {
+  push: Socket;
+  fault: Socket;
+}
+
 /**
- * The source's side of the page channel: answers the destination's requests at once and pushes
+ * The source's side of the page channels: answers the destination's requests at once and pushes
  * every other missing granule in the background, from the stopped guest's memory (which it keeps
  * until the destination has all of it). `done` resolves when the destination reports every page
- * in, and rejects if the channel breaks before: the destination is lost.
+ * in, and rejects if a channel breaks before: the destination is lost.
  */
 export class PageServer {
   readonly done: Promise<{ pushedBytes: number; requestedBytes: number }>;
@@ -72,15 +89,16 @@ export class PageServer {
   private cursor = 0;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly channels: PageChannels,
     private readonly memory: Uint8Array,
     private readonly missing: ByteRanges,
   ) {
+    const { push, fault } = channels;
     this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
     this.cursor = missing[0] ?? 0;
     let pending: Buffer = Buffer.alloc(0);
     this.done = new Promise((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
+      fault.on('data', (chunk: Buffer) => {
         pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
         let at = 0;
         for (; at + 8 <= pending.length; at += 8) {
@@ -88,7 +106,8 @@ export class PageServer {
           const length = pending.readUInt32LE(at + 4);
           if (offset === resident) {
             this.finished = true;
-            socket.end();
+            push.end();
+            fault.end();
             resolve({ pushedBytes: this.pushedBytes, requestedBytes: this.requestedBytes });
             return;
           }
@@ -100,11 +119,23 @@ export class PageServer {
         if (!this.finished) reject(new MigrationError(`the destination was lost during post-copy (${why})`));
         this.finished = true;
       };
-      socket.on('error', (error) => lost(error.message));
-      socket.on('close', () => lost('its page channel closed'));
+      for (const socket of [push, fault]) {
+        socket.on('error', (error) => lost(error.message));
+        socket.on('close', () => lost('its page channel closed'));
+      }
     });
     this.done.catch(() => undefined);
-    socket.on('drain', () => this.push());
+    push.on('drain', () => this.push());
+  }
+
+  /** Bytes sent so far, asked for and pushed. */
+  get sentBytes(): number {
+    return this.pushedBytes + this.requestedBytes;
+  }
+
+  close(): void {
+    this.channels.push.destroy();
+    this.channels.fault.destroy();
   }
 
   /** Starts the background push (after the destination runs the guest). */
@@ -115,22 +146,23 @@ export class PageServer {
 
   private answer(offset: number, length: number): void {
     if (offset % granuleBytes !== 0 || length !== Math.min(granuleBytes, this.memory.length - offset) || offset >= this.memory.length) {
-      this.socket.destroy(new Error(`bad page request (offset ${offset}, length ${length})`));
+      this.channels.fault.destroy(new Error(`bad page request (offset ${offset}, length ${length})`));
       return;
     }
     const granule = offset / granuleBytes;
     if (this.sent[granule]) return; // on its way already
     this.sent[granule] = 1;
     this.requestedBytes += length;
-    this.sendChunk(offset, length);
+    this.sendChunk(this.channels.fault, offset, length);
   }
 
   private push(): void {
-    while (this.pushing && !this.finished && this.socket.writableLength < pushQueueBytes) {
+    const socket = this.channels.push;
+    while (this.pushing && !this.finished && socket.writableLength < pushQueueBytes) {
       const next = this.nextUnsent();
       if (!next) return;
       this.pushedBytes += next.length;
-      this.sendChunk(next.offset, next.length);
+      this.sendChunk(socket, next.offset, next.length);
     }
   }
 
@@ -155,17 +187,17 @@ export class PageServer {
   }
 
   /** One chunk; all-zero ones go as a header alone. */
-  private sendChunk(offset: number, length: number): void {
+  private sendChunk(socket: Socket, offset: number, length: number): void {
     const bytes = this.memory.subarray(offset, offset + length);
     const header = Buffer.allocUnsafe(8);
     header.writeUInt32LE(offset, 0);
     if (isZero(bytes)) {
       header.writeUInt32LE((length | zeroChunk) >>> 0, 4);
-      this.socket.write(header);
+      socket.write(header);
     } else {
       header.writeUInt32LE(length, 4);
-      this.socket.write(header);
-      this.socket.write(bytes);
+      socket.write(header);
+      socket.write(bytes);
     }
   }
 }
@@ -186,20 +218,26 @@ export function lazyRestoreSupport(): { ok: boolean; reason: string } {
 
 /**
  * The destination's side: drops the `missing` ranges of the guest's memory and has the addon's
- * thread fetch them on demand from `socket` (accepted paused: nothing of it was read here).
+ * thread fetch them over the page channels (accepted paused: nothing of them was read here).
  * Resolves when every page is in; rejects if the source is lost first (the guest then stays
  * blocked on its next missing page: it cannot go on).
  */
-export function startLazyRestore(memory: WebAssembly.Memory, missing: ByteRanges, socket: Socket, ticket: string): Promise<LazyRestoreStats> {
+export function startLazyRestore(memory: WebAssembly.Memory, missing: ByteRanges, channels: PageChannels, ticket: string): Promise<LazyRestoreStats> {
   const addon = nativeAddon();
   if (!addon) throw new MigrationError('post-copy needs the native addon, which is not available here');
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new MigrationError('the page channel has no file descriptor');
   return new Promise((resolve, reject) => {
-    addon.lazyRestore(new Uint8Array(memory.buffer), missing, fd, Buffer.from(ticket), (error, stats) => {
+    addon.lazyRestore(new Uint8Array(memory.buffer), missing, descriptor(channels.push), descriptor(channels.fault), Buffer.from(ticket), (error, stats) => {
       if (error) reject(new MigrationError(error));
       else resolve(stats);
     });
-    socket.destroy(); // the addon has its own descriptor for it
+    // The addon has its own descriptors for them.
+    channels.push.destroy();
+    channels.fault.destroy();
   });
+}
+
+function descriptor(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new MigrationError('a page channel has no file descriptor');
+  return fd;
 }

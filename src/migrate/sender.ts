@@ -7,7 +7,7 @@ import { DirectorySender } from './files.js';
 import { MigrationError } from './errors.js';
 import { killAgentSoon } from './failpoint.js';
 import type { LazyRestoreStats } from '../native/addon.js';
-import { PageServer, granuleRanges, openPageChannel, rangeBytes } from './post-copy.js';
+import { PageServer, granuleRanges, openPageChannels, rangeBytes } from './post-copy.js';
 import { Frame, FrameReader, FrameWriter, encodeMissing, json, maxPagesPayload } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
@@ -20,6 +20,7 @@ export interface MigrationSource {
   /** A view of the whole live linear memory (it may grow between calls). */
   memory(): Uint8Array;
   stop(): Promise<void>;
+  /** The stopped guest's state; may be called right after stop(), before that resolves. */
   capture(): Promise<ContainerState>;
   resume(): void;
   /** Host paths of the preopened directories, in preopen order. */
@@ -118,8 +119,9 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   const initialBytes = source.memory().length;
   const mode = chooseMode(options.mode, initialBytes, options.destinationLazyRestore ?? false);
   const lazy = postCopyModes.includes(mode);
+  let pages: PageServer | undefined;
   const progress = (phase: MigrationProgress['phase'], round?: number) =>
-    options.onProgress?.({ phase, round, sentBytes, memoryBytes: source.memory().length });
+    options.onProgress?.({ phase, round, sentBytes: sentBytes + (pages?.sentBytes ?? 0), memoryBytes: source.memory().length });
   let sentBytes = 0;
   progress('connecting');
   const socket = await open(target);
@@ -128,11 +130,13 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   let stopped = false;
   let committing = false;
   let tracker: DirtyTracker | undefined;
-  let pageChannel: Socket | undefined;
   try {
     writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes, postCopy: lazy });
     await reader.expect(Frame.Ready);
     if (mode !== 'post-copy') tracker = source.tracker(source.memory());
+    // Opened before the stop, so that it costs no downtime.
+    const channels = lazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
+    channels?.catch(() => undefined);
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
     const sendRound = async (round: number, phase: MigrationProgress['phase']) => {
@@ -183,25 +187,28 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       await sendRound(round++, 'pre-copy');
     }
     const stopRequested = performance.now();
-    await source.stop();
+    const stopping = source.stop();
+    // Asked for at once: the guest captures its state as soon as it stopped, no extra round trip.
+    const capturing = source.capture();
+    capturing.catch(() => undefined);
+    await stopping;
     stopped = true;
     const stoppedAt = performance.now();
-    const state = await source.capture();
-    let pages: PageServer | undefined;
     let missingBytes = 0;
     if (lazy) {
-      // What the destination lacks: everything, or what was written since the pre-copy round.
+      // What the destination lacks: everything, or what was written since the pre-copy round. Sent
+      // first, so that the destination prepares its lazy restore while the rest is on its way.
       const memory = source.memory();
       const missing =
         mode === 'post-copy' ? Uint32Array.from([0, memory.length]) : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
       missingBytes = rangeBytes(missing);
-      pageChannel = await openPageChannel(target.host, target.port, target.ticket);
-      pages = new PageServer(pageChannel, memory, missing);
-      sentBytes += files.send(writer);
+      pages = new PageServer(await channels!, memory, missing);
       writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
+      sentBytes += files.send(writer);
     } else {
       await sendRound(round, 'stop-copy');
     }
+    const state = await capturing;
     const log = source.readLog();
     writer.send(Frame.Log, log);
     writer.send(Frame.State, { state });
@@ -222,7 +229,9 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       progress('post-copy');
       pages.startPushing();
       killAgentSoon('source-post-copy');
+      const ticker = setInterval(() => progress('post-copy'), 250);
       const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)]);
+      clearInterval(ticker);
       sentBytes += served.pushedBytes + served.requestedBytes;
       postCopy = {
         missingBytes,
@@ -250,7 +259,7 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     if (!committing) writer.send(Frame.Abort, { reason: (error as Error).message });
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
-    pageChannel?.destroy();
+    pages?.close();
     if (stopped) source.resume();
     const copy = committing && lazy ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
     throw new MigrationError(`migration failed, the container keeps running here${copy}: ${(error as Error).message}`);

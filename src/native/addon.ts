@@ -48,12 +48,12 @@ export interface NativeAddon {
   probeLazyRestore(): { ok: boolean; reason?: string };
   /**
    * Post-copy's destination (native/src/postcopy.c): drops the `missing` [start, end) byte ranges
-   * of `view` (64 KiB aligned) and serves the faults on them from the page channel on socket `fd`
-   * (duplicated), where `ticket` must arrive first, on a native thread. `onEnd` is called once:
+   * of `view` (64 KiB aligned) and, on a native thread, serves the faults on them over the page
+   * channels on sockets `pushFd` and `faultFd` (duplicated), where `ticket` must arrive first. `onEnd` is called once:
    * with null when every page arrived, else with the error (the memory then stays registered, so
    * the guest blocks instead of reading zeros).
    */
-  lazyRestore(view: Uint8Array, missing: Uint32Array, fd: number, ticket: Uint8Array, onEnd: (error: string | null, stats: LazyRestoreStats) => void): void;
+  lazyRestore(view: Uint8Array, missing: Uint32Array, pushFd: number, faultFd: number, ticket: Uint8Array, onEnd: (error: string | null, stats: LazyRestoreStats) => void): void;
 }
 
 /** What the destination's lazy restore did, from the start of post-copy to full residency. */

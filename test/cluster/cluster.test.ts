@@ -39,7 +39,7 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
     assert.match(cluster.roam(['migrate', 'nosuch', '--to', 'x64-2']).stderr, /no container nosuch in the cluster/);
     assert.match(cluster.roam(['migrate', id, '--to', 'nowhere']).stderr, /no node nowhere in the cluster/);
     assert.match(cluster.roam(['migrate', id, '--to', 'x64']).stderr, /already runs on x64/);
-    assert.match(cluster.roam(['migrate', id, '--to', 'x64-2', '--mode', 'teleport']).stderr, /--mode teleport: expected one of stop-copy, pre-copy, auto/);
+    assert.match(cluster.roam(['migrate', id, '--to', 'x64-2', '--mode', 'teleport']).stderr, /--mode teleport: expected one of stop-copy, pre-copy, post-copy, pre-post, auto/);
     assert.match(cluster.roam(['logs', 'nosuch']).stderr, /no container nosuch in the cluster/);
 
     // The HTTP API itself: token, unknown container, unknown route, bad body.

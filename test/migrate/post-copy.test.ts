@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { PageServer, type ByteRanges, granuleBytes, lazyRestoreSupport, openPageChannel, startLazyRestore } from '../../src/migrate/post-copy.js';
+import { PageServer, type ByteRanges, type PageChannels, granuleBytes, lazyRestoreSupport, openPageChannels, startLazyRestore } from '../../src/migrate/post-copy.js';
 
 const support = lazyRestoreSupport();
 const skip = support.ok ? false : `post-copy unavailable here: ${support.reason}`;
@@ -22,10 +22,15 @@ function sourceMemory(bytes: number, seed: number): Uint8Array {
   return memory;
 }
 
-/** A destination listener that accepts one connection without reading from it. */
-async function pausedListener(): Promise<{ server: Server; port: number; accepted: Promise<Socket> }> {
+/** A destination listener that accepts the two page channels without reading from them. */
+async function pausedListener(): Promise<{ server: Server; port: number; accepted: Promise<PageChannels> }> {
   const server = createServer({ pauseOnConnect: true });
-  const accepted = once(server, 'connection').then(([socket]) => socket as Socket);
+  const sockets: Socket[] = [];
+  const accepted = new Promise<PageChannels>((resolve) =>
+    server.on('connection', (socket: Socket) => {
+      if (sockets.push(socket) === 2) resolve({ push: sockets[0]!, fault: sockets[1]! });
+    }),
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { server, port: (server.address() as { port: number }).port, accepted };
@@ -69,10 +74,10 @@ async function postCopy(memoryBytes: number, missing: ByteRanges, options: { pre
   // What the destination holds already (a pre-copy round): the source's bytes, outside the missing ranges.
   new Uint8Array(memory.buffer).set(sourceBytes);
   const listener = await pausedListener();
-  const channel = await openPageChannel('127.0.0.1', listener.port, ticket);
+  const channels = await openPageChannels('127.0.0.1', listener.port, ticket);
   const restored = startLazyRestore(memory, missing, await listener.accepted, ticket);
   listener.server.close();
-  const server = new PageServer(channel, sourceBytes, missing);
+  const server = new PageServer(channels, sourceBytes, missing);
   const guest = runGuest(memory, shared, options.guestOperations);
   setTimeout(() => server.startPushing(), options.pushDelayMs);
   const [stats, served, result] = await Promise.all([restored, server.done, guest]);
@@ -108,17 +113,19 @@ test('post-copy: a source lost mid-way is reported as an error, and a wrong tick
   const memoryBytes = 4 << 20;
   const memory = new WebAssembly.Memory({ initial: memoryBytes / 65536, maximum: memoryBytes / 65536, shared: true });
   const listener = await pausedListener();
-  const channel = await openPageChannel('127.0.0.1', listener.port, ticket);
+  const channels = await openPageChannels('127.0.0.1', listener.port, ticket);
   const restored = startLazyRestore(memory, Uint32Array.from([0, memoryBytes]), await listener.accepted, ticket);
   listener.server.close();
-  channel.destroy();
+  channels.push.destroy();
+  channels.fault.destroy();
   await assert.rejects(restored, /closed the page channel with 64 of 1024 pages still missing|closed the page channel/);
 
   const memory2 = new WebAssembly.Memory({ initial: 16, maximum: 16, shared: true });
   const listener2 = await pausedListener();
-  const channel2 = await openPageChannel('127.0.0.1', listener2.port, 'b'.repeat(48));
+  const channels2 = await openPageChannels('127.0.0.1', listener2.port, 'b'.repeat(48));
   const refused = startLazyRestore(memory2, Uint32Array.from([0, 16 * 65536]), await listener2.accepted, ticket);
   listener2.server.close();
   await assert.rejects(refused, /wrong ticket/);
-  channel2.destroy();
+  channels2.push.destroy();
+  channels2.fault.destroy();
 });
