@@ -33,12 +33,13 @@ export function registerClusterCommands(program: Command): void {
       const vms = opts.vm === undefined ? [] : parseVmList(opts.vm);
       process.stderr.write(
         `roam up: starting ${list.length} agent(s)${list.some((i) => i !== 'x64') ? ' (emulated ones take a few seconds)' : ''}` +
-          `${vms.length > 0 ? ` and ${vms.map((v) => `a full-system ${v} VM`).join(', ')} (boots in 15-60 s)` : ''}\n`,
+          `${vms.length > 0 ? ` and ${vms.map((v) => `a full-system ${v} VM`).join(', ')} (boots in about 10 s, longer under load)` : ''}\n`,
       );
       const started = Date.now();
       const cluster = await startCluster(list, {
         vms,
         vmMemoryMiB: opts.vmMemory,
+        onVmImage: (line) => process.stderr.write(`roam up: ${line}\n`),
         onNode: (node) => process.stderr.write(`roam up: ${node.name} answers at ${node.url}${node.vm ? ` after ${((Date.now() - started) / 1000).toFixed(1)} s (console: ${node.vm.log})` : ''}\n`),
       });
       process.stdout.write(`${nodesTable(await facts(cluster))}\n`);

@@ -115,17 +115,17 @@ export function vmNodeName(isa: VmIsa): string {
  */
 export async function startCluster(
   isas: Isa[],
-  options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void; vms?: VmIsa[]; vmMemoryMiB?: number } = {},
+  options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void; vms?: VmIsa[]; vmMemoryMiB?: number; onVmImage?: (line: string) => void } = {},
 ): Promise<Cluster> {
-  const vms = [...new Set(options.vms ?? [])];
-  // Before anything starts: a missing qemu-system or image is a one-line error.
-  const vmImage = vms.length > 0 ? checkVmPrerequisites() : undefined;
   if (existsSync(clusterFile())) {
     const running = loadCluster();
     if ((await Promise.all([...running.nodes.map((n) => n.pid), running.gateway?.pid ?? 0].map(alive))).some(Boolean)) {
       throw new ClusterError(`a cluster is already up (${running.nodes.map((n) => n.name).join(', ')}): roam down first`);
     }
   }
+  const vms = [...new Set(options.vms ?? [])];
+  // Before anything starts: a missing qemu-system or image is a one-line error.
+  const vmImage = vms.length > 0 ? checkVmPrerequisites(options.onVmImage) : undefined;
   const cluster: Cluster = { token: randomBytes(24).toString('hex'), createdAt: new Date().toISOString(), nodes: [] };
   const timeoutMs = options.timeoutMs ?? 180_000;
   const gatewayDir = join(clusterDir(), 'gateway');

@@ -27,7 +27,7 @@ export interface MigrationSink {
   writeLog(bytes: Buffer): void;
   /** Optional: faults in memory[offset, offset+length) before pages are copied there (faster in bulk). */
   populate?(memory: Uint8Array, offset: number, length: number): void;
-  /** Loads the guest's state; the guest is then ready to run. */
+  /** Loads the guest's state (without touching its memory: a lazy restore may be setting up meanwhile); the guest is then ready to run. */
   restore(state: ContainerState): Promise<void>;
   /** Runs the guest: committed (in post-copy, its memory still arriving). */
   run(): void;
@@ -70,7 +70,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
-    let lazy: { resident: Promise<LazyRestoreStats> } | undefined;
+    let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
     let round = 0;
     for (;;) {
       const { type, payload } = await reader.next();
@@ -94,7 +94,9 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
         if (memoryBytes > current) memory.grow((memoryBytes - current) / 65536);
-        lazy = await sink.lazyRestore!(memory, missing);
+        // Not awaited here: it sets up while the rest arrives and the guest's state is restored.
+        lazy = sink.lazyRestore!(memory, missing);
+        lazy.catch(() => undefined);
       } else if (type === Frame.Log) {
         sink.writeLog(payload);
       } else if (type === Frame.State) {
@@ -104,7 +106,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         if (state.preopens.length !== sink.directories.length) throw new ProtocolError('the state does not match the announced directories');
         new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
         state.preopens = state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! }));
-        await sink.restore(state);
+        await Promise.all([sink.restore(state), lazy]);
         writer.send(Frame.Prepared, { restoreMs: performance.now() - started });
       } else if (type === Frame.Commit) {
         killAgentAt('destination-commit');
@@ -113,7 +115,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
         if (lazy) {
           killAgentSoon('destination-post-copy');
-          writer.send(Frame.Resident, { stats: await lazy.resident });
+          writer.send(Frame.Resident, { stats: await (await lazy).resident });
         }
         socket.end();
         return;

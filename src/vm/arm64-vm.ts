@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apiPrefix } from '../agent/api.js';
 import { AgentClient } from '../agent/client.js';
@@ -46,18 +46,27 @@ export function vmImageDir(): string {
 }
 
 /**
- * Checks that qemu-system-aarch64 is installed and that the image exists and holds this build of
- * Roam (scripts/vm-image --check); throws a VmError saying what to run otherwise.
+ * Checks that qemu-system-aarch64 is installed and that the image exists, and brings the Roam it
+ * holds up to date with this build (scripts/vm-image --check, then --refresh if needed: about a
+ * second, no download; its lines go to `onLine`). Throws a VmError saying what to run otherwise.
  */
-export function checkVmPrerequisites(): VmImage {
+export function checkVmPrerequisites(onLine: (line: string) => void = () => undefined): VmImage {
   const dir = vmImageDir();
   const image = { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd') };
   const qemu = spawnSync(qemuBinary, ['--version'], { encoding: 'utf8' });
   if (qemu.error) throw new VmError(`${qemuBinary} not found (Debian package qemu-system-arm): run scripts/vm-image first`);
   if (!existsSync(image.kernel) || !existsSync(image.initrd)) throw new VmError(`no arm64 VM image in ${dir}: run scripts/vm-image first`);
   const script = join(packageRoot, 'scripts', 'vm-image');
-  const check = spawnSync('bash', [script, '--check'], { encoding: 'utf8', env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}` } });
-  if (check.status !== 0) throw new VmError((check.stdout + check.stderr).trim() || `${script} --check failed`);
+  // The script hashes package.json's dependencies with `node`: this one.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  const check = spawnSync('bash', [script, '--check'], { encoding: 'utf8', env });
+  if (check.status === 0) return image;
+  const reason = (check.stdout + check.stderr).trim() || `${script} --check failed`;
+  if (check.status !== 2) throw new VmError(reason);
+  onLine(reason.replace(/: run scripts\/vm-image$/, ': refreshing it'));
+  const refresh = spawnSync('bash', [script, '--refresh'], { encoding: 'utf8', env });
+  for (const line of refresh.stdout.split('\n').filter(Boolean)) onLine(line);
+  if (refresh.status !== 0) throw new VmError(`${refresh.stderr.trim() || `${script} --refresh failed`}`);
   return image;
 }
 
@@ -93,7 +102,7 @@ export interface StartedVm {
   ready(timeoutMs?: number): Promise<NodeFacts>;
 }
 
-/** Boot under TCG takes ~12 s on an idle 2-core host; much longer while other agents start. */
+/** Boot to the agent's answer under TCG takes ~9-12 s on an idle 2-core host; longer under load. */
 export const defaultVmTimeoutMs = 180_000;
 
 /** Starts the VM in the background (detached: it outlives this process, like `roam up`'s agents). */
