@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -107,6 +110,36 @@ test('post-copy: only the missing ranges are fetched; pages already here stay as
   for (const [at, value] of result.writes) expected[at] = value;
   assert.ok(Buffer.from(memory).equals(expected));
   assert.equal(stats.receivedBytes + stats.zeroBytes - stats.duplicateBytes, granuleBytes * 47);
+});
+
+test('post-copy: the kernel reading missing guest memory (write(2) from it) waits for the pages too', { skip }, async () => {
+  const memoryBytes = 4 << 20;
+  const sourceBytes = sourceMemory(memoryBytes, 11);
+  const memory = new WebAssembly.Memory({ initial: memoryBytes / 65536, maximum: memoryBytes / 65536, shared: true });
+  const listener = await pausedListener();
+  const channels = await openPageChannels('127.0.0.1', listener.port, ticket);
+  const restored = startLazyRestore(memory, Uint32Array.from([0, memoryBytes]), await listener.accepted, ticket);
+  listener.server.close();
+  const server = new PageServer(channels, sourceBytes, Uint32Array.from([0, memoryBytes]));
+  const out = join(tmpdir(), `roam-post-copy-${process.pid}.bin`);
+  // No pushes yet: the bytes can only come through faults taken inside the kernel's copy.
+  const worker = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const fs = require('node:fs');
+     const fd = fs.openSync(workerData.out, 'w');
+     fs.writeSync(fd, new Uint8Array(workerData.memory.buffer, 65536 * 3, 65536 * 5));
+     fs.closeSync(fd);
+     parentPort.postMessage('written');`,
+    { eval: true, workerData: { memory, out } },
+  );
+  await once(worker, 'message');
+  server.startPushing();
+  await Promise.all([restored, server.done]);
+  try {
+    assert.ok(readFileSync(out).equals(Buffer.from(sourceBytes.subarray(65536 * 3, 65536 * 8))));
+  } finally {
+    rmSync(out, { force: true });
+  }
 });
 
 test('post-copy: a source lost mid-way is reported as an error, and a wrong ticket is refused', { skip }, async () => {
