@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { cacheDir } from '../../src/platform/paths.js';
-import { roam, sleep, tempDir } from '../helpers.js';
+import { buildFixture, fixtures, roam, roamInBackground, sleep, tempDir } from '../helpers.js';
 import { TestCluster, primesSource } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
 after(cleanup);
+/** 256 MiB read and rewritten all over: its post-copy to the VM takes seconds, time to kill it. */
+const scrambleArgs = ['256', '120', '1000000'];
 
-// The VM tier is optional (scripts/vm-image is not part of scripts/setup): its end-to-end test
+// The VM tier is optional (scripts/setup builds its image, but may fail to): its end-to-end test
 // runs where the image was built.
 const vmMissing = !existsSync(join(cacheDir('vm', 'arm64'), 'initrd'))
   ? 'no arm64 VM image (scripts/vm-image)'
@@ -27,12 +29,16 @@ test('roam up --vm accepts only arm64 and says how to get the image', { timeout:
   assert.match(cluster.roam(['nodes']).stderr, /no cluster is up/);
 });
 
-test('an arm64 VM node: real kernel facts, a program runs there, containers move x64 <-> arm64-vm', { timeout: 600_000, skip: vmMissing }, async () => {
+test('an arm64 VM node: real kernel facts, containers move x64 <-> arm64-vm (post-copy there), a VM killed mid post-copy loses nothing', { timeout: 600_000, skip: vmMissing }, async () => {
   const module = join(dir, 'primes.wasm');
   assert.equal(roam(['build', primesSource, '-O2', '-o', module]).status, 0);
   const args = ['12000000', '100000']; // ~7 s on x64: long enough to move it there and back
   const direct = roam(['run', '--argv0', 'primes.wasm', module, '--', ...args]);
   assert.equal(direct.status, 0, direct.stderr);
+  const scramble = buildFixture('scramble', dir).roam;
+  const native = join(dir, 'scramble-native');
+  execFileSync('cc', ['-O2', join(fixtures, 'scramble.c'), '-o', native]);
+  const scrambleExpected = execFileSync(native, scrambleArgs, { encoding: 'utf8' });
 
   const cluster = new TestCluster(join(dir, 'vm'));
   try {
@@ -54,15 +60,42 @@ test('an arm64 VM node: real kernel facts, a program runs there, containers move
     await sleep(1000);
     cluster.ok(['migrate', id, '--to', 'x64', '--mode', 'pre-copy']);
     assert.equal(await cluster.okAsync(['logs', '-f', id]), direct.stdout);
+
+    // The destination dies mid-way through post-copy (its VM is killed): the guest goes on at the
+    // source from its own copy, and its output is still that of an uninterrupted run.
+    const big = cluster.run('x64', ['--argv0', 'scramble', scramble, '--', ...scrambleArgs]);
+    for (let i = 0; i < 600 && !cluster.ok(['logs', big]).includes('round 1:'); i++) await sleep(50);
+    const migration = roamInBackground(['migrate', big, '--to', 'arm64-vm', '--mode', 'post-copy'], { env: cluster.env }).done;
+    await untilPostCopy(cluster, big);
+    process.kill(vmPid(), 'SIGKILL');
+    const failed = await migration;
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /keeps running here from its copy as of the stop .*the destination was lost during post-copy/);
+    assert.equal(cluster.where(big).node, 'x64');
+    assert.equal(await cluster.okAsync(['logs', '-f', big]), scrambleExpected);
   } finally {
     cluster.down();
   }
-  const pid = (() => {
-    try {
-      return Number(readFileSync(join(dir, 'vm', 'nodes', 'arm64-vm', 'qemu.pid'), 'utf8'));
-    } catch {
-      return 0;
-    }
-  })();
-  assert.throws(() => process.kill(pid, 0), 'qemu is gone after roam down');
+  assert.throws(() => process.kill(vmPid(), 0), 'qemu is gone after roam down');
 });
+
+function vmPid(): number {
+  try {
+    return Number(readFileSync(join(dir, 'vm', 'nodes', 'arm64-vm', 'qemu.pid'), 'utf8'));
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until the guest runs at arm64-vm while the source still holds it: post-copy is under way. */
+async function untilPostCopy(cluster: TestCluster, id: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const list = JSON.parse(cluster.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string }[];
+    const copies = list.filter((c) => c.id === id);
+    if (copies.some((c) => c.node === 'arm64-vm' && c.status === 'running') && copies.some((c) => c.node === 'x64' && c.status === 'migrating')) return;
+    assert.ok(copies.some((c) => c.status === 'running' || c.status === 'migrating'), `the guest ended before post-copy began: ${JSON.stringify(copies)}`);
+    await sleep(50);
+  }
+  assert.fail('post-copy to arm64-vm never began');
+}
