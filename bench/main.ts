@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
-import { migrationBench } from './migration.js';
+import { migrationBench, vmMigrationBench } from './migration.js';
 import { kvBench } from './kv.js';
 import { programsBench } from './programs.js';
 
@@ -12,7 +12,7 @@ import { programsBench } from './programs.js';
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
-/** ROAM_BENCH_ONLY=kv,migration runs those sections only (the file then holds only them). */
+/** ROAM_BENCH_ONLY=kv,migration,vm runs those sections only (the file then holds only them). */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
@@ -21,6 +21,7 @@ try {
   if (wanted('programs')) sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
   if (wanted('checkpoint')) sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
   if (wanted('migration')) sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
+  if (wanted('vm')) sections.push(await vmMigrationBench(join(work, 'vm'), quick ? [16, 64] : [64, 256, 1024], quick ? [16] : [64, 256]));
   if (wanted('kv')) sections.push(await kvBench(join(work, 'kv'), quick ? 20_000 : 100_000, quick ? 1 : 3));
   const header = [
     '# Benchmark results',

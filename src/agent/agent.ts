@@ -36,6 +36,8 @@ export interface AgentOptions {
   dataAddress?: { host: string; port: number };
   /** Where this node reaches the cluster's loopback addresses (a VM reaches its host's 127.0.0.1 elsewhere). */
   hostAlias?: string;
+  /** Its CPU is emulated though this process cannot tell (a full-system VM under TCG). */
+  emulated?: boolean;
 }
 
 interface Container {
@@ -59,7 +61,7 @@ export class Agent {
   private server: Server | undefined;
 
   constructor(private readonly options: AgentOptions) {
-    this.facts = nodeFacts(options.name, options.power, options.capabilities);
+    this.facts = nodeFacts(options.name, options.power, options.capabilities, options.emulated || undefined);
     mkdirSync(join(options.stateDir, 'modules'), { recursive: true });
     mkdirSync(join(options.stateDir, 'containers'), { recursive: true });
   }

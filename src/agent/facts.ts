@@ -25,7 +25,7 @@ export interface NodeFacts {
   memoryBytes: number;
   node: string;
   v8: string;
-  /** True when this node's CPU is emulated (qemu-user): much slower, and no userfaultfd. */
+  /** True when this node's CPU is emulated (qemu-user: no userfaultfd either; or a VM under TCG): much slower. */
   emulated: boolean;
   capabilities: {
     /** How pre-copy finds written pages here. */
@@ -42,7 +42,7 @@ export interface NodeFacts {
   startedAt: string;
 }
 
-export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities']): NodeFacts {
+export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities'], emulated = runsEmulated()): NodeFacts {
   return {
     name,
     isa: hostIsa(),
@@ -51,7 +51,7 @@ export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFac
     memoryBytes: totalmem(),
     node: process.version,
     v8: process.versions.v8,
-    emulated: runsEmulated(),
+    emulated,
     capabilities,
     power,
     agentVersion: '0.1.0',

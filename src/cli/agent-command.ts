@@ -22,6 +22,7 @@ interface AgentOptions {
   dataPort?: string;
   dataAddress?: string;
   hostAlias?: string;
+  emulated?: boolean;
 }
 
 function watts(value: string | undefined, fallback: number, option: string): number {
@@ -46,6 +47,7 @@ export function registerAgent(program: Command): void {
     .option('--gateway <host:port>', "the cluster gateway's tunnel address (containers with ports connect there)")
     .option('--data-port <port>', 'fixed port for incoming migrations (default: any free port per migration)')
     .option('--data-address <host:port>', 'where sources reach that port, behind port forwarding (default: this agent\'s address)')
+    .option('--emulated', "report this node's CPU as emulated (a full-system VM under TCG: much slower than it looks)")
     .option('--host-alias <address>', "where this node reaches the cluster's 127.0.0.1 (a VM: its host, e.g. 10.0.2.2)")
     .action(async (opts: AgentOptions) => {
       const isa = hostIsa();
@@ -75,6 +77,7 @@ export function registerAgent(program: Command): void {
         dataPort: opts.dataPort === undefined ? undefined : tcpPort(opts.dataPort, '--data-port'),
         dataAddress: opts.dataAddress === undefined ? undefined : hostPort(opts.dataAddress, '--data-address'),
         hostAlias: opts.hostAlias,
+        emulated: opts.emulated,
       });
       let url: string;
       try {

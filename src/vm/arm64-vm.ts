@@ -122,7 +122,8 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
     `roam.name=${options.name}`,
     `roam.data=127.0.0.1:${dataPort}`,
     ...(options.gatewayTunnel ? [`roam.gateway=${guestAddress(options.gatewayTunnel)}`] : []),
-    ...(options.agentFlags?.length ? [`roam.agent-flags=${options.agentFlags.join(',')}`] : []),
+    // TCG emulates the CPU: the agent cannot tell, so it is told (for placement by speed).
+    `roam.agent-flags=${['--emulated', ...(options.agentFlags ?? [])].join(',')}`,
   ];
   const args = [
     '-M', 'virt',
