@@ -131,8 +131,17 @@ async function facts(cluster: Cluster): Promise<((NodeFacts & { vm?: string }) |
 function nodesTable(all: ((NodeFacts & { vm?: string }) | { name: string; error: string })[]): string {
   const rows = all.map((f) =>
     'error' in f
-      ? [f.name, '-', '-', '-', '-', '-', `unreachable: ${f.error}`]
-      : [f.name, f.isa + (f.emulated ? ' (qemu)' : f.vm ? ' (vm)' : ''), f.cores, mib(f.memoryBytes).replace(' MiB', ''), f.node, `${f.power.idleWatts}-${f.power.peakWatts} W`, f.capabilities.dirtyTracking],
+      ? [f.name, '-', '-', '-', '-', '-', `unreachable: ${f.error}`, '-']
+      : [
+          f.name,
+          f.isa + (f.vm ? ' (vm)' : f.emulated ? ' (qemu)' : ''),
+          f.cores,
+          mib(f.memoryBytes).replace(' MiB', ''),
+          f.node,
+          `${f.power.idleWatts}-${f.power.peakWatts} W`,
+          f.capabilities.dirtyTracking,
+          f.capabilities.postCopy ? 'yes' : 'no',
+        ],
   );
-  return textTable(['NODE', 'ISA', 'CORES', 'MEMORY(MiB)', 'NODE.JS', 'POWER', 'DIRTY-TRACKING'], rows);
+  return textTable(['NODE', 'ISA', 'CORES', 'MEMORY(MiB)', 'NODE.JS', 'POWER', 'DIRTY-TRACKING', 'POST-COPY'], rows);
 }
