@@ -102,8 +102,8 @@ async function start(): Promise<void> {
     serve(guest, config.preopens.map((p) => p.hostPath));
     return;
   }
-  // Incoming: one connection from the source's process, proven by the ticket; in post-copy a
-  // second one, the page channel, which the addon's thread reads (so nothing here may read it).
+  // Incoming: one connection from the source's process, proven by the ticket; in post-copy two
+  // more, the page channels, which the addon's thread reads (so nothing here may read them).
   const server = createServer({ noDelay: true, pauseOnConnect: true });
   server.once('error', (error) => fail(`cannot listen for the data channel on ${config.listenHost}:${config.listenPort}: ${error.message}`));
   server.listen(config.listenPort, config.listenHost, () => {
@@ -111,7 +111,7 @@ async function start(): Promise<void> {
     tell({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
   });
   const timeout = setTimeout(() => fail('the source never connected'), 120_000);
-  // Then, in post-copy, the push and the fault channel, in that order.
+  // After the data channel, in post-copy: the push and the fault channel, in that order.
   const pageSockets: Socket[] = [];
   let pageChannels: ((channels: PageChannels) => void) | undefined;
   server.on('connection', (socket: Socket) => {
