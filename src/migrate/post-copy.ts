@@ -116,12 +116,12 @@ export class PageServer {
         pending = pending.subarray(at);
       });
       const lost = (why: string) => {
-        if (!this.finished) reject(new MigrationError(`the destination was lost during post-copy (${why})`));
+        if (!this.finished) reject(new MigrationError(`page channel: ${why}`));
         this.finished = true;
       };
       for (const socket of [push, fault]) {
         socket.on('error', (error) => lost(error.message));
-        socket.on('close', () => lost('its page channel closed'));
+        socket.on('close', () => lost('closed'));
       }
     });
     this.done.catch(() => undefined);
