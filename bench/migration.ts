@@ -52,17 +52,8 @@ export async function migrationBench(
     { label: 'high', mibPerS: 64 },
   ],
 ): Promise<string> {
-  mkdirSync(work, { recursive: true });
-  const saved = { cluster: process.env.ROAM_CLUSTER_DIR, runtime: process.env.ROAM_RUNTIME_DIR };
-  // Never touch the user's cluster (or a concurrent benchmark's): ours lives under `work`.
-  process.env.ROAM_CLUSTER_DIR = join(work, 'cluster');
-  process.env.ROAM_RUNTIME_DIR = join(work, 'run');
-  const writer = join(work, 'writer.roam.wasm');
-  roamSync(['build', join(repoRoot, 'bench', 'fixtures', 'writer.c'), '-O2', '-o', writer]);
   const runs: Run[] = [];
-  let cluster: Cluster | undefined;
-  try {
-    cluster = await startCluster(['x64', 'x64', 'arm64']);
+  await inPrivateCluster(work, () => startCluster(['x64', 'x64', 'arm64']), async (cluster, writer) => {
     let flip = false;
     for (const sizeMiB of sizesMiB) {
       for (const rate of rates) {
@@ -87,12 +78,35 @@ export async function migrationBench(
         }
       }
     }
+  });
+  return report(runs, sizesMiB, arm64MaxMiB, rates);
+}
+
+class ClusterDidNotStart extends Error {}
+
+/**
+ * Runs `body` against a cluster of its own under `work` (never the user's, nor a concurrent
+ * benchmark's) with the writer fixture built, and stops the cluster after. A cluster that fails to
+ * start rejects with ClusterDidNotStart.
+ */
+async function inPrivateCluster(work: string, start: () => Promise<Cluster>, body: (cluster: Cluster, writer: string) => Promise<void>): Promise<void> {
+  mkdirSync(work, { recursive: true });
+  const saved = { cluster: process.env.ROAM_CLUSTER_DIR, runtime: process.env.ROAM_RUNTIME_DIR };
+  process.env.ROAM_CLUSTER_DIR = join(work, 'cluster');
+  process.env.ROAM_RUNTIME_DIR = join(work, 'run');
+  let cluster: Cluster | undefined;
+  try {
+    const writer = join(work, 'writer.roam.wasm');
+    roamSync(['build', join(repoRoot, 'bench', 'fixtures', 'writer.c'), '-O2', '-o', writer]);
+    cluster = await start().catch((error: Error) => {
+      throw new ClusterDidNotStart(error.message.split('\n')[0]);
+    });
+    await body(cluster, writer);
   } finally {
     if (cluster) await stopCluster(cluster);
     restore('ROAM_CLUSTER_DIR', saved.cluster);
     restore('ROAM_RUNTIME_DIR', saved.runtime);
   }
-  return report(runs, sizesMiB, arm64MaxMiB, rates);
 }
 
 /**
@@ -101,38 +115,25 @@ export async function migrationBench(
  * reasonable time. Skipped, with the reason, where the VM cannot start.
  */
 export async function vmMigrationBench(work: string, postCopyMiB: number[], stopCopyMiB: number[]): Promise<string> {
-  mkdirSync(work, { recursive: true });
-  const saved = { cluster: process.env.ROAM_CLUSTER_DIR, runtime: process.env.ROAM_RUNTIME_DIR };
-  process.env.ROAM_CLUSTER_DIR = join(work, 'cluster');
-  process.env.ROAM_RUNTIME_DIR = join(work, 'run');
-  const writer = join(work, 'writer.roam.wasm');
-  roamSync(['build', join(repoRoot, 'bench', 'fixtures', 'writer.c'), '-O2', '-o', writer]);
   const head = '### Post-copy across ISAs onto a real arm64 kernel (x64 → arm64-vm)';
   const runs: Run[] = [];
-  let cluster: Cluster | undefined;
   try {
-    try {
-      cluster = await startCluster(['x64'], { vms: ['arm64'], vmMemoryMiB: 4096 });
-    } catch (error) {
-      return `${head}
-
-Not run: the arm64 VM node did not start (${(error as Error).message.split('\n')[0]}).`;
-    }
-    const sizes = [...new Set([...postCopyMiB, ...stopCopyMiB])].sort((a, b) => a - b);
-    for (const sizeMiB of sizes) {
-      for (const mode of ['post-copy', 'stop-copy'] as const) {
-        if (!(mode === 'post-copy' ? postCopyMiB : stopCopyMiB).includes(sizeMiB)) continue;
-        const run: Run = { destination: armVm, sizeMiB, rate: { label: 'low', mibPerS: 1 }, mode };
-        await migrateOnce(cluster, writer, run, runs.length);
-        runs.push(run);
-        const r = run.result;
-        console.error(`migration ${armVm.label} ${sizeMiB} MiB ${mode}: ${r ? `downtime ${ms(r.downtimeMs)} ms, total ${ms(r.totalMs)} ms` : `failed: ${run.error}`}`);
+    await inPrivateCluster(work, () => startCluster(['x64'], { vms: ['arm64'], vmMemoryMiB: 4096 }), async (cluster, writer) => {
+      const sizes = [...new Set([...postCopyMiB, ...stopCopyMiB])].sort((a, b) => a - b);
+      for (const sizeMiB of sizes) {
+        for (const mode of ['post-copy', 'stop-copy'] as const) {
+          if (!(mode === 'post-copy' ? postCopyMiB : stopCopyMiB).includes(sizeMiB)) continue;
+          const run: Run = { destination: armVm, sizeMiB, rate: { label: 'low', mibPerS: 1 }, mode };
+          await migrateOnce(cluster, writer, run, runs.length);
+          runs.push(run);
+          const r = run.result;
+          console.error(`migration ${armVm.label} ${sizeMiB} MiB ${mode}: ${r ? `downtime ${ms(r.downtimeMs)} ms, total ${ms(r.totalMs)} ms` : `failed: ${run.error}`}`);
+        }
       }
-    }
-  } finally {
-    if (cluster) await stopCluster(cluster);
-    restore('ROAM_CLUSTER_DIR', saved.cluster);
-    restore('ROAM_RUNTIME_DIR', saved.runtime);
+    });
+  } catch (error) {
+    if (!(error instanceof ClusterDidNotStart)) throw error;
+    return `${head}\n\nNot run: the arm64 VM node did not start (${error.message}).`;
   }
   const rows = runs.map((run) => {
     const r = run.result;

@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, ren
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
+import { aliasLoopback } from '../platform/loopback.js';
 import { migrationModes, postCopyModes } from '../migrate/sender.js';
 import {
   type ContainerInfo,
@@ -13,6 +14,7 @@ import {
   type MigrateRequest,
   type StartRequest,
   apiPrefix,
+  terminalStatuses,
 } from './api.js';
 import { AgentClient } from './client.js';
 import { ContainerProcess } from './container-process.js';
@@ -48,7 +50,6 @@ interface Container {
   dir: string;
 }
 
-const terminal: ContainerStatus[] = ['exited', 'failed', 'stopped', 'moved'];
 const maxModuleBytes = 512 << 20;
 
 /**
@@ -61,7 +62,7 @@ export class Agent {
   private server: Server | undefined;
 
   constructor(private readonly options: AgentOptions) {
-    this.facts = nodeFacts(options.name, options.power, options.capabilities, options.emulated || undefined);
+    this.facts = nodeFacts(options.name, options.power, options.capabilities, options.emulated ?? false);
     mkdirSync(join(options.stateDir, 'modules'), { recursive: true });
     mkdirSync(join(options.stateDir, 'containers'), { recursive: true });
   }
@@ -110,7 +111,7 @@ export class Agent {
       throw new HttpError(400, 'malformed container ID in the path');
     }
     const named = [...this.containers.values()].filter((c) => c.info.name === id && c.info.status !== 'moved').reverse();
-    const container = this.containers.get(id) ?? named.find((c) => !terminal.includes(c.info.status)) ?? named[0];
+    const container = this.containers.get(id) ?? named.find((c) => !terminalStatuses.includes(c.info.status)) ?? named[0];
     if (!container) throw new HttpError(404, `no container ${id} on node ${this.options.name}`);
     return container;
   }
@@ -138,7 +139,7 @@ export class Agent {
 
   private newContainer(id: string, info: Omit<ContainerInfo, 'id' | 'node' | 'status' | 'dirs'>, dirs: ContainerInfo['dirs']): Container {
     const existing = this.containers.get(id);
-    if (existing && !terminal.includes(existing.info.status)) throw new HttpError(409, `container ${id} already runs on node ${this.options.name}`);
+    if (existing && !terminalStatuses.includes(existing.info.status)) throw new HttpError(409, `container ${id} already runs on node ${this.options.name}`);
     const dir = join(this.options.stateDir, 'containers', id);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -169,7 +170,7 @@ export class Agent {
     if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
     const modulePath = this.requireModule(request.module);
     if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string')) throw new HttpError(400, 'args: expected an array of strings');
-    if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminal.includes(c.info.status))) {
+    if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminalStatuses.includes(c.info.status))) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
     const ports = this.ports(request.ports);
@@ -245,7 +246,7 @@ export class Agent {
       const status = container.info.status;
       if (!ranHere) {
         this.forget(container);
-      } else if (!terminal.includes(status)) {
+      } else if (!terminalStatuses.includes(status)) {
         Object.assign(container.info, { status: 'failed', error: `the container process ended (${signal ?? `exit code ${code}`})` });
       }
     });
@@ -259,7 +260,7 @@ export class Agent {
   }
 
   private stop(container: Container): ContainerInfo {
-    if (terminal.includes(container.info.status)) throw new HttpError(409, `container ${container.info.id} is not running (${container.info.status})`);
+    if (terminalStatuses.includes(container.info.status)) throw new HttpError(409, `container ${container.info.id} is not running (${container.info.status})`);
     // An incoming one that is stopped never existed here (see attach).
     if (container.info.status !== 'incoming') container.info.status = 'stopped';
     container.process?.kill();
@@ -291,7 +292,7 @@ export class Agent {
     }
     const timer = setInterval(() => {
       const gone = this.containers.get(container.info.id) !== container;
-      const ended = gone || terminal.includes(container.info.status);
+      const ended = gone || terminalStatuses.includes(container.info.status);
       try {
         pump();
       } catch {
@@ -401,11 +402,6 @@ export class Agent {
       rmSync(join(container.dir, 'dirs'), { recursive: true, force: true });
     }
   }
-}
-
-/** Loopback in a host name or URL, as this node reaches it (see AgentOptions.hostAlias). */
-export function aliasLoopback(address: string, alias: string | undefined): string {
-  return alias ? address.replace(/^(https?:\/\/)?(127\.0\.0\.1|localhost)(?=$|[:/])/, `$1${alias}`) : address;
 }
 
 const idPattern = /^[0-9a-f]{12}$/;

@@ -42,7 +42,8 @@ export interface NodeFacts {
   startedAt: string;
 }
 
-export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities'], emulated = runsEmulated()): NodeFacts {
+/** `toldEmulated`: the node was told its CPU is emulated (a VM cannot see that TCG runs it). */
+export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities'], toldEmulated: boolean): NodeFacts {
   return {
     name,
     isa: hostIsa(),
@@ -51,7 +52,7 @@ export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFac
     memoryBytes: totalmem(),
     node: process.version,
     v8: process.versions.v8,
-    emulated,
+    emulated: toldEmulated || runsEmulated(),
     capabilities,
     power,
     agentVersion: '0.1.0',

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ContainerInfo } from '../agent/api.js';
+import { type ContainerInfo, terminalStatuses } from '../agent/api.js';
 import type { NodeFacts } from '../agent/facts.js';
 import { type Cluster, agentClient, followLogs, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
 import { type Isa, isIsa, isas } from '../platform/isa.js';
@@ -80,7 +80,7 @@ export function registerClusterCommands(program: Command): void {
             }),
         ),
       );
-      const all = lists.flat().filter((c) => c.status !== 'moved' && (opts.all || ['starting', 'incoming', 'running', 'migrating'].includes(c.status)));
+      const all = lists.flat().filter((c) => c.status !== 'moved' && (opts.all || !terminalStatuses.includes(c.status)));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);
         return;

@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerInfo, MigrationResult, StartRequest } from '../agent/api.js';
+import { type ContainerInfo, type MigrationResult, type StartRequest, terminalStatuses } from '../agent/api.js';
 import { manifestSection, sha256 } from '../build/manifest.js';
 import { hasCustomSection } from '../build/module-binary.js';
 import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
@@ -13,7 +13,8 @@ import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
 import { type Isa, hostIsa } from '../platform/isa.js';
 import { GatewayClient } from '../gateway/client.js';
 import { cacheDir } from '../platform/paths.js';
-import { type VmIsa, checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm, stopVm } from '../vm/arm64-vm.js';
+import { type VmIsa, checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm } from '../vm/arm64-vm.js';
+import { logTail } from '../platform/log-tail.js';
 
 export interface ClusterNode {
   name: string;
@@ -88,7 +89,7 @@ export async function locateContainer(cluster: Cluster, idOrName: string): Promi
     }),
   );
   // A copy that failed at a destination (post-copy, source resumed) must not hide the live one.
-  const hit = found.find((f) => f !== undefined && !['failed', 'exited', 'stopped'].includes(f.info.status)) ?? found.find((f) => f !== undefined);
+  const hit = found.find((f) => f !== undefined && !terminalStatuses.includes(f.info.status)) ?? found.find((f) => f !== undefined);
   if (!hit) throw new ClusterError(`no container ${idOrName} in the cluster`);
   return hit;
 }
@@ -193,7 +194,7 @@ function startDaemon(token: string, label: string, isa: Isa, stateDir: string, a
   const ready = async <T>(timeoutMs: number, probe: (ready: T) => Promise<unknown>): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (exited) throw new ClusterError(`${label} exited during start-up; see ${logPath}:\n${tail(logPath)}`);
+      if (exited) throw new ClusterError(`${label} exited during start-up; see ${logPath}:\n${logTail(logPath)}`);
       if (existsSync(readyFile)) {
         const value = JSON.parse(readFileSync(readyFile, 'utf8')) as T;
         await probe(value);
@@ -206,13 +207,6 @@ function startDaemon(token: string, label: string, isa: Isa, stateDir: string, a
   return { pid: child.pid ?? 0, ready };
 }
 
-function tail(path: string): string {
-  try {
-    return readFileSync(path, 'utf8').split('\n').slice(-6).join('\n');
-  } catch {
-    return '';
-  }
-}
 
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
@@ -232,17 +226,18 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
-/** Stops every agent (and so their containers) and every VM node, and forgets the cluster. */
+/**
+ * Stops every agent (and so their containers) and every VM node (its pid is qemu's, which exits
+ * at once on SIGTERM), and forgets the cluster.
+ */
 export async function stopCluster(cluster: Cluster): Promise<void> {
-  const vmsStopped = Promise.all(cluster.nodes.filter((n) => n.vm).map((n) => stopVm(n.pid)));
-  const pids = [...cluster.nodes.filter((n) => !n.vm).map((n) => n.pid), cluster.gateway?.pid ?? 0].filter(Boolean);
+  const pids = [...cluster.nodes.map((n) => n.pid), cluster.gateway?.pid ?? 0].filter(Boolean);
   for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   for (const pid of pids) {
     while ((await alive(pid)) && Date.now() < deadline) await sleep(50);
     if (await alive(pid)) signal(pid, 'SIGKILL');
   }
-  await vmsStopped;
   rmSync(clusterFile(), { force: true });
 }
 

@@ -230,13 +230,12 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       pages.startPushing();
       killAgentSoon('source-post-copy');
       const ticker = setInterval(() => progress('post-copy'), 250);
-      const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)]).catch(
-        (error: Error) => {
+      const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)])
+        .catch((error: Error) => {
           // Whichever connection noticed first: the destination is gone before it had everything.
           throw new MigrationError(`the destination was lost during post-copy (${error.message})`);
-        },
-      );
-      clearInterval(ticker);
+        })
+        .finally(() => clearInterval(ticker));
       sentBytes += served.pushedBytes + served.requestedBytes;
       postCopy = {
         missingBytes,

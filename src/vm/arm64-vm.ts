@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -8,6 +8,8 @@ import { apiPrefix } from '../agent/api.js';
 import { AgentClient } from '../agent/client.js';
 import type { NodeFacts } from '../agent/facts.js';
 import type { Isa } from '../platform/isa.js';
+import { logTail } from '../platform/log-tail.js';
+import { aliasLoopback } from '../platform/loopback.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 
 /**
@@ -121,7 +123,7 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
     'panic=-1', // a panic ends qemu (-no-reboot) instead of hanging until the timeout
     `roam.name=${options.name}`,
     `roam.data=127.0.0.1:${dataPort}`,
-    ...(options.gatewayTunnel ? [`roam.gateway=${guestAddress(options.gatewayTunnel)}`] : []),
+    ...(options.gatewayTunnel ? [`roam.gateway=${aliasLoopback(options.gatewayTunnel, vmHostAlias)}`] : []),
     // TCG emulates the CPU: the agent cannot tell, so it is told (for placement by speed).
     `roam.agent-flags=${['--emulated', ...(options.agentFlags ?? [])].join(',')}`,
   ];
@@ -158,35 +160,13 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
   const ready = async (timeoutMs = defaultVmTimeoutMs): Promise<NodeFacts> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (exit) throw new VmError(`the ${options.name} VM (${qemuBinary}) ${exit} before its agent answered; see ${logPath}:\n${tail(logPath)}`);
+      if (exit) throw new VmError(`the ${options.name} VM (${qemuBinary}) ${exit} before its agent answered; see ${logPath}:\n${logTail(logPath, 12)}`);
       if (await answers(url, options.token, Math.min(5000, Math.max(deadline - Date.now(), 1)))) return new AgentClient(url, options.token).node();
       await sleep(500);
     }
-    throw new VmError(`the agent in the ${options.name} VM did not answer within ${timeoutMs / 1000} s (boot under TCG takes ~12 s on an idle host); see ${logPath}:\n${tail(logPath)}`);
+    throw new VmError(`the agent in the ${options.name} VM did not answer within ${timeoutMs / 1000} s (boot under TCG takes ~12 s on an idle host); see ${logPath}:\n${logTail(logPath, 12)}`);
   };
   return { isa: 'arm64', pid, url, apiPort, dataPort, logPath, ready };
-}
-
-/** Ends a VM started by startArm64Vm (SIGTERM: qemu exits at once; the guest's state is gone). */
-export async function stopVm(pid: number, timeoutMs = 10_000): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!pid || !alive()) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (alive() && Date.now() < deadline) await sleep(50);
-  if (alive()) process.kill(pid, 'SIGKILL');
-}
-
-/** A loopback host:port as the guest reaches it. */
-function guestAddress(hostPort: string): string {
-  return hostPort.replace(/^(127\.0\.0\.1|localhost|\[::1\])(?=:)/, vmHostAlias);
 }
 
 /**
@@ -221,10 +201,3 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function tail(path: string, lines = 12): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
