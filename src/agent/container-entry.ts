@@ -144,11 +144,11 @@ async function start(): Promise<void> {
         : undefined,
       writeLog: (bytes) => writeSync(1, bytes),
       populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
-      restore: (state) => guest!.restore(state),
-      run: () => {
-        guest!.resume();
+      run: async (state) => {
+        const resumedAt = await guest!.restoreAndRun(state);
         running = true;
         tell({ event: 'running' });
+        return resumedAt;
       },
     }).then(
       () => {

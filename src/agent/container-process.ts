@@ -50,7 +50,9 @@ export class ContainerProcess {
     const entry = fileURLToPath(new URL('./container-entry.js', import.meta.url));
     const log = openSync(config.logPath, 'a');
     try {
-      this.child = spawn(node.command, [...node.args, entry], {
+      // --no-lazy: a container's first stop, capture and restore fall in a migration's downtime,
+      // where compiling their code on first use cost 0.5-1.5 ms each (measured at 1 GiB post-copy).
+      this.child = spawn(node.command, [...node.args, '--no-lazy', entry], {
         stdio: ['ignore', log, log, 'ipc'],
         env: { ...nodeCommandEnv(node), ROAM_CONTAINER: JSON.stringify(config) },
       });

@@ -8,7 +8,7 @@ import { Instance } from '../engine/instance.js';
 import { loadModule } from '../engine/module.js';
 import { WasiHost } from '../wasi/host.js';
 import { isWasiExit, type ContainerState } from './container.js';
-import type { GuestCommand, GuestEvent, GuestThreadInit } from './guest-thread.js';
+import { type GuestCommand, type GuestEvent, type GuestThreadInit, wallClock } from './guest-thread.js';
 import { LateHost } from './late-host.js';
 
 const init = workerData as GuestThreadInit;
@@ -50,11 +50,11 @@ async function main(): Promise<void> {
     host = WasiHost.restore(state.host, { preopens: state.preopens, blocker, network });
     late.bind(host);
     instance.restoreState(state);
-    post({ event: 'restored' });
     const go = await nextCommand();
     if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
     // Committed: clients wait in the gateway until this guest attaches, so attach now.
     host.resumeNetwork();
+    post({ event: 'restored', resumedAt: wallClock() });
   }
   if (init.kind === 'start') post({ event: 'ready', memory: instance.linearMemory });
   for (;;) {
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
       post({ event: 'exited', exitCode: outcome.exitCode });
       return;
     }
-    post({ event: 'stopped' });
+    post({ event: 'stopped', at: wallClock() });
     for (;;) {
       const command = await nextCommand();
       if (command.op === 'capture') {

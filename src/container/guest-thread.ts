@@ -22,13 +22,20 @@ export type GuestCommand = { op: 'capture' } | { op: 'resume' } | { op: 'restore
 
 export type GuestEvent =
   | { event: 'ready'; memory: WebAssembly.Memory }
-  | { event: 'stopped' }
+  | { event: 'stopped'; at: number }
   | { event: 'captured'; state: ContainerState }
-  | { event: 'restored' }
+  | { event: 'restored'; resumedAt: number }
   | { event: 'exited'; exitCode: number }
   | { event: 'failed'; message: string };
 
 export class GuestThreadError extends Error {}
+
+/**
+ * Threads share the wall clock, not performance.now()'s origin: events carry wallClock() times,
+ * which the owner converts back to its own scale.
+ */
+export const wallClock = () => performance.timeOrigin + performance.now();
+const fromWallClock = (at: number) => at - performance.timeOrigin;
 
 /**
  * The owner's side of a guest running on its own thread (with a large stack, see thread.ts). The
@@ -87,11 +94,14 @@ export class GuestThread {
     return this.memoryObject!;
   }
 
-  /** Stops the guest at its next migration point (or in the blocking call it is in). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the guest at its next migration point (or in the blocking call it is in); resolves with
+   * the moment it stopped (on this thread's performance.now() scale).
+   */
+  async stop(): Promise<number> {
     const stopped = this.waitFor('stopped');
     requestStop(this.stopFlag);
-    await stopped;
+    return fromWallClock(((await stopped) as Extract<GuestEvent, { event: 'stopped' }>).at);
   }
 
   async capture(): Promise<ContainerState> {
@@ -100,13 +110,19 @@ export class GuestThread {
     return ((await captured) as Extract<GuestEvent, { event: 'captured' }>).state;
   }
 
-  async restore(state: ContainerState): Promise<void> {
+  /**
+   * An incoming guest: loads its state and runs it, with no round trip to this thread in between;
+   * resolves once it was restored, with the moment it began to run (on this thread's
+   * performance.now() scale); rejects if the state did not load.
+   */
+  async restoreAndRun(state: ContainerState): Promise<number> {
     const restored = this.waitFor('restored');
     this.worker.postMessage({ op: 'restore', state } satisfies GuestCommand);
-    await restored;
+    this.worker.postMessage({ op: 'resume' } satisfies GuestCommand);
+    return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
   }
 
-  /** Runs the guest again after stop() (or for the first time after restore()). */
+  /** Runs the guest again after stop(). */
   resume(): void {
     this.worker.postMessage({ op: 'resume' } satisfies GuestCommand);
   }

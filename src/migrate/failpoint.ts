@@ -10,13 +10,13 @@ export type FailpointName =
   | 'destination-round'
   /** Destination, state received (the guest is stopped on the source). */
   | 'destination-state'
-  /** Destination, commit received, before the guest runs: the source must find out by asking. */
+  /** Destination, state restored, before the guest runs: the source (committed) must find out by asking. */
   | 'destination-commit'
   /** Destination, first page frame arrives damaged: a checksum mismatch. */
   | 'corrupt-pages'
   /** Destination, in post-copy (the guest runs there, its memory still arriving): dies soon after. */
   | 'destination-post-copy'
-  /** Source, in post-copy: its agent and container process die soon after the guest runs at the destination. */
+  /** Source, in post-copy: its agent and container process die once a quarter of the missing memory was pushed. */
   | 'source-post-copy';
 
 export function failpointActive(name: FailpointName): boolean {

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
 import { MigrationError } from './errors.js';
+import { killAgentAt } from './failpoint.js';
 
 /**
  * Post-copy's page channels: two more TCP connections from the source to the destination, next
@@ -18,6 +19,11 @@ const resident = 0xffffffff;
 const pushChunkBytes = 1 << 20;
 /** Pushes wait while this much is queued in Node for the push channel. */
 const pushQueueBytes = 1 << 20;
+/**
+ * At most this much is pushed per turn of the event loop: while the kernel takes all it is given,
+ * a push loop would otherwise run to the end and leave the guest's page requests unanswered.
+ */
+const pushBurstBytes = 4 << 20;
 
 /** [start, end) byte ranges, pairs in a flat array: what the destination lacks. */
 export type ByteRanges = Uint32Array;
@@ -83,6 +89,8 @@ export class PageServer {
   private pushedBytes = 0;
   private requestedBytes = 0;
   private pushing = false;
+  private pushScheduled = false;
+  private readonly missingBytes: number;
   private finished = false;
   /** Next push position: index into the missing ranges, and offset within memory. */
   private rangeIndex = 0;
@@ -95,6 +103,7 @@ export class PageServer {
   ) {
     const { push, fault } = channels;
     this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
+    this.missingBytes = rangeBytes(missing);
     this.cursor = missing[0] ?? 0;
     let pending: Buffer = Buffer.alloc(0);
     this.done = new Promise((resolve, reject) => {
@@ -119,10 +128,12 @@ export class PageServer {
         if (!this.finished) reject(new MigrationError(`page channel: ${why}`));
         this.finished = true;
       };
-      for (const socket of [push, fault]) {
-        socket.on('error', (error) => lost(error.message));
-        socket.on('close', () => lost('closed'));
-      }
+      // Only the fault channel decides: the destination's last word comes there. The push channel
+      // may be reset at the end (pushes still in flight when the destination closed it), and if
+      // it breaks before, the destination gives up and closes the fault channel too.
+      fault.on('error', (error) => lost(error.message));
+      fault.on('close', () => lost('closed'));
+      push.on('error', () => (this.pushing = false));
     });
     this.done.catch(() => undefined);
     push.on('drain', () => this.push());
@@ -158,10 +169,18 @@ export class PageServer {
 
   private push(): void {
     const socket = this.channels.push;
+    let burst = 0;
     while (this.pushing && !this.finished && socket.writableLength < pushQueueBytes) {
+      if (burst >= pushBurstBytes) {
+        // The rest on the next turn, after the requests that came in meanwhile.
+        if (!this.pushScheduled) setImmediate(() => ((this.pushScheduled = false), this.push()));
+        this.pushScheduled = true;
+        return;
+      }
       const next = this.nextUnsent();
       if (!next) return;
       this.pushedBytes += next.length;
+      burst += next.length;
       this.sendChunk(socket, next.offset, next.length);
     }
   }
@@ -199,6 +218,7 @@ export class PageServer {
       socket.write(header);
       socket.write(bytes);
     }
+    if (this.sentBytes >= this.missingBytes / 4) killAgentAt('source-post-copy');
   }
 }
 

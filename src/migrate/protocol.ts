@@ -14,7 +14,7 @@ export enum Frame {
   Round,
   /** s->d [u32 LE offset][bytes]: memory contents at that offset. */
   Pages,
-  /** s->d {sha256, bytes}: checksum of the round's page bytes (offsets included). */
+  /** s->d {sha256, bytes, final}: checksum of the round's page bytes (offsets included); the final (stop-copy) round is not acknowledged. */
   RoundEnd,
   /** d->s {round}: the round arrived intact. */
   RoundAck,
@@ -26,12 +26,12 @@ export enum Frame {
   Log,
   /** s->d {state}: the stopped guest's state; all pages, files and log were sent. */
   State,
-  /** d->s {restoreMs}: restored and ready to run; waits for Commit. */
-  Prepared,
-  /** s->d {}: run it; the source will drop its copy once it hears Running. */
-  Commit,
-  /** d->s {}: the guest runs on the destination. */
-  Running,
+  /**
+   * d->s {restoreMs, sinceResumeMs}: the guest runs on the destination, restored from State at once
+   * (sending State commits the source to this destination); the source drops its copy.
+   * sinceResumeMs: how long before this frame the guest resumed (taken off the downtime).
+   */
+  Running = 13,
   /** s->d {reason}: give up; the source keeps the container. */
   Abort,
   /** d->s {message}: the destination cannot go on. */
@@ -60,6 +60,9 @@ export interface FileHeader {
 }
 
 export class ProtocolError extends Error {}
+
+/** The peer's own Error frame: it gave up (a destination that sends one never ran the guest). */
+export class PeerError extends ProtocolError {}
 
 const headerBytes = 5;
 /** Payload of one PAGES frame at most; bigger ranges are split. */
@@ -168,11 +171,11 @@ export class FrameReader {
     }
   }
 
-  /** The next frame, which must be of `type` (an Error frame from the peer becomes a ProtocolError). */
+  /** The next frame, which must be of `type` (an Error frame from the peer becomes a PeerError). */
   async expect(type: Frame): Promise<Buffer> {
     const frame = await this.next();
     if (frame.type === type) return frame.payload;
-    if (frame.type === Frame.Error) throw new ProtocolError(json<{ message: string }>(frame.payload).message);
+    if (frame.type === Frame.Error) throw new PeerError(json<{ message: string }>(frame.payload).message);
     throw new ProtocolError(`expected ${Frame[type]}, got ${Frame[frame.type] ?? frame.type}`);
   }
 

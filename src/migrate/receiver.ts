@@ -27,17 +27,19 @@ export interface MigrationSink {
   writeLog(bytes: Buffer): void;
   /** Optional: faults in memory[offset, offset+length) before pages are copied there (faster in bulk). */
   populate?(memory: Uint8Array, offset: number, length: number): void;
-  /** Loads the guest's state (without touching its memory: a lazy restore may be setting up meanwhile); the guest is then ready to run. */
-  restore(state: ContainerState): Promise<void>;
-  /** Runs the guest: committed (in post-copy, its memory still arriving). */
-  run(): void;
+  /**
+   * Loads the guest's state and runs it (committed; in post-copy, its memory still arriving).
+   * Resolves with the moment it began to run (performance.now() scale); rejects, the guest never
+   * run, if the state does not load.
+   */
+  run(state: ContainerState): Promise<number>;
 }
 
 /**
  * The destination side of a migration, on one accepted data-channel connection. Resolves once the
  * guest runs here (committed) with all of its memory; rejects if the source aborts, the
  * connection drops or anything fails to check out before the commit, leaving the guest never run,
- * or, in post-copy, if the source is lost before every page arrived (after run()).
+ * or, in post-copy, if the source is lost before every page arrived (after it ran).
  */
 export async function migrateIn(socket: Socket, ticket: string, sink: MigrationSink): Promise<void> {
   let memory: WebAssembly.Memory | undefined;
@@ -63,14 +65,17 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
   const reader = new FrameReader(socket, pages);
   const writer = new FrameWriter(socket);
   try {
-    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean }>(await reader.expect(Frame.Hello));
+    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean; wholeMemory?: boolean }>(await reader.expect(Frame.Hello));
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
     if (hello.postCopy && !sink.lazyRestore) throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
     memory = await sink.prepare(hello.memoryBytes, hello.postCopy === true);
+    let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
+    // Post-copy proper: all of this memory will be missing, so the lazy restore is set up now,
+    // before the source stops the guest (what the guest grows later comes as pages).
+    if (hello.postCopy && hello.wholeMemory) await (lazy = sink.lazyRestore!(memory, Uint32Array.from([0, hello.memoryBytes])));
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
-    let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
     let round = 0;
     for (;;) {
       const { type, payload } = await reader.next();
@@ -80,17 +85,17 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         const current = memory.buffer.byteLength;
         if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / 65536);
       } else if (type === Frame.RoundEnd) {
-        const end = json<{ sha256: string }>(payload);
+        const end = json<{ sha256: string; final?: boolean }>(payload);
         const digest = hash.digest('hex');
         hash = createHash('sha256');
         if (digest !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
-        writer.send(Frame.RoundAck, { round });
+        if (!end.final) writer.send(Frame.RoundAck, { round });
       } else if (type === Frame.File || type === Frame.FileDelete) {
         files ??= new DirectoryReceiver(sink.directories);
         if (type === Frame.File) files.applyFile(payload);
         else files.applyDelete(json(payload));
       } else if (type === Frame.PostCopy) {
-        if (!hello.postCopy) throw new ProtocolError('PostCopy frame in a migration announced without post-copy');
+        if (!hello.postCopy || lazy) throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
         if (memoryBytes > current) memory.grow((memoryBytes - current) / 65536);
@@ -106,12 +111,14 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         if (state.preopens.length !== sink.directories.length) throw new ProtocolError('the state does not match the announced directories');
         new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
         state.preopens = state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! }));
-        await Promise.all([sink.restore(state), lazy]);
-        writer.send(Frame.Prepared, { restoreMs: performance.now() - started });
-      } else if (type === Frame.Commit) {
+        // The guest must not touch its memory before the lazy restore holds the missing ranges.
+        await lazy;
+        // Committed by the source's sending State: run at once. Nothing after run() can fail
+        // before Running, so that an Error frame always means the guest never ran here.
         killAgentAt('destination-commit');
-        sink.run();
-        writer.send(Frame.Running, {});
+        const resumedAt = await sink.run(state);
+        const now = performance.now();
+        writer.send(Frame.Running, { restoreMs: resumedAt - started, sinceResumeMs: now - resumedAt });
         await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
         if (lazy) {
           killAgentSoon('destination-post-copy');

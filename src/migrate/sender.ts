@@ -5,10 +5,9 @@ import type { ContainerState } from '../container/container.js';
 import type { DirtyTracker } from './dirty/tracker.js';
 import { DirectorySender } from './files.js';
 import { MigrationError } from './errors.js';
-import { killAgentSoon } from './failpoint.js';
 import type { LazyRestoreStats } from '../native/addon.js';
 import { PageServer, granuleRanges, openPageChannels, rangeBytes } from './post-copy.js';
-import { Frame, FrameReader, FrameWriter, encodeMissing, json, maxPagesPayload } from './protocol.js';
+import { Frame, FrameReader, FrameWriter, PeerError, encodeMissing, json, maxPagesPayload } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
 export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];
@@ -19,7 +18,8 @@ export const postCopyModes: MigrationMode[] = ['post-copy', 'pre-post'];
 export interface MigrationSource {
   /** A view of the whole live linear memory (it may grow between calls). */
   memory(): Uint8Array;
-  stop(): Promise<void>;
+  /** Resolves with the moment the guest stopped (performance.now() scale). */
+  stop(): Promise<number>;
   /** The stopped guest's state; may be called right after stop(), before that resolves. */
   capture(): Promise<ContainerState>;
   resume(): void;
@@ -75,7 +75,7 @@ export interface PostCopyReport {
 }
 
 export interface MigrationProgress {
-  phase: 'connecting' | 'pre-copy' | 'stop-copy' | 'committing' | 'post-copy';
+  phase: 'connecting' | 'pre-copy' | 'stop-copy' | 'post-copy';
   round?: number;
   sentBytes: number;
   memoryBytes: number;
@@ -120,8 +120,12 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   const mode = chooseMode(options.mode, initialBytes, options.destinationLazyRestore ?? false);
   const lazy = postCopyModes.includes(mode);
   let pages: PageServer | undefined;
-  const progress = (phase: MigrationProgress['phase'], round?: number) =>
-    options.onProgress?.({ phase, round, sentBytes: sentBytes + (pages?.sentBytes ?? 0), memoryBytes: source.memory().length });
+  // Nothing is reported while the guest is stopped: each process a progress line wakes (agent,
+  // CLI) competes with the migration for the CPU, and the downtime is a few milliseconds.
+  let quiet = false;
+  const progress = (phase: MigrationProgress['phase'], round?: number) => {
+    if (!quiet) options.onProgress?.({ phase, round, sentBytes: sentBytes + (pages?.sentBytes ?? 0), memoryBytes: source.memory().length });
+  };
   let sentBytes = 0;
   progress('connecting');
   const socket = await open(target);
@@ -129,20 +133,24 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   const reader = new FrameReader(socket);
   let stopped = false;
   let committing = false;
+  let ranThere = false;
   let tracker: DirtyTracker | undefined;
   try {
-    writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes, postCopy: lazy });
-    await reader.expect(Frame.Ready);
-    if (mode !== 'post-copy') tracker = source.tracker(source.memory());
-    // Opened before the stop, so that it costs no downtime.
+    // In post-copy proper, all of the memory announced here will be missing: the destination sets
+    // its lazy restore up over it before it answers Ready, out of the downtime.
+    writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes, postCopy: lazy, wholeMemory: mode === 'post-copy' });
+    // Opened before the stop, so that they cost no downtime.
     const channels = lazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
     channels?.catch(() => undefined);
+    await reader.expect(Frame.Ready);
+    if (mode !== 'post-copy') tracker = source.tracker(source.memory());
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
-    const sendRound = async (round: number, phase: MigrationProgress['phase']) => {
+    /** Sends the pages written since the previous round (or the `only` ones) and the changed files. */
+    const sendRound = async (round: number, phase: MigrationProgress['phase'], only?: { offset: number; bytes: Uint8Array }[]) => {
       const roundStarted = performance.now();
       const memory = source.memory();
-      const ranges = tracker!.scan(memory, { stopped: phase === 'stop-copy' });
+      const ranges = only ?? tracker!.scan(memory, { stopped: phase === 'stop-copy' });
       writer.send(Frame.Round, { round, memoryBytes: memory.length });
       const hash = createHash('sha256');
       let bytes = 0;
@@ -163,9 +171,11 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
           }
         }
       }
-      writer.send(Frame.RoundEnd, { sha256: hash.digest('hex'), bytes });
+      writer.send(Frame.RoundEnd, { sha256: hash.digest('hex'), bytes, final: phase === 'stop-copy' });
       sentBytes += files.send(writer);
-      await reader.expect(Frame.RoundAck);
+      // The final (stop-copy) round is not acknowledged: the destination checks it before it
+      // restores the state, and answers Error instead of Running if it does not check out.
+      if (phase !== 'stop-copy') await reader.expect(Frame.RoundAck);
       rounds.push({ round, bytes, ms: performance.now() - roundStarted });
       progress(phase, round);
       return bytes;
@@ -186,21 +196,30 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     } else if (mode === 'pre-post') {
       await sendRound(round++, 'pre-copy');
     }
+    progress('stop-copy', round);
+    quiet = true;
     const stopRequested = performance.now();
     const stopping = source.stop();
     // Asked for at once: the guest captures its state as soon as it stopped, no extra round trip.
     const capturing = source.capture();
     capturing.catch(() => undefined);
-    await stopping;
+    const stoppedAt = await stopping;
     stopped = true;
-    const stoppedAt = performance.now();
     let missingBytes = 0;
-    if (lazy) {
-      // What the destination lacks: everything, or what was written since the pre-copy round. Sent
-      // first, so that the destination prepares its lazy restore while the rest is on its way.
+    if (mode === 'post-copy') {
+      // The destination lacks the memory announced in Hello; what the guest grew since (rarely
+      // anything) goes now as a last round of pages, outside the lazy restore.
       const memory = source.memory();
-      const missing =
-        mode === 'post-copy' ? Uint32Array.from([0, memory.length]) : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
+      const missing = Uint32Array.from([0, initialBytes]);
+      missingBytes = initialBytes;
+      pages = new PageServer(await channels!, memory, missing);
+      if (memory.length > initialBytes) await sendRound(round, 'stop-copy', [{ offset: initialBytes, bytes: memory.subarray(initialBytes) }]);
+      else sentBytes += files.send(writer);
+    } else if (mode === 'pre-post') {
+      // What was written since the pre-copy round. Sent first, so that the destination sets its
+      // lazy restore up while the rest is on its way.
+      const memory = source.memory();
+      const missing = granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
       missingBytes = rangeBytes(missing);
       pages = new PageServer(await channels!, memory, missing);
       writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
@@ -214,21 +233,26 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     writer.send(Frame.State, { state });
     sentBytes += log.length;
     const finalSent = performance.now();
-    const prepared = json<{ restoreMs: number }>(await reader.expect(Frame.Prepared));
-    progress('committing');
+    // The commit point: with the whole state sent, the destination runs the guest as soon as it is
+    // restored (no extra round trip in the downtime). From here an Error frame still means it never
+    // ran, but a lost connection is ambiguous: ask.
     committing = true;
-    writer.send(Frame.Commit, {});
+    let restoreMs = NaN;
+    // How long before its Running frame the destination let the guest go: not downtime.
+    let sinceResumeMs = 0;
     try {
-      await reader.expect(Frame.Running);
+      ({ restoreMs, sinceResumeMs } = json<{ restoreMs: number; sinceResumeMs: number }>(await reader.expect(Frame.Running)));
     } catch (error) {
+      if (error instanceof PeerError) throw error;
       if (!(await target.confirmRunning().catch(() => false))) throw error;
     }
-    const running = performance.now();
+    ranThere = true;
+    quiet = false;
+    const running = performance.now() - sinceResumeMs;
     let postCopy: PostCopyReport | undefined;
     if (pages) {
       progress('post-copy');
       pages.startPushing();
-      killAgentSoon('source-post-copy');
       const ticker = setInterval(() => progress('post-copy'), 250);
       const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)])
         .catch((error: Error) => {
@@ -255,7 +279,7 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       sentBytes,
       rounds,
       downtimeMs: running - stoppedAt,
-      stopCopyMs: { stop: stoppedAt - stopRequested, finalRound: finalSent - stoppedAt, restore: prepared.restoreMs },
+      stopCopyMs: { stop: stoppedAt - stopRequested, finalRound: finalSent - stoppedAt, restore: restoreMs },
       ...(postCopy ? { postCopy } : {}),
       totalMs: performance.now() - started,
     };
@@ -265,7 +289,7 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     setTimeout(() => socket.destroy(), 1000).unref();
     pages?.close();
     if (stopped) source.resume();
-    const copy = committing && lazy ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
+    const copy = ranThere ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
     throw new MigrationError(`migration failed, the container keeps running here${copy}: ${(error as Error).message}`);
   } finally {
     tracker?.close();
