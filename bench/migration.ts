@@ -248,7 +248,7 @@ function postCopyVerdict(runs: Run[], low: { label: string; mibPerS: number }, l
   const rest = r.downtimeMs - r.stopCopyMs.finalRound - r.stopCopyMs.restore;
   return (
     `${head}: ${r.downtimeMs <= postCopyDowntimeTargetMs ? 'met' : 'not met'}, ${ms(r.downtimeMs)} ms at 1 GiB and ${low.mibPerS} MiB/s (${bySize}; ` +
-    `from the stop until the state was sent ${ms(r.stopCopyMs.finalRound)} ms, restore on the destination ${ms(r.stopCopyMs.restore)} ms, commit handshakes and lazy-restore set-up ${ms(rest)} ms). ` +
+    `from the stop until the state was sent ${ms(r.stopCopyMs.finalRound)} ms, restore on the destination ${ms(r.stopCopyMs.restore)} ms, the state's transit and the Running answer's ${ms(rest)} ms). ` +
     `Memory followed in ${ms(r.postCopy!.residentMs)} ms (${(r.postCopy!.missingBytes / (r.postCopy!.residentMs / 1000) / 1e9).toFixed(2)} GB/s) while the guest ran.`
   );
 }
@@ -262,7 +262,7 @@ function downtimeVerdict(runs: Run[], low: { label: string; mibPerS: number }, l
   const rest = r.downtimeMs - r.stopCopyMs.finalRound - r.stopCopyMs.restore;
   const parts =
     `final round ${ms(r.stopCopyMs.finalRound)} ms for ${amount(r.rounds.at(-1)?.bytes ?? 0)} of pages plus the guest state, restore on the destination ${ms(r.stopCopyMs.restore)} ms, ` +
-    `${ms(rest)} ms the remaining handshakes and commit; stopping the guest took ${ms(r.stopCopyMs.stop)} ms before that and is not counted, as the guest runs until it stops`;
+    `${ms(rest)} ms the state's transit and the Running answer; stopping the guest took ${ms(r.stopCopyMs.stop)} ms before that and is not counted, as the guest runs until it stops`;
   const measured = `${ms(r.downtimeMs)} ms at ${at.sizeMiB} MiB and ${low.mibPerS} MiB/s after ${r.rounds.length - 1} pre-copy rounds (${parts})`;
   if (at.sizeMiB !== downtimeTargetMiB) {
     return `${head}: not measured in this run (largest size ${largest} MiB); the nearest, ${measured}, ${r.downtimeMs <= downtimeTargetMs ? 'is within' : 'already exceeds'} the bound.`;
