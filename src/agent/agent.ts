@@ -182,7 +182,10 @@ export class Agent {
     const id = randomBytes(6).toString('hex');
     const container = this.newContainer(id, { name: request.name, moduleDigest: request.module, args: request.args, createdAt: new Date().toISOString(), history: [], ports }, dirs);
     const network = ports.length > 0 ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports } : undefined;
-    const child = new ContainerProcess({ kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs, network });
+    const child = new ContainerProcess(
+      { kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs, network },
+      { eagerCompile: !this.facts.emulated },
+    );
     this.attach(container, child);
     const started = await child.waitFor('running', 'exited', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (started.event === 'failed') throw new HttpError(400, started.message);
@@ -206,17 +209,20 @@ export class Agent {
     container.info.status = 'incoming';
     container.info.dirs = request.guestPaths.map((guestPath, i) => ({ guestPath, hostPath: join(container.dir, 'dirs', String(i)) }));
     const ticket = randomBytes(24).toString('hex');
-    const child = new ContainerProcess({
-      kind: 'incoming',
-      id: request.id,
-      modulePath,
-      logPath: container.logPath,
-      listenHost: host,
-      listenPort: this.options.dataPort ?? 0,
-      ticket,
-      directories: container.info.dirs.map((d) => d.hostPath),
-      gateway: this.options.gateway,
-    });
+    const child = new ContainerProcess(
+      {
+        kind: 'incoming',
+        id: request.id,
+        modulePath,
+        logPath: container.logPath,
+        listenHost: host,
+        listenPort: this.options.dataPort ?? 0,
+        ticket,
+        directories: container.info.dirs.map((d) => d.hostPath),
+        gateway: this.options.gateway,
+      },
+      { eagerCompile: !this.facts.emulated },
+    );
     this.attach(container, child);
     const ready = await child.waitFor('listening', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (ready.event === 'failed') throw new HttpError(500, `cannot receive the container: ${ready.message}`);

@@ -45,14 +45,18 @@ export class ContainerProcess {
   /** Resolves when the process is gone, with how it ended. */
   readonly gone: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(config: ChildConfig) {
+  /**
+   * `eagerCompile`: compile all of the process's JavaScript up front (--no-lazy). A container's
+   * first stop, capture and restore fall in a migration's downtime, where compiling their code on
+   * first use cost 0.5-1.5 ms each (1 GiB post-copy, x64); under emulation it costs more at start
+   * (about 1.2 s per incoming container under qemu-user) than it saves.
+   */
+  constructor(config: ChildConfig, options: { eagerCompile: boolean }) {
     const node = nodeCommand(hostIsa());
     const entry = fileURLToPath(new URL('./container-entry.js', import.meta.url));
     const log = openSync(config.logPath, 'a');
     try {
-      // --no-lazy: a container's first stop, capture and restore fall in a migration's downtime,
-      // where compiling their code on first use cost 0.5-1.5 ms each (measured at 1 GiB post-copy).
-      this.child = spawn(node.command, [...node.args, '--no-lazy', entry], {
+      this.child = spawn(node.command, [...node.args, ...(options.eagerCompile ? ['--no-lazy'] : []), entry], {
         stdio: ['ignore', log, log, 'ipc'],
         env: { ...nodeCommandEnv(node), ROAM_CONTAINER: JSON.stringify(config) },
       });
