@@ -31,6 +31,8 @@ const modesFor = (destination: Destination) => (destination === arm64 ? modes.fi
 
 /** Targets from the issues. */
 const postCopyDowntimeTargetMs = 5;
+/** The post-copy target is judged on this many 1 GiB migrations (one writer moved back and forth): single runs vary 2-3x on this machine. */
+const postCopyRepeats = 10;
 const downtimeTargetMs = 20;
 const downtimeTargetMiB = 256;
 const transferTargetBytesPerS = 1e9;
@@ -53,6 +55,7 @@ export async function migrationBench(
   ],
 ): Promise<string> {
   const runs: Run[] = [];
+  let repeated: number[] = [];
   await inPrivateCluster(work, () => startCluster(['x64', 'x64', 'arm64']), async (cluster, writer) => {
     let flip = false;
     for (const sizeMiB of sizesMiB) {
@@ -78,8 +81,30 @@ export async function migrationBench(
         }
       }
     }
+    if (sizesMiB.includes(1024)) repeated = await repeatedPostCopy(cluster, writer, 1024, rates.reduce((a, b) => (b.mibPerS < a.mibPerS ? b : a)).mibPerS);
   });
-  return report(runs, sizesMiB, arm64MaxMiB, rates);
+  return report(runs, sizesMiB, arm64MaxMiB, rates, repeated);
+}
+
+/** Downtimes of `postCopyRepeats` post-copy migrations of one writer of `sizeMiB`, x64 ↔ x64-2. */
+async function repeatedPostCopy(cluster: Cluster, writer: string, sizeMiB: number, mibPerS: number): Promise<number[]> {
+  const info = await startOnNode(cluster, 'x64', writer, { name: 'writer-repeated', args: ['writer', String(sizeMiB), String(mibPerS)] });
+  const downtimes: number[] = [];
+  try {
+    await waitForReady(cluster, info.id, 120_000 + sizeMiB * 100);
+    for (let i = 0; i < postCopyRepeats; i++) {
+      await sleep(500);
+      const result = await migrateContainer(cluster, info.id, i % 2 === 0 ? 'x64-2' : 'x64', { mode: 'post-copy' });
+      downtimes.push(result.downtimeMs);
+      console.error(`migration x64 ↔ x64 ${sizeMiB} MiB post-copy, repeat ${i + 1}: downtime ${ms(result.downtimeMs)} ms`);
+    }
+  } catch (error) {
+    console.error(`repeated post-copy stopped: ${(error as Error).message.split('\n')[0]}`);
+  } finally {
+    const { node } = await locateContainer(cluster, info.id);
+    await agentClient(cluster, node).stop(info.id);
+  }
+  return downtimes;
 }
 
 class ClusterDidNotStart extends Error {}
@@ -205,7 +230,7 @@ async function waitForReady(cluster: Cluster, id: string, timeoutMs: number): Pr
   }
 }
 
-function report(runs: Run[], sizesMiB: number[], arm64MaxMiB: number, rates: { label: string; mibPerS: number }[]): string {
+function report(runs: Run[], sizesMiB: number[], arm64MaxMiB: number, rates: { label: string; mibPerS: number }[], repeated: number[]): string {
   // Run in interleaved order; shown grouped, stop-copy and pre-copy of one configuration side by side.
   const key = (run: Run) => [run.destination === x64 ? 0 : 1, run.sizeMiB, run.rate.mibPerS, modes.indexOf(run.mode)];
   const sorted = [...runs].sort((a, b) => {
@@ -230,7 +255,7 @@ function report(runs: Run[], sizesMiB: number[], arm64MaxMiB: number, rates: { l
     '',
     table(['destination', 'memory (MiB)', 'write rate', 'mode', 'rounds', 'sent (MiB)', 'downtime (ms)', 'fully resident after (s)', 'post-copy faults (wait ms mean / max)', 'tracking'], rows),
     '',
-    postCopyVerdict(runs, low, largest),
+    postCopyVerdict(runs, low, largest, repeated),
     '',
     downtimeVerdict(runs, low, largest),
     '',
@@ -238,7 +263,7 @@ function report(runs: Run[], sizesMiB: number[], arm64MaxMiB: number, rates: { l
   ].join('\n');
 }
 
-function postCopyVerdict(runs: Run[], low: { label: string; mibPerS: number }, largest: number): string {
+function postCopyVerdict(runs: Run[], low: { label: string; mibPerS: number }, largest: number, repeated: number[]): string {
   const post = runs.filter((r) => r.destination === x64 && r.mode === 'post-copy' && r.rate === low && r.result);
   const head = `**Target: post-copy downtime ≤ ${postCopyDowntimeTargetMs} ms independent of memory size (x64 → x64 at 1 GiB)**`;
   const at = post.find((r) => r.sizeMiB === 1024);
@@ -246,8 +271,15 @@ function postCopyVerdict(runs: Run[], low: { label: string; mibPerS: number }, l
   const r = at.result;
   const bySize = post.map((p) => `${ms(p.result!.downtimeMs)} ms at ${p.sizeMiB} MiB`).join(', ');
   const rest = r.downtimeMs - r.stopCopyMs.finalRound - r.stopCopyMs.restore;
+  // Judged on the median of the table's run and the repeated ones, where there are any.
+  const all = [r.downtimeMs, ...repeated];
+  const typical = median(all);
+  const within = all.filter((d) => d <= postCopyDowntimeTargetMs).length;
+  const spread = repeated.length
+    ? `median ${ms(typical)} ms over ${all.length} migrations at 1 GiB and ${low.mibPerS} MiB/s (${ms(Math.min(...all))}-${ms(Math.max(...all))} ms, ${within} of ${all.length} within ${postCopyDowntimeTargetMs} ms); in the table `
+    : '';
   return (
-    `${head}: ${r.downtimeMs <= postCopyDowntimeTargetMs ? 'met' : 'not met'}, ${ms(r.downtimeMs)} ms at 1 GiB and ${low.mibPerS} MiB/s (${bySize}; ` +
+    `${head}: ${typical <= postCopyDowntimeTargetMs ? 'met' : 'not met'}, ${spread}${ms(r.downtimeMs)} ms at 1 GiB and ${low.mibPerS} MiB/s (${bySize}; ` +
     `from the stop until the state was sent ${ms(r.stopCopyMs.finalRound)} ms, restore on the destination ${ms(r.stopCopyMs.restore)} ms, the state's transit and the Running answer's ${ms(rest)} ms). ` +
     `Memory followed in ${ms(r.postCopy!.residentMs)} ms (${(r.postCopy!.missingBytes / (r.postCopy!.residentMs / 1000) / 1e9).toFixed(2)} GB/s) while the guest ran.`
   );
