@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/test/...). */
@@ -59,6 +59,14 @@ export function roamWithPipe(args: string[], chunks: string[], gapMs: number): P
 export function tempDir(prefix = 'roam-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Builds a C program natively (cc -O2) into OUT/NAME-native: the reference a migrated run must match. */
+export function buildNative(source: string, out: string): string {
+  const native = join(out, `${basename(source, '.c')}-native`);
+  const cc = spawnSync('cc', ['-O2', source, '-o', native], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cc ${source} failed:\n${cc.stderr}`);
+  return native;
 }
 
 /** Builds test/fixtures/NAME.c into OUT/NAME.wasm (plain) and OUT/NAME.roam.wasm (migratable). */

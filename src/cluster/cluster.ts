@@ -207,7 +207,6 @@ function startDaemon(token: string, label: string, isa: Isa, stateDir: string, a
   return { pid: child.pid ?? 0, ready };
 }
 
-
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
     if (pid) process.kill(pid, name);

@@ -206,24 +206,22 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     const stoppedAt = await stopping;
     stopped = true;
     let missingBytes = 0;
-    if (mode === 'post-copy') {
-      // The destination lacks the memory announced in Hello; what the guest grew since (rarely
-      // anything) goes now as a last round of pages, outside the lazy restore.
+    if (lazy) {
+      // What the destination lacks. post-copy: the memory announced in Hello (set up there
+      // already); what the guest grew since, rarely anything, goes now as a last round of pages,
+      // outside the lazy restore. pre-post: what was written since the pre-copy round, announced
+      // first so that the destination sets its lazy restore up while the rest is on its way.
       const memory = source.memory();
-      const missing = Uint32Array.from([0, initialBytes]);
-      missingBytes = initialBytes;
-      pages = new PageServer(await channels!, memory, missing);
-      if (memory.length > initialBytes) await sendRound(round, 'stop-copy', [{ offset: initialBytes, bytes: memory.subarray(initialBytes) }]);
-      else sentBytes += files.send(writer);
-    } else if (mode === 'pre-post') {
-      // What was written since the pre-copy round. Sent first, so that the destination sets its
-      // lazy restore up while the rest is on its way.
-      const memory = source.memory();
-      const missing = granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
+      const missing =
+        mode === 'post-copy'
+          ? Uint32Array.from([0, initialBytes])
+          : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
       missingBytes = rangeBytes(missing);
       pages = new PageServer(await channels!, memory, missing);
-      writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
-      sentBytes += files.send(writer);
+      if (mode === 'pre-post') writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
+      const grown = mode === 'post-copy' && memory.length > initialBytes;
+      if (grown) await sendRound(round, 'stop-copy', [{ offset: initialBytes, bytes: memory.subarray(initialBytes) }]);
+      else sentBytes += files.send(writer);
     } else {
       await sendRound(round, 'stop-copy');
     }

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { lazyRestoreSupport } from '../../src/migrate/post-copy.js';
-import { buildFixture, fixtures, sleep, tempDir } from '../helpers.js';
+import { buildFixture, buildNative, fixtures, sleep, tempDir } from '../helpers.js';
 import { TestCluster } from './cluster.js';
 
 const support = lazyRestoreSupport();
@@ -17,9 +17,7 @@ let expected = '';
 before(() => {
   if (skip) return;
   module = buildFixture('scramble', dir).roam;
-  const native = join(dir, 'scramble-native');
-  execFileSync('cc', ['-O2', join(fixtures, 'scramble.c'), '-o', native]);
-  expected = execFileSync(native, args, { encoding: 'utf8' });
+  expected = execFileSync(buildNative(join(fixtures, 'scramble.c'), dir), args, { encoding: 'utf8' });
 });
 after(cleanup);
 
@@ -74,9 +72,7 @@ test('post-copy and pre-post move a guest that reads and writes all over its mem
 test('post-copy: memory the guest grows while the migration is set up follows it too', { skip, timeout: 120_000 }, async () => {
   const growArgs = ['3000', '100']; // ~190 MiB, a 64 KiB block per millisecond or so
   const grow = buildFixture('grow', dir).roam;
-  const native = join(dir, 'grow-native');
-  execFileSync('cc', ['-O2', join(fixtures, 'grow.c'), '-o', native]);
-  const growExpected = execFileSync(native, growArgs, { encoding: 'utf8' });
+  const growExpected = execFileSync(buildNative(join(fixtures, 'grow.c'), dir), growArgs, { encoding: 'utf8' });
   const cluster = new TestCluster(join(dir, 'grow'));
   try {
     cluster.up('x64,x64');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { cacheDir } from '../../src/platform/paths.js';
-import { buildFixture, fixtures, roam, roamInBackground, sleep, tempDir } from '../helpers.js';
+import { buildFixture, buildNative, fixtures, roam, roamInBackground, sleep, tempDir } from '../helpers.js';
 import { TestCluster, primesSource } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
@@ -36,13 +36,9 @@ test('an arm64 VM node: real kernel facts, containers move x64 <-> arm64-vm (pos
   // ~20 s under Roam on x64: it must outlast the trip there and back, whose set-up in the VM
   // (a container process started under TCG) alone took 4-8 s.
   const args = ['24000000', '100000'];
-  const primesNative = join(dir, 'primes-native');
-  execFileSync('cc', ['-O2', primesSource, '-o', primesNative]);
-  const primesExpected = promisify(execFile)(primesNative, args, { encoding: 'utf8' }); // in parallel with the VM's boot
+  const primesExpected = promisify(execFile)(buildNative(primesSource, dir), args, { encoding: 'utf8' }); // in parallel with the VM's boot
   const scramble = buildFixture('scramble', dir).roam;
-  const native = join(dir, 'scramble-native');
-  execFileSync('cc', ['-O2', join(fixtures, 'scramble.c'), '-o', native]);
-  const scrambleExpected = execFileSync(native, scrambleArgs, { encoding: 'utf8' });
+  const scrambleExpected = execFileSync(buildNative(join(fixtures, 'scramble.c'), dir), scrambleArgs, { encoding: 'utf8' });
 
   const cluster = new TestCluster(join(dir, 'vm'));
   try {
