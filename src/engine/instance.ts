@@ -111,8 +111,9 @@ export class Instance {
     const start = this.instance.exports._start as () => void;
     if (typeof start !== 'function') throw new GuestTrap('module has no _start export (is it a WASI command?)');
     if (this.stopped) {
+      // The flag was cleared when the stop was honored: a request made since (even before this
+      // run began) still stands and stops the guest again at its next migration point.
       this.stopped = false;
-      Atomics.store(this.stopFlag, 0, 0);
       this.asyncify!.startRewind();
     }
     for (;;) {
@@ -134,13 +135,9 @@ export class Instance {
           stop.async ? stop.value.then(() => 'stop') : Promise.resolve('stop'),
         ]);
         this.resumeMemo = wait.memo;
-        if (outcome === 'stop') {
-          this.stopped = true;
-          return { kind: 'stopped' };
-        }
+        if (outcome === 'stop') return this.honorStop();
       } else if (this.stopRequested()) {
-        this.stopped = true;
-        return { kind: 'stopped' };
+        return this.honorStop();
       }
       asyncify.startRewind();
     }
@@ -202,6 +199,12 @@ export class Instance {
     });
     this.resumeMemo = snapshot.engine.resumeMemo;
     this.stopped = true;
+  }
+
+  private honorStop(): RunOutcome {
+    this.stopped = true;
+    Atomics.store(this.stopFlag, 0, 0);
+    return { kind: 'stopped' };
   }
 
   private stopRequested(): boolean {

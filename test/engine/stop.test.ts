@@ -32,12 +32,14 @@ function nextMessage(worker: Worker): Promise<Report> {
   });
 }
 
+function startWorker(module: string, args: string[], flag: Int32Array, stdoutPath: string): Worker {
+  return new Worker(join(import.meta.dirname, 'run-in-worker.js'), { workerData: { modulePath: module, args, flag, stdoutPath } });
+}
+
 /** Runs `module` in a worker, stopping it every `everyMs` until it exits; returns the stop latencies. */
 async function stopRepeatedly(module: string, args: string[], everyMs: number, stdoutPath: string): Promise<number[]> {
   const flag = createStopFlag();
-  const worker = new Worker(join(import.meta.dirname, 'run-in-worker.js'), {
-    workerData: { modulePath: module, args, flag, stdoutPath },
-  });
+  const worker = startWorker(module, args, flag, stdoutPath);
   assert.deepEqual(await nextMessage(worker), { ready: true });
   const latencies: number[] = [];
   for (;;) {
@@ -76,4 +78,24 @@ test('stops inside setjmp-protected calls (through the host invoke_* wrappers) r
   const latencies = await stopRepeatedly(sjlj.roam, [], 2, join(dir, 'sjlj.out'));
   assert.equal(readFileSync(join(dir, 'sjlj.out'), 'utf8'), expected);
   assert.ok(latencies.length >= 3, `stopped ${latencies.length} times`);
+});
+
+test('a stop requested while the guest is stopped, before it runs again, is not lost', async () => {
+  const flag = createStopFlag();
+  const worker = startWorker(spin.roam, ['30000000'], flag, join(dir, 'standing.out'));
+  try {
+    assert.deepEqual(await nextMessage(worker), { ready: true });
+    worker.postMessage('run');
+    const first = nextMessage(worker);
+    await new Promise((r) => setTimeout(r, 10));
+    requestStop(flag);
+    assert.equal((await first).outcome!.kind, 'stopped');
+    // The request comes before the resume (as a migration right after a failed one can): the
+    // guest must stop again instead of running to its end.
+    requestStop(flag);
+    worker.postMessage('run');
+    assert.equal((await nextMessage(worker)).outcome!.kind, 'stopped');
+  } finally {
+    await worker.terminate();
+  }
 });
