@@ -108,11 +108,11 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command('stop')
-    .description('Stop a container')
+    .description('Stop a container (during a migration, its copies on both nodes)')
     .argument('<id>', 'container ID or name')
     .action(async (id: string) => {
-      const { node, info } = await stopContainer(loadCluster(), id);
-      process.stdout.write(`stopped ${info.id} on ${node.name}\n`);
+      const { nodes, info } = await stopContainer(loadCluster(), id);
+      process.stdout.write(`stopped ${info.id} on ${nodes.map((n) => n.name).join(' and ')}\n`);
     });
 }
 

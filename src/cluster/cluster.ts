@@ -81,6 +81,13 @@ export async function followLogs(cluster: Cluster, idOrName: string, follow: boo
 
 /** The node a container runs on now (by ID or name), asking every agent. */
 export async function locateContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
+  const copies = await findCopies(cluster, idOrName);
+  // A copy that failed at a destination (post-copy, source resumed) must not hide the live one.
+  return copies.find((c) => !terminalStatuses.includes(c.info.status)) ?? copies[0]!;
+}
+
+/** Every node's record of a container (by ID or name) that has not moved on; at least one. */
+async function findCopies(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }[]> {
   const found = await Promise.all(
     cluster.nodes.map(async (node) => {
       const list = await agentClient(cluster, node).containers().catch(() => [] as ContainerInfo[]);
@@ -88,10 +95,9 @@ export async function locateContainer(cluster: Cluster, idOrName: string): Promi
       return info ? { node, info } : undefined;
     }),
   );
-  // A copy that failed at a destination (post-copy, source resumed) must not hide the live one.
-  const hit = found.find((f) => f !== undefined && !terminalStatuses.includes(f.info.status)) ?? found.find((f) => f !== undefined);
-  if (!hit) throw new ClusterError(`no container ${idOrName} in the cluster`);
-  return hit;
+  const copies = found.filter((f) => f !== undefined);
+  if (copies.length === 0) throw new ClusterError(`no container ${idOrName} in the cluster`);
+  return copies;
 }
 
 /** Node names for a list of ISAs: the ISA itself, then ISA-2, ISA-3... for repeats. */
@@ -291,10 +297,28 @@ export async function startOnNode(
   return info;
 }
 
-/** Stops a container and withdraws its published ports. */
-export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
-  const { node, info } = await locateContainer(cluster, idOrName);
-  await agentClient(cluster, node).stop(info.id);
+/**
+ * Stops a container and withdraws its published ports. While it migrates it has a live copy on
+ * two nodes: both stop, the destination's first, since a source that finds its destination gone
+ * resumes its own copy (the source's migration then fails, and it is stopped as well).
+ */
+export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ nodes: ClusterNode[]; info: ContainerInfo }> {
+  const copies = await findCopies(cluster, idOrName);
+  const live = copies.filter((c) => !terminalStatuses.includes(c.info.status));
+  if (live.length === 0) {
+    await agentClient(cluster, copies[0]!.node).stop(copies[0]!.info.id); // says why it cannot
+    return { nodes: [copies[0]!.node], info: copies[0]!.info };
+  }
+  const sourceLast = [...live].sort((a, b) => Number(a.info.status === 'migrating') - Number(b.info.status === 'migrating'));
+  for (const { node, info } of sourceLast) {
+    // A copy may end while another one stops (an incoming one is forgotten when its source goes).
+    await agentClient(cluster, node)
+      .stop(info.id)
+      .catch((error: unknown) => {
+        if (info.status !== 'incoming' && info.status !== 'migrating') throw error;
+      });
+  }
+  const { info } = live[0]!;
   if (info.ports.length > 0) await gatewayClient(cluster).forget(info.id);
-  return { node, info };
+  return { nodes: sourceLast.map((c) => c.node), info };
 }

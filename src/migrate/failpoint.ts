@@ -17,7 +17,9 @@ export type FailpointName =
   /** Destination, in post-copy (the guest runs there, its memory still arriving): dies soon after. */
   | 'destination-post-copy'
   /** Source, in post-copy: its agent and container process die once a quarter of the missing memory was pushed. */
-  | 'source-post-copy';
+  | 'source-post-copy'
+  /** Source, in post-copy: pushes nothing, as over a link too slow to, so pages only come when the guest faults on them. */
+  | 'source-push-held';
 
 export function failpointActive(name: FailpointName): boolean {
   return process.env.ROAM_FAILPOINT === name;

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
 import { MigrationError } from './errors.js';
-import { killAgentAt } from './failpoint.js';
+import { failpointActive, killAgentAt } from './failpoint.js';
 
 /**
  * Post-copy's page channels: two more TCP connections from the source to the destination, next
@@ -151,6 +151,7 @@ export class PageServer {
 
   /** Starts the background push (after the destination runs the guest). */
   startPushing(): void {
+    if (failpointActive('source-push-held')) return;
     this.pushing = true;
     this.push();
   }

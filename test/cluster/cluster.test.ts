@@ -9,7 +9,8 @@ import { TestCluster, primesSource } from './cluster.js';
 const { dir, cleanup } = tempDir();
 const module = join(dir, 'primes.wasm');
 const plain = join(dir, 'primes.plain.wasm');
-const primesArgs = ['2500000', '20000'];
+// About 4 s on x64: long enough that the guest is still running when a failure is injected.
+const primesArgs = ['6000000', '20000'];
 let expected = '';
 
 before(() => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { lazyRestoreSupport } from '../../src/migrate/post-copy.js';
-import { buildFixture, buildNative, fixtures, sleep, tempDir } from '../helpers.js';
+import { buildFixture, buildNative, fixtures, roamInBackground, sleep, tempDir } from '../helpers.js';
 import { TestCluster } from './cluster.js';
 
 const support = lazyRestoreSupport();
@@ -89,6 +89,27 @@ test('post-copy: memory the guest grows while the migration is set up follows it
     assert.equal(moved.postCopy.missingBytes + moved.rounds[0]!.bytes, moved.memoryBytes);
     assert.equal(cluster.ok(['logs', '-f', id]), growExpected);
     assert.equal(cluster.where(id).node, 'x64-2');
+  } finally {
+    cluster.down();
+  }
+});
+
+test('roam stop during post-copy stops the copies on both nodes: the source does not resume', { skip, timeout: 120_000 }, async () => {
+  const sleeper = buildFixture('sleep', dir).roam;
+  // Without pushes, post-copy lasts while the sleeping guest leaves its pages untouched.
+  const cluster = new TestCluster(join(dir, 'stop'), { ROAM_FAILPOINT: 'source-push-held' });
+  try {
+    cluster.up('x64,x64');
+    const id = cluster.run('x64', [sleeper, '--', '60000']);
+    const migration = roamInBackground(['migrate', id, '--to', 'x64-2', '--mode', 'post-copy'], { env: cluster.env }).done;
+    const copies = () => (JSON.parse(cluster.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string }[]).filter((c) => c.id === id);
+    for (let i = 0; i < 200 && !copies().some((c) => c.node === 'x64-2' && c.status === 'running'); i++) await sleep(50);
+    assert.deepEqual(copies().map((c) => [c.node, c.status]).sort(), [['x64', 'migrating'], ['x64-2', 'running']], 'in post-copy');
+
+    assert.equal(cluster.ok(['stop', id]), `stopped ${id} on x64-2 and x64\n`);
+    assert.equal((await migration).status, 1, 'the migration did not complete');
+    await sleep(500);
+    assert.deepEqual(copies().map((c) => [c.node, c.status]).sort(), [['x64', 'stopped'], ['x64-2', 'stopped']]);
   } finally {
     cluster.down();
   }
