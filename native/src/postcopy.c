@@ -24,7 +24,7 @@
  *
  * JS API:
  *   probeLazyRestore() -> { ok, reason? }
- *   lazyRestore(view: Uint8Array, missing: Uint32Array ([start, end) byte offsets, 64 KiB aligned),
+ *   lazyRestore(view: Uint8Array, missing: Uint32Array ([first, end) 64 KiB granule indices),
  *               pushFd: number, faultFd: number (sockets, duplicated here), ticket: Uint8Array,
  *               onEnd: (error: string | null, stats) => void)
  */
@@ -526,8 +526,8 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
   const uint32_t *missing = missing_data;
   if ((uintptr_t)data % page || length % GRANULE || missing_count % 2 || ticket_len > MAX_TICKET) return throw_lazy(env, "memory not page-aligned, odd missing list or ticket too long");
   for (size_t i = 0; i < missing_count; i += 2) {
-    if (missing[i] >= missing[i + 1] || missing[i + 1] > length || missing[i] % GRANULE || missing[i + 1] % GRANULE || (i && missing[i] < missing[i - 1])) {
-      return throw_lazy(env, "missing: expected increasing [start, end) byte ranges inside the memory, 64 KiB aligned");
+    if (missing[i] >= missing[i + 1] || (size_t)missing[i + 1] * GRANULE > length || (i && missing[i] < missing[i - 1])) {
+      return throw_lazy(env, "missing: expected increasing [first, end) granule ranges inside the memory");
     }
   }
   failure_t f = { "" };
@@ -554,14 +554,15 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
     return throw_lazy(env, "out of memory");
   }
   for (size_t i = 0; i < missing_count; i += 2) {
-    memset(l->state + missing[i] / page, PAGE_MISSING, (missing[i + 1] - missing[i]) / page);
-    l->missing_left += (missing[i + 1] - missing[i]) / page;
+    const size_t start = (size_t)missing[i] * GRANULE, pages = (size_t)(missing[i + 1] - missing[i]) * GRANULE / page;
+    memset(l->state + start / page, PAGE_MISSING, pages);
+    l->missing_left += pages;
   }
   if (!open_missing_mode(&f, &l->uffd)) goto failed;
   if (length && !register_missing(l->uffd, (uintptr_t)data, length, &f)) goto failed;
   /* Drop what this copy holds of the missing pages: the next touch of each faults to us. */
   for (size_t i = 0; i < missing_count; i += 2) {
-    if (madvise(l->base + missing[i], missing[i + 1] - missing[i], MADV_DONTNEED) != 0) {
+    if (madvise(l->base + (size_t)missing[i] * GRANULE, (size_t)(missing[i + 1] - missing[i]) * GRANULE, MADV_DONTNEED) != 0) {
       fail(&f, "madvise(MADV_DONTNEED)", errno);
       goto failed;
     }

@@ -25,25 +25,33 @@ const pushQueueBytes = 1 << 20;
  */
 const pushBurstBytes = 4 << 20;
 
-/** [start, end) byte ranges, pairs in a flat array: what the destination lacks. */
-export type ByteRanges = Uint32Array;
+/**
+ * [first, end) ranges of 64 KiB granules, pairs in a flat array: what the destination lacks. In
+ * granules rather than bytes so that the end of a 4 GiB memory (wasm32's largest) fits a u32.
+ */
+export type GranuleRanges = Uint32Array;
 
-/** Merges ranges (increasing, possibly adjacent) rounded out to whole granules. */
-export function granuleRanges(ranges: { offset: number; length: number }[], memoryBytes: number): ByteRanges {
+/** Merges byte ranges (increasing, possibly adjacent) rounded out to whole granules. */
+export function granuleRanges(ranges: { offset: number; length: number }[], memoryBytes: number): GranuleRanges {
   const out: number[] = [];
   for (const { offset, length } of ranges) {
-    const start = Math.floor(offset / granuleBytes) * granuleBytes;
-    const end = Math.min(memoryBytes, Math.ceil((offset + length) / granuleBytes) * granuleBytes);
+    const start = Math.floor(offset / granuleBytes);
+    const end = Math.min(memoryBytes / granuleBytes, Math.ceil((offset + length) / granuleBytes));
     if (out.length > 0 && start <= out[out.length - 1]!) out[out.length - 1] = Math.max(out[out.length - 1]!, end);
     else out.push(start, end);
   }
   return Uint32Array.from(out);
 }
 
-export function rangeBytes(ranges: ByteRanges): number {
-  let total = 0;
-  for (let i = 0; i < ranges.length; i += 2) total += ranges[i + 1]! - ranges[i]!;
-  return total;
+/** All of a memory of `memoryBytes` (whole granules: wasm pages are 64 KiB too). */
+export function allGranules(memoryBytes: number): GranuleRanges {
+  return Uint32Array.from([0, memoryBytes / granuleBytes]);
+}
+
+export function rangeBytes(ranges: GranuleRanges): number {
+  let granules = 0;
+  for (let i = 0; i < ranges.length; i += 2) granules += ranges[i + 1]! - ranges[i]!;
+  return granules * granuleBytes;
 }
 
 function openPageChannel(host: string, port: number, ticket: string): Promise<Socket> {
@@ -92,14 +100,14 @@ export class PageServer {
   private pushScheduled = false;
   private readonly missingBytes: number;
   private finished = false;
-  /** Next push position: index into the missing ranges, and offset within memory. */
+  /** Next push position: index into the missing ranges, and the granule there. */
   private rangeIndex = 0;
   private cursor = 0;
 
   constructor(
     private readonly channels: PageChannels,
     private readonly memory: Uint8Array,
-    private readonly missing: ByteRanges,
+    private readonly missing: GranuleRanges,
   ) {
     const { push, fault } = channels;
     this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
@@ -188,20 +196,18 @@ export class PageServer {
 
   /** The next run of unsent granules in the missing ranges, up to pushChunkBytes. */
   private nextUnsent(): { offset: number; length: number } | undefined {
+    const most = pushChunkBytes / granuleBytes;
     while (this.rangeIndex < this.missing.length) {
       const end = this.missing[this.rangeIndex + 1]!;
-      while (this.cursor < end && this.sent[this.cursor / granuleBytes]) this.cursor += granuleBytes;
+      while (this.cursor < end && this.sent[this.cursor]) this.cursor++;
       if (this.cursor >= end) {
         this.rangeIndex += 2;
         this.cursor = this.missing[this.rangeIndex] ?? 0;
         continue;
       }
-      const offset = this.cursor;
-      while (this.cursor < end && this.cursor - offset < pushChunkBytes && !this.sent[this.cursor / granuleBytes]) {
-        this.sent[this.cursor / granuleBytes] = 1;
-        this.cursor += granuleBytes;
-      }
-      return { offset, length: this.cursor - offset };
+      const first = this.cursor;
+      while (this.cursor < end && this.cursor - first < most && !this.sent[this.cursor]) this.sent[this.cursor++] = 1;
+      return { offset: first * granuleBytes, length: (this.cursor - first) * granuleBytes };
     }
     return undefined;
   }
@@ -243,7 +249,7 @@ export function lazyRestoreSupport(): { ok: boolean; reason: string } {
  * Resolves when every page is in; rejects if the source is lost first (the guest then stays
  * blocked on its next missing page: it cannot go on).
  */
-export function startLazyRestore(memory: WebAssembly.Memory, missing: ByteRanges, channels: PageChannels, ticket: string): Promise<LazyRestoreStats> {
+export function startLazyRestore(memory: WebAssembly.Memory, missing: GranuleRanges, channels: PageChannels, ticket: string): Promise<LazyRestoreStats> {
   const addon = nativeAddon();
   if (!addon) throw new MigrationError('post-copy needs the native addon, which is not available here');
   return new Promise((resolve, reject) => {

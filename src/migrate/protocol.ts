@@ -37,8 +37,9 @@ export enum Frame {
   /** d->s {message}: the destination cannot go on. */
   Error,
   /**
-   * s->d [u32 LE memoryBytes][u32 LE start, end pairs]: post-copy; the guest's memory size and the
-   * byte ranges the destination lacks, to fetch over the page channel (post-copy.ts) once it runs.
+   * s->d [u32 LE memory size in 64 KiB pages][u32 LE first, end granule pairs]: post-copy; the
+   * guest's memory size and the 64 KiB granules the destination lacks, to fetch over the page
+   * channel (post-copy.ts) once it runs. In pages and granules, so that 4 GiB fits.
    */
   PostCopy,
   /** d->s {stats}: after Running, in post-copy: every page arrived, the source may drop its copy. */
@@ -244,9 +245,11 @@ export class FrameReader {
   }
 }
 
+const wasmPageBytes = 65536;
+
 export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer {
   const payload = Buffer.alloc(4 + missing.length * 4);
-  payload.writeUInt32LE(memoryBytes, 0);
+  payload.writeUInt32LE(memoryBytes / wasmPageBytes, 0);
   missing.forEach((value, i) => payload.writeUInt32LE(value, 4 + i * 4));
   return payload;
 }
@@ -255,7 +258,7 @@ export function decodeMissing(payload: Buffer): { memoryBytes: number; missing: 
   if (payload.length < 4 || payload.length % 8 !== 4) throw new ProtocolError('malformed PostCopy frame');
   const missing = new Uint32Array((payload.length - 4) / 4);
   for (let i = 0; i < missing.length; i++) missing[i] = payload.readUInt32LE(4 + i * 4);
-  return { memoryBytes: payload.readUInt32LE(0), missing };
+  return { memoryBytes: payload.readUInt32LE(0) * wasmPageBytes, missing };
 }
 
 export function json<T>(payload: Buffer): T {

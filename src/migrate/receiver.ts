@@ -5,6 +5,7 @@ import type { ContainerState } from '../container/container.js';
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
 import type { LazyRestoreStats } from '../native/addon.js';
+import { type GranuleRanges, allGranules } from './post-copy.js';
 import { Frame, FrameReader, FrameWriter, decodeMissing, json, type PageSink, ProtocolError } from './protocol.js';
 
 const maxMemoryBytes = 65536 * 65536;
@@ -17,10 +18,10 @@ export interface MigrationSink {
    */
   prepare(memoryBytes: number, postCopy: boolean): Promise<WebAssembly.Memory>;
   /**
-   * Post-copy: hands the `missing` ranges of memory to the lazy restore (over the page channel)
+   * Post-copy: hands the `missing` granules of memory to the lazy restore (over the page channel)
    * before the guest runs; `resident` settles when they all arrived, or the source was lost.
    */
-  lazyRestore?(memory: WebAssembly.Memory, missing: Uint32Array): Promise<{ resident: Promise<LazyRestoreStats> }>;
+  lazyRestore?(memory: WebAssembly.Memory, missing: GranuleRanges): Promise<{ resident: Promise<LazyRestoreStats> }>;
   /** Host directories that replace the source's preopens, in preopen order. */
   directories: string[];
   /** Appends the log the container had on the source. */
@@ -72,7 +73,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
     // Post-copy proper: all of this memory will be missing, so the lazy restore is set up now,
     // before the source stops the guest (what the guest grows later comes as pages).
-    if (hello.postCopy && hello.wholeMemory) await (lazy = sink.lazyRestore!(memory, Uint32Array.from([0, hello.memoryBytes])));
+    if (hello.postCopy && hello.wholeMemory) await (lazy = sink.lazyRestore!(memory, allGranules(hello.memoryBytes)));
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;

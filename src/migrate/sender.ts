@@ -6,7 +6,7 @@ import type { DirtyTracker } from './dirty/tracker.js';
 import { DirectorySender } from './files.js';
 import { MigrationError } from './errors.js';
 import type { LazyRestoreStats } from '../native/addon.js';
-import { PageServer, granuleRanges, openPageChannels, rangeBytes } from './post-copy.js';
+import { PageServer, allGranules, granuleRanges, openPageChannels, rangeBytes } from './post-copy.js';
 import { Frame, FrameReader, FrameWriter, PeerError, encodeMissing, json, maxPagesPayload } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
@@ -214,7 +214,7 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       const memory = source.memory();
       const missing =
         mode === 'post-copy'
-          ? Uint32Array.from([0, initialBytes])
+          ? allGranules(initialBytes)
           : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
       missingBytes = rangeBytes(missing);
       pages = new PageServer(await channels!, memory, missing);

@@ -47,8 +47,8 @@ export interface NativeAddon {
   /** Whether userfaultfd missing mode (post-copy's lazy restore) works here; tried once per process. */
   probeLazyRestore(): { ok: boolean; reason?: string };
   /**
-   * Post-copy's destination (native/src/postcopy.c): drops the `missing` [start, end) byte ranges
-   * of `view` (64 KiB aligned) and, on a native thread, serves the faults on them over the page
+   * Post-copy's destination (native/src/postcopy.c): drops the `missing` [first, end) ranges of
+   * 64 KiB granules of `view` and, on a native thread, serves the faults on them over the page
    * channels on sockets `pushFd` and `faultFd` (duplicated), where `ticket` must arrive first. `onEnd` is called once:
    * with null when every page arrived, else with the error (the memory then stays registered, so
    * the guest blocks instead of reading zeros).
