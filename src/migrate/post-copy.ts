@@ -246,21 +246,29 @@ export function lazyRestoreSupport(): { ok: boolean; reason: string } {
 /**
  * The destination's side: drops the `missing` ranges of the guest's memory and has the addon's
  * thread fetch them over the page channels (accepted paused: nothing of them was read here).
- * Resolves when every page is in; rejects if the source is lost first (the guest then stays
- * blocked on its next missing page: it cannot go on).
+ * Throws if that cannot be set up. The promise resolves when every page is in and rejects if the
+ * source is lost first (the guest then stays blocked on its next missing page: it cannot go on).
  */
 export function startLazyRestore(memory: WebAssembly.Memory, missing: GranuleRanges, channels: PageChannels, ticket: string): Promise<LazyRestoreStats> {
   const addon = nativeAddon();
   if (!addon) throw new MigrationError('post-copy needs the native addon, which is not available here');
-  return new Promise((resolve, reject) => {
-    addon.lazyRestore(new Uint8Array(memory.buffer), missing, descriptor(channels.push), descriptor(channels.fault), Buffer.from(ticket), (error, stats) => {
-      if (error) reject(new MigrationError(error));
-      else resolve(stats);
-    });
+  let onEnd!: (error: string | null, stats: LazyRestoreStats) => void;
+  const resident = new Promise<LazyRestoreStats>((resolve, reject) => {
+    onEnd = (error, stats) => (error ? reject(new MigrationError(error)) : resolve(stats));
+  });
+  // Marked handled: a source lost before the guest runs here fails the migration through the
+  // data channel, and this must not also end the process as an unhandled rejection.
+  resident.catch(() => undefined);
+  try {
+    addon.lazyRestore(new Uint8Array(memory.buffer), missing, descriptor(channels.push), descriptor(channels.fault), Buffer.from(ticket), onEnd);
+  } catch (error) {
+    throw new MigrationError(`post-copy cannot start here: ${(error as Error).message}`);
+  } finally {
     // The addon has its own descriptors for them.
     channels.push.destroy();
     channels.fault.destroy();
-  });
+  }
+  return resident;
 }
 
 function descriptor(socket: Socket): number {

@@ -162,6 +162,15 @@ test('post-copy: a source lost mid-way is reported as an error, and a wrong tick
   await assert.rejects(refused, /wrong ticket/);
   channels2.push.destroy();
   channels2.fault.destroy();
+
+  // Ranges the memory cannot hold: refused at once, before anything could run.
+  const listener3 = await pausedListener();
+  const channels3 = await openPageChannels('127.0.0.1', listener3.port, ticket);
+  const accepted3 = await listener3.accepted;
+  listener3.server.close();
+  assert.throws(() => startLazyRestore(memory2, allGranules(17 * 65536), accepted3, ticket), /post-copy cannot start here: .*missing: expected increasing \[first, end\) granule ranges inside the memory/);
+  channels3.push.destroy();
+  channels3.fault.destroy();
 });
 
 test('post-copy: a memory of 4 GiB, the most wasm32 allows, arrives to its last granule', { skip, timeout: 120_000 }, async () => {
