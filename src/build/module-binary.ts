@@ -97,6 +97,9 @@ function encodeLeb(value: number): number[] {
   return out;
 }
 
+/** The size of a WebAssembly memory page. */
+export const wasmPageBytes = 65536;
+
 /** The largest memory a wasm32 module can have, in 64 KiB pages (4 GiB). */
 export const maxWasm32Pages = 65536;
 

@@ -305,10 +305,7 @@ export async function startOnNode(
 export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ nodes: ClusterNode[]; info: ContainerInfo }> {
   const copies = await findCopies(cluster, idOrName);
   const live = copies.filter((c) => !terminalStatuses.includes(c.info.status));
-  if (live.length === 0) {
-    await agentClient(cluster, copies[0]!.node).stop(copies[0]!.info.id); // says why it cannot
-    return { nodes: [copies[0]!.node], info: copies[0]!.info };
-  }
+  if (live.length === 0) throw new ClusterError(`container ${copies[0]!.info.id} is not running (${copies[0]!.info.status})`);
   const sourceLast = [...live].sort((a, b) => Number(a.info.status === 'migrating') - Number(b.info.status === 'migrating'));
   for (const { node, info } of sourceLast) {
     // A copy may end while another one stops (an incoming one is forgotten when its source goes).

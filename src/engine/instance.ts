@@ -1,4 +1,5 @@
 import type { ModuleManifest } from '../build/manifest.js';
+import { wasmPageBytes } from '../build/module-binary.js';
 import { type Blocker, synchronousBlocker } from '../wasi/blocking.js';
 import { Asyncify, AsyncifyState } from './asyncify.js';
 import type { LoadedModule } from './module.js';
@@ -178,13 +179,12 @@ export class Instance {
    */
   resetMemory(memoryBytes: number): Uint8Array {
     if (!this.asyncify) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
-    const pageBytes = 65536;
     const current = this.memory.buffer.byteLength;
-    if (memoryBytes < current || memoryBytes % pageBytes !== 0) {
+    if (memoryBytes < current || memoryBytes % wasmPageBytes !== 0) {
       throw new SnapshotError(`snapshot memory size ${memoryBytes} does not fit this module`);
     }
     new Uint8Array(this.memory.buffer, 0, current).fill(0);
-    this.memory.grow((memoryBytes - current) / pageBytes);
+    this.memory.grow((memoryBytes - current) / wasmPageBytes);
     return new Uint8Array(this.memory.buffer);
   }
 

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { wasmPageBytes } from '../build/module-binary.js';
 
 /**
  * The data channel of a migration: one TCP connection from the source container process to the
@@ -244,8 +245,6 @@ export class FrameReader {
     this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count)));
   }
 }
-
-const wasmPageBytes = 65536;
 
 export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer {
   const payload = Buffer.alloc(4 + missing.length * 4);

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { maxWasm32Pages, wasmPageBytes } from '../build/module-binary.js';
 import type { ContainerState } from '../container/container.js';
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
@@ -8,7 +9,7 @@ import type { LazyRestoreStats } from '../native/addon.js';
 import { type GranuleRanges, allGranules } from './post-copy.js';
 import { Frame, FrameReader, FrameWriter, decodeMissing, json, type PageSink, ProtocolError } from './protocol.js';
 
-const maxMemoryBytes = 65536 * 65536;
+const maxMemoryBytes = maxWasm32Pages * wasmPageBytes;
 
 /** What the receiver needs of the container being built on the destination. */
 export interface MigrationSink {
@@ -52,7 +53,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       const offset = offsetField.readUInt32LE(0);
       if (offset + length > maxMemoryBytes) throw new ProtocolError(`pages at ${offset} beyond the largest wasm32 memory`);
       const current = memory.buffer.byteLength;
-      if (offset + length > current) memory.grow(Math.ceil((offset + length - current) / 65536));
+      if (offset + length > current) memory.grow(Math.ceil((offset + length - current) / wasmPageBytes));
       sink.populate?.(new Uint8Array(memory.buffer), offset, length);
       if (failpointActive('corrupt-pages')) offsetField = Buffer.from([offsetField[0]! ^ 0xff, ...offsetField.subarray(1)]);
       killAgentAt('destination-round');
@@ -84,7 +85,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         const header = json<{ round: number; memoryBytes: number }>(payload);
         round = header.round;
         const current = memory.buffer.byteLength;
-        if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / 65536);
+        if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / wasmPageBytes);
       } else if (type === Frame.RoundEnd) {
         const end = json<{ sha256: string; final?: boolean }>(payload);
         const digest = hash.digest('hex');
@@ -99,7 +100,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         if (!hello.postCopy || lazy) throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
-        if (memoryBytes > current) memory.grow((memoryBytes - current) / 65536);
+        if (memoryBytes > current) memory.grow((memoryBytes - current) / wasmPageBytes);
         // Not awaited here: it sets up while the rest arrives and the guest's state is restored.
         lazy = sink.lazyRestore!(memory, missing);
         lazy.catch(() => undefined);
