@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { nodeCommand } from '../src/platform/foreign-node.js';
 import type { Isa } from '../src/platform/isa.js';
-import { type Result, median, mib, ms, repoRoot, roamBin, roamSync, stderrUntil, table } from './harness.js';
+import { median, mib, ms, type Result, repoRoot, roamBin, roamSync, stderrUntil, table } from './harness.js';
 
 /**
  * Checkpoint time and image size against memory in use, restore-to-first-instruction on x64
@@ -18,8 +18,12 @@ export async function checkpointBench(work: string, sizesMiB: number[], arm64Max
   const rows: (string | number)[][] = [];
   for (const size of sizesMiB) {
     const name = `hog-${size}`;
-    const running = spawn(process.execPath, [roamBin, 'run', '--name', name, hog, '--', String(size), '600'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => running.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+    const running = spawn(process.execPath, [roamBin, 'run', '--name', name, hog, '--', String(size), '600'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve) =>
+      running.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()),
+    );
     const pauses: number[] = [];
     const totals: number[] = [];
     let stored = 0;
@@ -34,7 +38,15 @@ export async function checkpointBench(work: string, sizesMiB: number[], arm64Max
     running.kill('SIGKILL');
     const x64 = await firstInstruction(image, 'x64');
     const arm64 = size <= arm64MaxMiB ? ms(await firstInstruction(image, 'arm64')) : 'not run';
-    rows.push([size, ms(median(pauses)), ms(median(totals)), stored.toFixed(1), (stored / size).toFixed(2), ms(x64), arm64]);
+    rows.push([
+      size,
+      ms(median(pauses)),
+      ms(median(totals)),
+      stored.toFixed(1),
+      (stored / size).toFixed(2),
+      ms(x64),
+      arm64,
+    ]);
     console.error(`checkpoint ${size} MiB done`);
   }
   const compile = [await compileTime(hog, 'x64'), await compileTime(hog, 'arm64')];
@@ -44,7 +56,15 @@ export async function checkpointBench(work: string, sizesMiB: number[], arm64Max
     'A guest holding N MiB of live data (half random, half repetitive text) is checkpointed with `--leave-running` (median of 3); the guest is paused for the snapshot and the image write. Restore-to-first-instruction is measured from the start of the `roam restore` process (Node start-up included) to the moment the guest starts rewinding.',
     '',
     table(
-      ['memory (MiB)', 'guest paused (ms)', '`roam checkpoint` total (ms)', 'image (MiB)', 'image / memory', 'restore to first instruction, x64 (ms)', 'same, arm64 under qemu (ms)'],
+      [
+        'memory (MiB)',
+        'guest paused (ms)',
+        '`roam checkpoint` total (ms)',
+        'image (MiB)',
+        'image / memory',
+        'restore to first instruction, x64 (ms)',
+        'same, arm64 under qemu (ms)',
+      ],
       rows,
     ),
     '',
@@ -53,7 +73,11 @@ export async function checkpointBench(work: string, sizesMiB: number[], arm64Max
 }
 
 async function firstInstruction(image: string, isa: Isa): Promise<number> {
-  const line = await stderrUntil(process.execPath, [roamBin, 'restore', image, '--isa', isa, '--timings'], /first instruction at ([\d.]+) ms/);
+  const line = await stderrUntil(
+    process.execPath,
+    [roamBin, 'restore', image, '--isa', isa, '--timings'],
+    /first instruction at ([\d.]+) ms/,
+  );
   return Number(/first instruction at ([\d.]+) ms/.exec(line)![1]);
 }
 

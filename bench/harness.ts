@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 export interface Result {
@@ -15,16 +15,27 @@ export const roamBin = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
 export function roamSync(args: string[], options: { cwd?: string; input?: string } = {}) {
   const result = spawnSync(process.execPath, [roamBin, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, ...options });
-  if (result.status !== 0) throw new Error(`roam ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-2000)}`);
+  if (result.status !== 0)
+    throw new Error(`roam ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-2000)}`);
   return result;
 }
 
 /** Wall time of one command, in ms. */
-export function timeCommand(command: string, args: string[], options: { cwd?: string; stdinFile?: string } = {}): number {
+export function timeCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; stdinFile?: string } = {},
+): number {
   const started = performance.now();
-  const result = spawnSync(command, args, { cwd: options.cwd, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', shell: false });
+  const result = spawnSync(command, args, {
+    cwd: options.cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    shell: false,
+  });
   const elapsed = performance.now() - started;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-2000)}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr.slice(-2000)}`);
   return elapsed;
 }
 
@@ -43,7 +54,8 @@ export function stderrUntil(command: string, args: string[], pattern: RegExp): P
       }
     });
     child.on('exit', (code) => {
-      if (!pattern.test(stderr)) reject(new Error(`${command} exited ${code} before ${pattern}: ${stderr.slice(-1000)}`));
+      if (!pattern.test(stderr))
+        reject(new Error(`${command} exited ${code} before ${pattern}: ${stderr.slice(-1000)}`));
     });
   });
 }

@@ -12,9 +12,14 @@ const pauseSlackMs = 5;
 
 /** redis-benchmark requests per second for one test (GET or SET) against `port`. */
 function redisBenchmark(port: number, test: 'get' | 'set', pipeline: number, requests: number): number {
-  const run = spawnSync('redis-benchmark', ['-p', String(port), '-t', test, '-n', String(requests), '-c', '50', '-P', String(pipeline), '--csv'], { encoding: 'utf8', timeout: 300_000 });
+  const run = spawnSync(
+    'redis-benchmark',
+    ['-p', String(port), '-t', test, '-n', String(requests), '-c', '50', '-P', String(pipeline), '--csv'],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
   const line = run.stdout.split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
-  if (run.status !== 0 || !line) throw new Error(`redis-benchmark ${test} -P ${pipeline} failed: ${run.stderr || run.stdout}`);
+  if (run.status !== 0 || !line)
+    throw new Error(`redis-benchmark ${test} -P ${pipeline} failed: ${run.stderr || run.stdout}`);
   return Number(JSON.parse(`[${line}]`)[1]);
 }
 
@@ -42,7 +47,10 @@ async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
  * One client doing SET/GET round trips back to back while the server migrates: every answer's
  * time, to read the latency percentiles and the longest gap between two answers (the pause).
  */
-async function latencyDuringMigration(port: number, migrate: () => Promise<{ downtimeMs: number }>): Promise<{ p50: number; p99: number; max: number; pause: number; downtime: number; requests: number }> {
+async function latencyDuringMigration(
+  port: number,
+  migrate: () => Promise<{ downtimeMs: number }>,
+): Promise<{ p50: number; p99: number; max: number; pause: number; downtime: number; requests: number }> {
   const socket = connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   await new Promise((resolve) => socket.once('connect', resolve));
@@ -75,7 +83,14 @@ async function latencyDuringMigration(port: number, migrate: () => Promise<{ dow
   socket.destroy();
   const sorted = [...latencies].sort((a, b) => a - b);
   const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-  return { p50: pct(50), p99: pct(99), max: sorted[sorted.length - 1]!, pause: Math.max(...latencies), downtime: result.downtimeMs, requests: latencies.length };
+  return {
+    p50: pct(50),
+    p99: pct(99),
+    max: sorted[sorted.length - 1]!,
+    pause: Math.max(...latencies),
+    downtime: result.downtimeMs,
+    requests: latencies.length,
+  };
 }
 
 /**
@@ -120,12 +135,25 @@ export async function kvBench(work: string, requests: number, rounds: number): P
     let where = 'x64';
     for (const to of ['x64-2', 'arm64', 'x64']) {
       const from = where;
-      const l = await latencyDuringMigration(roamPort, () => migrateContainer(cluster!, info.id, to, { mode: 'pre-copy' }));
+      const l = await latencyDuringMigration(roamPort, () =>
+        migrateContainer(cluster!, info.id, to, { mode: 'pre-copy' }),
+      );
       where = to;
       const ok = l.pause <= l.downtime + pauseSlackMs;
       pauseOk &&= ok;
-      latencyRows.push([`${from} → ${to}`, l.requests, ms(l.p50), ms(l.p99), ms(l.max), ms(l.downtime), ms(l.pause), ok ? 'yes' : 'no']);
-      console.error(`kv: migration ${from} -> ${to}: p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms, downtime ${ms(l.downtime)} ms`);
+      latencyRows.push([
+        `${from} → ${to}`,
+        l.requests,
+        ms(l.p50),
+        ms(l.p99),
+        ms(l.max),
+        ms(l.downtime),
+        ms(l.pause),
+        ok ? 'yes' : 'no',
+      ]);
+      console.error(
+        `kv: migration ${from} -> ${to}: p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms, downtime ${ms(l.downtime)} ms`,
+      );
     }
   } finally {
     server.kill();
@@ -145,7 +173,19 @@ export async function kvBench(work: string, requests: number, rounds: number): P
     '',
     'One client doing SET/GET round trips back to back (one request in flight) for 1 s before, during and 1 s after each pre-copy migration; the pause is the longest single round trip (it contains the whole gap a client sees).',
     '',
-    table(['migration', 'requests', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'downtime (ms)', 'client pause (ms)', `pause <= downtime + ${pauseSlackMs} ms`], latencyRows),
+    table(
+      [
+        'migration',
+        'requests',
+        'p50 (ms)',
+        'p99 (ms)',
+        'max (ms)',
+        'downtime (ms)',
+        'client pause (ms)',
+        `pause <= downtime + ${pauseSlackMs} ms`,
+      ],
+      latencyRows,
+    ),
     '',
     `**Target: client-visible pause <= downtime + ${pauseSlackMs} ms**: ${pauseOk ? 'met' : 'not met'} in every row above.`,
   ].join('\n');

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
-import { migrationBench, vmMigrationBench } from './migration.js';
 import { kvBench } from './kv.js';
+import { migrationBench, vmMigrationBench } from './migration.js';
 import { programsBench } from './programs.js';
 
 /**
@@ -18,10 +18,24 @@ const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
   const wanted = (name: string) => !only || only.includes(name);
-  if (wanted('programs')) sections.push(programsBench(join(work, 'programs'), quick ? 1 : 3, quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq']));
-  if (wanted('checkpoint')) sections.push(await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256));
-  if (wanted('migration')) sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
-  if (wanted('vm')) sections.push(await vmMigrationBench(join(work, 'vm'), quick ? [16, 64] : [64, 256, 1024], quick ? [16] : [64, 256]));
+  if (wanted('programs'))
+    sections.push(
+      programsBench(
+        join(work, 'programs'),
+        quick ? 1 : 3,
+        quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq'],
+      ),
+    );
+  if (wanted('checkpoint'))
+    sections.push(
+      await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256),
+    );
+  if (wanted('migration'))
+    sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
+  if (wanted('vm'))
+    sections.push(
+      await vmMigrationBench(join(work, 'vm'), quick ? [16, 64] : [64, 256, 1024], quick ? [16] : [64, 256]),
+    );
   if (wanted('kv')) sections.push(await kvBench(join(work, 'kv'), quick ? 20_000 : 100_000, quick ? 1 : 3));
   const header = [
     '# Benchmark results',

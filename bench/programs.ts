@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type Run, buildProgram, programs, runNative, runWasm } from '../test/programs/programs.js';
+import { buildProgram, programs, type Run, runNative, runWasm } from '../test/programs/programs.js';
 import { geomean, median, table } from './harness.js';
 
 /**
@@ -22,7 +22,10 @@ export function programsBench(work: string, rounds: number, names: string[]): st
         mkdirSync(dir, { recursive: true });
         const workload = program.prepare(dir);
         const started = performance.now();
-        const run: Run = form === 'native' ? runNative(built, dir, workload) : runWasm(form === 'plain' ? built.plain : built.migratable, dir, workload);
+        const run: Run =
+          form === 'native'
+            ? runNative(built, dir, workload)
+            : runWasm(form === 'plain' ? built.plain : built.migratable, dir, workload);
         times[form].push(performance.now() - started);
         if (run.status !== 0) throw new Error(`${program.name} (${form}) failed: ${run.stderr.slice(-500)}`);
       }
@@ -31,15 +34,34 @@ export function programsBench(work: string, rounds: number, names: string[]): st
     ratios.wasm.push(b / a);
     ratios.roam.push(c / b);
     ratios.roamNative.push(c / a);
-    rows.push([program.name, (a / 1000).toFixed(2), (b / 1000).toFixed(2), (c / 1000).toFixed(2), (b / a).toFixed(2), (c / b).toFixed(2), (c / a).toFixed(2)]);
+    rows.push([
+      program.name,
+      (a / 1000).toFixed(2),
+      (b / 1000).toFixed(2),
+      (c / 1000).toFixed(2),
+      (b / a).toFixed(2),
+      (c / b).toFixed(2),
+      (c / a).toFixed(2),
+    ]);
     console.error(`programs: ${program.name} done`);
   }
-  rows.push(['**geometric mean**', '', '', '', geomean(ratios.wasm).toFixed(2), geomean(ratios.roam).toFixed(2), geomean(ratios.roamNative).toFixed(2)]);
+  rows.push([
+    '**geometric mean**',
+    '',
+    '',
+    '',
+    geomean(ratios.wasm).toFixed(2),
+    geomean(ratios.roam).toFixed(2),
+    geomean(ratios.roamNative).toFixed(2),
+  ]);
   return [
     '### Real programs: native, plain Wasm, Roam-instrumented Wasm',
     '',
     `Median wall time of ${rounds} interleaved rounds. Workloads: SQLite shell running 100k inserts and queries (\`recipes/sqlite/workload.sh\`), minigzip -6 on 24 MiB, xz -6 on 6 MiB, Lua \`recipes/lua/bench.lua\`, jq's upstream \`jq.test\`. Targets: (c)/(b) <= 1.15 and (c)/(a) <= 1.5.`,
     '',
-    table(['program', '(a) native gcc -O2 (s)', '(b) plain Wasm (s)', '(c) Roam Wasm (s)', '(b)/(a)', '(c)/(b)', '(c)/(a)'], rows),
+    table(
+      ['program', '(a) native gcc -O2 (s)', '(b) plain Wasm (s)', '(c) Roam Wasm (s)', '(b)/(a)', '(c)/(b)', '(c)/(a)'],
+      rows,
+    ),
   ].join('\n');
 }

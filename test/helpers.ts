@@ -16,7 +16,10 @@ export interface Result {
 }
 
 /** Runs the roam CLI as a user would; stdin is `input` through a pipe, or the file `stdinFile`. */
-export function roam(args: string[], options: { input?: string | Buffer; stdinFile?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Result {
+export function roam(
+  args: string[],
+  options: { input?: string | Buffer; stdinFile?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Result {
   const stdinFd = options.stdinFile ? openSync(options.stdinFile, 'r') : undefined;
   try {
     const result = spawnSync(process.execPath, [roamBin, ...args], {
@@ -88,7 +91,11 @@ export interface Background {
 
 /** Starts the roam CLI in the background (e.g. `run --name`), collecting its output. */
 export function roamInBackground(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Background {
-  const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd, env: options.env });
+  const child = spawn(process.execPath, [roamBin, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
+    env: options.env,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

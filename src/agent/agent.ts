@@ -1,11 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
-import { aliasLoopback } from '../platform/loopback.js';
 import { migrationModes, postCopyModes } from '../migrate/sender.js';
+import { aliasLoopback } from '../platform/loopback.js';
 import {
+  apiPrefix,
   type ContainerInfo,
   type ContainerStatus,
   type IncomingReply,
@@ -13,13 +25,12 @@ import {
   type MigrateLine,
   type MigrateRequest,
   type StartRequest,
-  apiPrefix,
   terminalStatuses,
 } from './api.js';
 import { AgentClient } from './client.js';
 import { ContainerProcess } from './container-process.js';
+import { type NodeFacts, nodeFacts, type PowerModel } from './facts.js';
 import { HttpError, hasToken, isObject, jsonBody, listenOn, readBody, reply, serve } from './http.js';
-import { type NodeFacts, type PowerModel, nodeFacts } from './facts.js';
 
 export interface AgentOptions {
   name: string;
@@ -84,21 +95,36 @@ export class Agent {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hasToken(req, this.options.token)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
+    if (!hasToken(req, this.options.token))
+      throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
     const url = new URL(req.url ?? '/', 'http://agent');
     const path = url.pathname.startsWith(apiPrefix) ? url.pathname.slice(apiPrefix.length) : undefined;
     const route = `${req.method} ${path}`;
     let match: RegExpMatchArray | null;
     if (route === 'GET /node') return reply(res, 200, this.facts);
-    if (route === 'GET /containers') return reply(res, 200, [...this.containers.values()].map((c) => this.describe(c)));
+    if (route === 'GET /containers')
+      return reply(
+        res,
+        200,
+        [...this.containers.values()].map((c) => this.describe(c)),
+      );
     if (route === 'POST /containers') return reply(res, 201, await this.start((await jsonBody(req)) as StartRequest));
     // The data channel listens where this request arrived: an address the source can reach.
-    if (route === 'POST /migrations') return reply(res, 201, await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host));
-    if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/))) return this.module(req, res, match[1]!, match[2]!);
-    if ((match = route.match(/^GET \/containers\/([^/]+)$/))) return reply(res, 200, this.describe(this.find(match[1]!)));
+    if (route === 'POST /migrations')
+      return reply(
+        res,
+        201,
+        await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host),
+      );
+    if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/)))
+      return this.module(req, res, match[1]!, match[2]!);
+    if ((match = route.match(/^GET \/containers\/([^/]+)$/)))
+      return reply(res, 200, this.describe(this.find(match[1]!)));
     if ((match = route.match(/^GET \/containers\/([^/]+)\/logs$/))) return this.logs(this.find(match[1]!), url, res);
-    if ((match = route.match(/^POST \/containers\/([^/]+)\/stop$/))) return reply(res, 200, this.stop(this.find(match[1]!)));
-    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/))) return this.migrate(this.find(match[1]!), (await jsonBody(req)) as MigrateRequest, res);
+    if ((match = route.match(/^POST \/containers\/([^/]+)\/stop$/)))
+      return reply(res, 200, this.stop(this.find(match[1]!)));
+    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/)))
+      return this.migrate(this.find(match[1]!), (await jsonBody(req)) as MigrateRequest, res);
     throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
   }
 
@@ -110,8 +136,11 @@ export class Agent {
     } catch {
       throw new HttpError(400, 'malformed container ID in the path');
     }
-    const named = [...this.containers.values()].filter((c) => c.info.name === id && c.info.status !== 'moved').reverse();
-    const container = this.containers.get(id) ?? named.find((c) => !terminalStatuses.includes(c.info.status)) ?? named[0];
+    const named = [...this.containers.values()]
+      .filter((c) => c.info.name === id && c.info.status !== 'moved')
+      .reverse();
+    const container =
+      this.containers.get(id) ?? named.find((c) => !terminalStatuses.includes(c.info.status)) ?? named[0];
     if (!container) throw new HttpError(404, `no container ${id} on node ${this.options.name}`);
     return container;
   }
@@ -137,77 +166,147 @@ export class Agent {
     reply(res, 201, { digest, bytes: bytes.length });
   }
 
-  private newContainer(id: string, info: Omit<ContainerInfo, 'id' | 'node' | 'status' | 'dirs'>, dirs: ContainerInfo['dirs']): Container {
+  private newContainer(
+    id: string,
+    info: Omit<ContainerInfo, 'id' | 'node' | 'status' | 'dirs'>,
+    dirs: ContainerInfo['dirs'],
+  ): Container {
     const existing = this.containers.get(id);
-    if (existing && !terminalStatuses.includes(existing.info.status)) throw new HttpError(409, `container ${id} already runs on node ${this.options.name}`);
+    if (existing && !terminalStatuses.includes(existing.info.status))
+      throw new HttpError(409, `container ${id} already runs on node ${this.options.name}`);
     const dir = join(this.options.stateDir, 'containers', id);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const container: Container = { info: { id, node: this.options.name, status: 'starting', dirs, ...info }, logPath: join(dir, 'log'), dir };
+    const container: Container = {
+      info: { id, node: this.options.name, status: 'starting', dirs, ...info },
+      logPath: join(dir, 'log'),
+      dir,
+    };
     writeFileSync(container.logPath, '');
     this.containers.set(id, container);
     return container;
   }
 
   private requireModule(digest: unknown): string {
-    if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) throw new HttpError(400, 'module: expected the sha256 digest of an uploaded module');
+    if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest))
+      throw new HttpError(400, 'module: expected the sha256 digest of an uploaded module');
     const path = this.modulePath(digest);
-    if (!existsSync(path)) throw new HttpError(409, `module ${digest.slice(0, 16)}… is not on node ${this.options.name}: upload it first (PUT /v1/modules/{digest})`);
+    if (!existsSync(path))
+      throw new HttpError(
+        409,
+        `module ${digest.slice(0, 16)}… is not on node ${this.options.name}: upload it first (PUT /v1/modules/{digest})`,
+      );
     return path;
   }
 
   /** A request's guest ports, which need this node to have a gateway. */
   private ports(value: unknown): number[] {
     const ports = value ?? [];
-    if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) || new Set(ports).size !== ports.length) {
+    if (
+      !Array.isArray(ports) ||
+      ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) ||
+      new Set(ports).size !== ports.length
+    ) {
       throw new HttpError(400, 'ports: expected distinct TCP port numbers');
     }
-    if (ports.length > 0 && !this.options.gateway) throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for ports`);
+    if (ports.length > 0 && !this.options.gateway)
+      throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for ports`);
     return ports as number[];
   }
 
   private async start(request: StartRequest): Promise<ContainerInfo> {
-    if (!isObject(request)) throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
+    if (!isObject(request))
+      throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
     const modulePath = this.requireModule(request.module);
-    if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string')) throw new HttpError(400, 'args: expected an array of strings');
-    if (request.name !== undefined && [...this.containers.values()].some((c) => c.info.name === request.name && !terminalStatuses.includes(c.info.status))) {
+    if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string'))
+      throw new HttpError(400, 'args: expected an array of strings');
+    if (
+      request.name !== undefined &&
+      [...this.containers.values()].some(
+        (c) => c.info.name === request.name && !terminalStatuses.includes(c.info.status),
+      )
+    ) {
       throw new HttpError(409, `a container named ${request.name} already runs on node ${this.options.name}`);
     }
     const ports = this.ports(request.ports);
     const dirs = request.dirs ?? [];
-    if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string')) throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
+    if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string'))
+      throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
     for (const d of dirs) {
-      if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory()) throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
+      if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory())
+        throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
     }
     const id = randomBytes(6).toString('hex');
-    const container = this.newContainer(id, { name: request.name, moduleDigest: request.module, args: request.args, createdAt: new Date().toISOString(), history: [], ports }, dirs);
-    const network = ports.length > 0 ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports } : undefined;
+    const container = this.newContainer(
+      id,
+      {
+        name: request.name,
+        moduleDigest: request.module,
+        args: request.args,
+        createdAt: new Date().toISOString(),
+        history: [],
+        ports,
+      },
+      dirs,
+    );
+    const network =
+      ports.length > 0
+        ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports }
+        : undefined;
     const child = new ContainerProcess(
-      { kind: 'start', id, modulePath, logPath: container.logPath, listenHost: this.options.host, args: request.args, env: request.env ?? {}, preopens: dirs, network },
+      {
+        kind: 'start',
+        id,
+        modulePath,
+        logPath: container.logPath,
+        listenHost: this.options.host,
+        args: request.args,
+        env: request.env ?? {},
+        preopens: dirs,
+        network,
+      },
       { eagerCompile: !this.facts.emulated },
     );
     this.attach(container, child);
-    const started = await child.waitFor('running', 'exited', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
+    const started = await child
+      .waitFor('running', 'exited', 'failed')
+      .catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (started.event === 'failed') throw new HttpError(400, started.message);
     return this.describe(container);
   }
 
   private async incoming(request: IncomingRequest, host: string): Promise<IncomingReply> {
-    if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id)) throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
-    if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string')) throw new HttpError(400, 'guestPaths: expected an array of strings');
-    if (!Array.isArray(request.args) || !Array.isArray(request.history)) throw new HttpError(400, 'args and history: expected arrays');
+    if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id))
+      throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
+    if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string'))
+      throw new HttpError(400, 'guestPaths: expected an array of strings');
+    if (!Array.isArray(request.args) || !Array.isArray(request.history))
+      throw new HttpError(400, 'args and history: expected arrays');
     const ports = this.ports(request.ports);
     const modulePath = this.requireModule(request.module);
     if (this.options.dataPort && [...this.containers.values()].some((c) => c.info.status === 'incoming')) {
-      throw new HttpError(409, `node ${this.options.name} receives another container on its data port ${this.options.dataPort}: try again when it is done`);
+      throw new HttpError(
+        409,
+        `node ${this.options.name} receives another container on its data port ${this.options.dataPort}: try again when it is done`,
+      );
     }
     const container = this.newContainer(
       request.id,
-      { name: request.name, moduleDigest: request.module, args: request.args, createdAt: request.createdAt, history: request.history, ports },
+      {
+        name: request.name,
+        moduleDigest: request.module,
+        args: request.args,
+        createdAt: request.createdAt,
+        history: request.history,
+        ports,
+      },
       [],
     );
     container.info.status = 'incoming';
-    container.info.dirs = request.guestPaths.map((guestPath, i) => ({ guestPath, hostPath: join(container.dir, 'dirs', String(i)) }));
+    container.info.dirs = request.guestPaths.map((guestPath, i) => ({
+      guestPath,
+      hostPath: join(container.dir, 'dirs', String(i)),
+    }));
     const ticket = randomBytes(24).toString('hex');
     const child = new ContainerProcess(
       {
@@ -224,7 +323,9 @@ export class Agent {
       { eagerCompile: !this.facts.emulated },
     );
     this.attach(container, child);
-    const ready = await child.waitFor('listening', 'failed').catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
+    const ready = await child
+      .waitFor('listening', 'failed')
+      .catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (ready.event === 'failed') throw new HttpError(500, `cannot receive the container: ${ready.message}`);
     return { ...(this.options.dataAddress ?? { host: host.replace(/^::ffff:/, ''), port: ready.port }), ticket };
   }
@@ -253,7 +354,10 @@ export class Agent {
       if (!ranHere) {
         this.forget(container);
       } else if (!terminalStatuses.includes(status)) {
-        Object.assign(container.info, { status: 'failed', error: `the container process ended (${signal ?? `exit code ${code}`})` });
+        Object.assign(container.info, {
+          status: 'failed',
+          error: `the container process ended (${signal ?? `exit code ${code}`})`,
+        });
       }
     });
   }
@@ -266,7 +370,8 @@ export class Agent {
   }
 
   private stop(container: Container): ContainerInfo {
-    if (terminalStatuses.includes(container.info.status)) throw new HttpError(409, `container ${container.info.id} is not running (${container.info.status})`);
+    if (terminalStatuses.includes(container.info.status))
+      throw new HttpError(409, `container ${container.info.id} is not running (${container.info.status})`);
     // An incoming one that is stopped never existed here (see attach).
     if (container.info.status !== 'incoming') container.info.status = 'stopped';
     container.process?.kill();
@@ -277,7 +382,10 @@ export class Agent {
     let offset = Number(url.searchParams.get('offset') ?? 0);
     if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'offset: expected a byte offset');
     const follow = url.searchParams.get('follow') === '1';
-    res.writeHead(200, { 'content-type': 'application/octet-stream', ...(follow ? { trailer: 'X-Roam-Moved-To' } : {}) });
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      ...(follow ? { trailer: 'X-Roam-Moved-To' } : {}),
+    });
     const pump = () => {
       const fd = openSync(container.logPath, 'r');
       try {
@@ -314,9 +422,12 @@ export class Agent {
 
   private async migrate(container: Container, request: MigrateRequest, res: ServerResponse): Promise<void> {
     const { info } = container;
-    if (info.status !== 'running' || !container.process) throw new HttpError(409, `container ${info.id} is not running (${info.status})`);
-    if (!isObject(request) || !request.to?.url || !request.to.name) throw new HttpError(400, 'to: expected {name, url} of the destination agent');
-    if (request.to.name === this.options.name) throw new HttpError(400, `container ${info.id} already runs on node ${this.options.name}`);
+    if (info.status !== 'running' || !container.process)
+      throw new HttpError(409, `container ${info.id} is not running (${info.status})`);
+    if (!isObject(request) || !request.to?.url || !request.to.name)
+      throw new HttpError(400, 'to: expected {name, url} of the destination agent');
+    if (request.to.name === this.options.name)
+      throw new HttpError(400, `container ${info.id} already runs on node ${this.options.name}`);
     const mode = request.mode ?? 'auto';
     if (!migrationModes.includes(mode)) throw new HttpError(400, `mode: expected one of ${migrationModes.join(', ')}`);
     const token = request.to.token ?? this.options.token;
@@ -331,7 +442,10 @@ export class Agent {
         const { capabilities } = await destination.node();
         destinationLazyRestore = capabilities.postCopy === true;
         if (!destinationLazyRestore && mode !== 'auto') {
-          throw new HttpError(409, `node ${request.to.name} cannot receive ${mode}: ${capabilities.postCopyNote ?? 'no userfaultfd lazy restore there'}; use --mode pre-copy`);
+          throw new HttpError(
+            409,
+            `node ${request.to.name} cannot receive ${mode}: ${capabilities.postCopyNote ?? 'no userfaultfd lazy restore there'}; use --mode pre-copy`,
+          );
         }
       }
       const modulePath = this.modulePath(info.moduleDigest);

@@ -4,7 +4,15 @@ import type { MigrationMode, MigrationProgress, MigrationReport } from '../migra
 
 export const apiPrefix = '/v1';
 
-export type ContainerStatus = 'starting' | 'incoming' | 'running' | 'migrating' | 'moved' | 'exited' | 'failed' | 'stopped';
+export type ContainerStatus =
+  | 'starting'
+  | 'incoming'
+  | 'running'
+  | 'migrating'
+  | 'moved'
+  | 'exited'
+  | 'failed'
+  | 'stopped';
 /** Statuses of a container that no longer runs on that node. */
 export const terminalStatuses: readonly ContainerStatus[] = ['exited', 'failed', 'stopped', 'moved'];
 

@@ -1,6 +1,14 @@
-import { request, type IncomingMessage } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
+import {
+  apiPrefix,
+  type ContainerInfo,
+  type IncomingReply,
+  type IncomingRequest,
+  type MigrateLine,
+  type MigrateRequest,
+  type StartRequest,
+} from './api.js';
 import type { NodeFacts } from './facts.js';
-import { type ContainerInfo, type IncomingReply, type IncomingRequest, type MigrateLine, type MigrateRequest, type StartRequest, apiPrefix } from './api.js';
 
 /** An agent answered with an error (status and its one-line message), or could not be reached. */
 export class AgentError extends Error {
@@ -55,7 +63,11 @@ export class AgentClient {
 
   /** Migrates and reports progress; resolves with the last line (a result or an error). */
   async migrate(id: string, body: MigrateRequest, onLine: (line: MigrateLine) => void): Promise<MigrateLine> {
-    const response = await this.send('POST', `/containers/${encodeURIComponent(id)}/migrate`, Buffer.from(JSON.stringify(body)));
+    const response = await this.send(
+      'POST',
+      `/containers/${encodeURIComponent(id)}/migrate`,
+      Buffer.from(JSON.stringify(body)),
+    );
     if (response.statusCode !== 200) throw await errorOf(response);
     let last: MigrateLine = { error: 'the source agent ended the migration without a result' };
     let buffered = '';
@@ -76,7 +88,11 @@ export class AgentClient {
    * The container's log from byte `offset`, written to `out` as it comes. With `follow`, keeps
    * going until the container ends or moves; resolves with the bytes written and where it moved.
    */
-  async logs(id: string, options: { offset: number; follow: boolean }, out: (chunk: Buffer) => void): Promise<{ bytes: number; movedTo?: string }> {
+  async logs(
+    id: string,
+    options: { offset: number; follow: boolean },
+    out: (chunk: Buffer) => void,
+  ): Promise<{ bytes: number; movedTo?: string }> {
     const query = `?offset=${options.offset}${options.follow ? '&follow=1' : ''}`;
     const response = await this.send('GET', `/containers/${encodeURIComponent(id)}/logs${query}`);
     if (response.statusCode !== 200) throw await errorOf(response);

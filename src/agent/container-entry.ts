@@ -7,10 +7,10 @@ import { readFileSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { GuestThread } from '../container/guest-thread.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
-import { nativeAddon } from '../native/addon.js';
-import { type PageChannels, lazyRestoreSupport, startLazyRestore } from '../migrate/post-copy.js';
+import { lazyRestoreSupport, type PageChannels, startLazyRestore } from '../migrate/post-copy.js';
 import { migrateIn } from '../migrate/receiver.js';
 import { migrateOut } from '../migrate/sender.js';
+import { nativeAddon } from '../native/addon.js';
 import { AgentClient } from './client.js';
 import type { ChildCommand, ChildConfig, ChildEvent } from './container-process.js';
 
@@ -37,7 +37,11 @@ let migrateOutHandler: ((command: ChildCommand) => void) | undefined;
 process.on('message', (command: ChildCommand) => {
   if (command.op !== 'migrate-out') return;
   if (migrateOutHandler) migrateOutHandler(command);
-  else tell({ event: 'migration-failed', message: 'the container is still receiving its memory (post-copy): try again once it is all here' });
+  else
+    tell({
+      event: 'migration-failed',
+      message: 'the container is still receiving its memory (post-copy): try again once it is all here',
+    });
 });
 
 function serve(guest: GuestThread, directories: string[]): void {
@@ -96,16 +100,28 @@ async function ranAtDestination(destination: AgentClient): Promise<boolean> {
 
 async function start(): Promise<void> {
   if (config.kind === 'start') {
-    const guest = await GuestThread.open({ kind: 'start', modulePath: config.modulePath, args: config.args, env: config.env, preopens: config.preopens, network: config.network });
+    const guest = await GuestThread.open({
+      kind: 'start',
+      modulePath: config.modulePath,
+      args: config.args,
+      env: config.env,
+      preopens: config.preopens,
+      network: config.network,
+    });
     watch(guest);
     tell({ event: 'running' });
-    serve(guest, config.preopens.map((p) => p.hostPath));
+    serve(
+      guest,
+      config.preopens.map((p) => p.hostPath),
+    );
     return;
   }
   // Incoming: one connection from the source's process, proven by the ticket; in post-copy two
   // more, the page channels, which the addon's thread reads (so nothing here may read them).
   const server = createServer({ noDelay: true, pauseOnConnect: true });
-  server.once('error', (error) => fail(`cannot listen for the data channel on ${config.listenHost}:${config.listenPort}: ${error.message}`));
+  server.once('error', (error) =>
+    fail(`cannot listen for the data channel on ${config.listenHost}:${config.listenPort}: ${error.message}`),
+  );
   server.listen(config.listenPort, config.listenHost, () => {
     const address = server.address();
     tell({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
@@ -133,7 +149,12 @@ async function start(): Promise<void> {
       directories: config.directories,
       prepare: async (memoryBytes, postCopy) => {
         if (!postCopy) server.close();
-        guest = await GuestThread.open({ kind: 'incoming', modulePath: config.modulePath, memoryBytes, gateway: config.gateway });
+        guest = await GuestThread.open({
+          kind: 'incoming',
+          modulePath: config.modulePath,
+          memoryBytes,
+          gateway: config.gateway,
+        });
         return guest.memory;
       },
       lazyRestore: lazyRestoreSupport().ok

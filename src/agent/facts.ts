@@ -1,6 +1,6 @@
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { runsEmulated } from '../platform/foreign-node.js';
-import { type Isa, hostIsa } from '../platform/isa.js';
+import { hostIsa, type Isa } from '../platform/isa.js';
 
 /** A linear power model: watts at idle and at full load (for placement by energy). */
 export interface PowerModel {
@@ -43,7 +43,12 @@ export interface NodeFacts {
 }
 
 /** `toldEmulated`: the node was told its CPU is emulated (a VM cannot see that TCG runs it). */
-export function nodeFacts(name: string, power: PowerModel, capabilities: NodeFacts['capabilities'], toldEmulated: boolean): NodeFacts {
+export function nodeFacts(
+  name: string,
+  power: PowerModel,
+  capabilities: NodeFacts['capabilities'],
+  toldEmulated: boolean,
+): NodeFacts {
   return {
     name,
     isa: hostIsa(),

@@ -1,6 +1,6 @@
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import type { Server } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 
 /** The small JSON-over-HTTP toolkit of Roam's daemons (agent, gateway). */
 

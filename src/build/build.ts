@@ -22,11 +22,14 @@ export function build(inputs: string[], compilerArgs: string[], output: string, 
   const wasmInputs = inputs.filter((input) => input.endsWith('.wasm'));
   let plain: Uint8Array;
   if (wasmInputs.length > 0) {
-    if (inputs.length !== 1 || compilerArgs.length > 0) throw new BuildError('roam build takes one .wasm module, or C sources and compiler flags');
+    if (inputs.length !== 1 || compilerArgs.length > 0)
+      throw new BuildError('roam build takes one .wasm module, or C sources and compiler flags');
     try {
       plain = readFileSync(wasmInputs[0]!);
     } catch (error) {
-      throw new BuildError(`${wasmInputs[0]}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+      throw new BuildError(
+        `${wasmInputs[0]}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      );
     }
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'roam-build-'));

@@ -5,10 +5,21 @@ import { compileFlags, findToolchain } from './toolchain.js';
 export const defaultStackSize = 8 * 1024 * 1024;
 
 const noLinkFlags = new Set(['-c', '-S', '-E', '-M', '-MM', '-fsyntax-only']);
-const queryFlags = new Set(['--version', '-dumpversion', '-dumpmachine', '-print-search-dirs', '-print-libgcc-file-name']);
+const queryFlags = new Set([
+  '--version',
+  '-dumpversion',
+  '-dumpmachine',
+  '-print-search-dirs',
+  '-print-libgcc-file-name',
+]);
 /** Flags that make sense for native builds but not for wasm32-wasi (no threads, no shared objects). */
 const droppedFlags = new Set(['-pthread', '-pthreads', '-rdynamic', '-fPIC', '-fpic', '-fPIE', '-fpie', '-pie']);
-const emulationLibraries = ['-lwasi-emulated-signal', '-lwasi-emulated-process-clocks', '-lwasi-emulated-getpid', '-lwasi-emulated-mman'];
+const emulationLibraries = [
+  '-lwasi-emulated-signal',
+  '-lwasi-emulated-process-clocks',
+  '-lwasi-emulated-getpid',
+  '-lwasi-emulated-mman',
+];
 
 export class CcUsageError extends Error {}
 
@@ -25,13 +36,16 @@ export function clangArguments(args: string[]): string[] {
   const compile = [
     ...compileFlags(toolchain),
     // setjmp/longjmp through host invoke_* wrappers: unlike Wasm EH it survives Asyncify.
-    '-mllvm', '-enable-emscripten-sjlj',
+    '-mllvm',
+    '-enable-emscripten-sjlj',
   ];
   const links = !kept.some((arg) => noLinkFlags.has(arg));
   if (!links) return [...compile, ...kept];
 
   const userSetStack = kept.some((arg) => arg.includes('stack-size'));
-  const command = !kept.some((arg) => arg === '-nostartfiles' || arg === '-nostdlib' || arg.startsWith('-mexec-model=reactor'));
+  const command = !kept.some(
+    (arg) => arg === '-nostartfiles' || arg === '-nostdlib' || arg.startsWith('-mexec-model=reactor'),
+  );
   return [
     ...compile,
     ...(command ? ['-nostartfiles', toolchain.commandStart] : []),

@@ -1,6 +1,13 @@
 import binaryen from 'binaryen';
+import {
+  type BuildOptions,
+  defaultBuildOptions,
+  instrumentationVersion,
+  type ModuleManifest,
+  manifestSection,
+  sha256,
+} from './manifest.js';
 import { activeDataSegments, hasCustomSection } from './module-binary.js';
-import { type BuildOptions, type ModuleManifest, defaultBuildOptions, instrumentationVersion, manifestSection, sha256 } from './manifest.js';
 
 /** Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's asyncify-imports). */
 export const suspendingImports = [
@@ -23,7 +30,9 @@ export const budgetGlobal = 'roam_budget';
  */
 const hostCalledExports = ['roam_stack_save', 'roam_stack_restore', 'roam_set_threw'];
 /** binaryen.js has binaryen.Function.setBody; its typings misplace it on Module. */
-const functionApi = (binaryen as unknown as { Function: { setBody(fn: binaryen.FunctionRef, body: binaryen.ExpressionRef): void } }).Function;
+const functionApi = (
+  binaryen as unknown as { Function: { setBody(fn: binaryen.FunctionRef, body: binaryen.ExpressionRef): void } }
+).Function;
 const checkFunction = 'log_execution'; // the name Binaryen's log-execution pass calls at loop headers and function entries/exits
 
 export class InstrumentError extends Error {}
@@ -32,8 +41,12 @@ export class InstrumentError extends Error {}
  * Turns any wasm32-wasi module into a migratable one: migration points, Asyncify, exported
  * mutable globals, a reserved Asyncify buffer and an embedded manifest.
  */
-export function instrument(input: Uint8Array, options: BuildOptions = defaultBuildOptions): { wasm: Uint8Array; manifest: ModuleManifest } {
-  if (hasCustomSection(input, manifestSection)) throw new InstrumentError('module is already instrumented by roam build');
+export function instrument(
+  input: Uint8Array,
+  options: BuildOptions = defaultBuildOptions,
+): { wasm: Uint8Array; manifest: ModuleManifest } {
+  if (hasCustomSection(input, manifestSection))
+    throw new InstrumentError('module is already instrumented by roam build');
   let module: binaryen.Module;
   try {
     module = binaryen.readBinary(input);
@@ -41,7 +54,12 @@ export function instrument(input: Uint8Array, options: BuildOptions = defaultBui
     throw new InstrumentError(`not a valid WebAssembly module: ${(error as Error).message}`);
   }
   try {
-    module.setFeatures(module.getFeatures() | binaryen.Features.MutableGlobals | binaryen.Features.BulkMemory | binaryen.Features.SignExt);
+    module.setFeatures(
+      module.getFeatures() |
+        binaryen.Features.MutableGlobals |
+        binaryen.Features.BulkMemory |
+        binaryen.Features.SignExt,
+    );
     if (!module.hasMemory()) throw new InstrumentError('module has no linear memory');
 
     addMigrationPoints(module, options.pollInterval);
@@ -83,16 +101,29 @@ export function instrument(input: Uint8Array, options: BuildOptions = defaultBui
  * of memory.) The engine caps each unwind at the current stack pointer, so a guest whose live
  * stack does reach the buffer fails to stop rather than corrupting itself.
  */
-function asyncifyBufferLayout(module: binaryen.Module, input: Uint8Array, wantedBytes: number): Pick<ModuleManifest, 'asyncifyBuffer' | 'stackPointer'> {
+function asyncifyBufferLayout(
+  module: binaryen.Module,
+  input: Uint8Array,
+  wantedBytes: number,
+): Pick<ModuleManifest, 'asyncifyBuffer' | 'stackPointer'> {
   const stackPointer = findStackPointer(module);
-  if (!stackPointer) throw new InstrumentError('module has no shadow stack pointer (__stack_pointer): not a wasm32-wasi C/Rust/Zig module?');
+  if (!stackPointer)
+    throw new InstrumentError(
+      'module has no shadow stack pointer (__stack_pointer): not a wasm32-wasi C/Rust/Zig module?',
+    );
   const top = stackPointer.initial;
   // The stack lies between the highest data below its top (none for --stack-first) and its top.
-  const bottom = Math.max(0, ...activeDataSegments(input).filter((s) => s.end <= top).map((s) => s.end));
+  const bottom = Math.max(
+    0,
+    ...activeDataSegments(input)
+      .filter((s) => s.end <= top)
+      .map((s) => s.end),
+  );
   // Keep clear of address 0: a null data pointer reads as "no buffer" to some tools.
   const address = (Math.max(bottom, 1024) + 15) & ~15;
   const bytes = Math.min(wantedBytes, Math.floor((top - address) / 2)) & ~15;
-  if (bytes < 4096) throw new InstrumentError(`the module's stack (${top - bottom} bytes) is too small to hold an Asyncify buffer`);
+  if (bytes < 4096)
+    throw new InstrumentError(`the module's stack (${top - bottom} bytes) is too small to hold an Asyncify buffer`);
   return { asyncifyBuffer: { address, bytes }, stackPointer: stackPointer.name };
 }
 

@@ -51,8 +51,16 @@ function clangResourceDir(clang: string): string {
   } catch {
     binary = '';
   }
-  if (!binary) throw new ToolchainError(`cannot find '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
-  const memo = cacheDir('runtime', `resource-dir.${createHash('sha256').update(binary).update(String(statSync(binary).mtimeMs)).digest('hex').slice(0, 16)}`);
+  if (!binary)
+    throw new ToolchainError(`cannot find '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
+  const memo = cacheDir(
+    'runtime',
+    `resource-dir.${createHash('sha256')
+      .update(binary)
+      .update(String(statSync(binary).mtimeMs))
+      .digest('hex')
+      .slice(0, 16)}`,
+  );
   if (existsSync(memo)) return readFileSync(memo, 'utf8');
   const resourceDir = execFileSync(clang, ['-print-resource-dir'], { encoding: 'utf8' }).trim();
   mkdirSync(dirname(memo), { recursive: true });
@@ -81,9 +89,12 @@ export function compileFlags(toolchain: Toolchain): string[] {
     '-Qunused-arguments', // link-only and assembler steps see the compile flags too
     // Debian's clang also searches /usr/include after the WASI sysroot, leaking glibc headers.
     '-nostdinc',
-    '-isystem', join(packageRoot, 'runtime', 'include'),
-    '-isystem', toolchain.resourceInclude,
-    '-isystem', toolchain.sysrootInclude,
+    '-isystem',
+    join(packageRoot, 'runtime', 'include'),
+    '-isystem',
+    toolchain.resourceInclude,
+    '-isystem',
+    toolchain.sysrootInclude,
     '-D_WASI_EMULATED_SIGNAL',
     '-D_WASI_EMULATED_PROCESS_CLOCKS',
     '-D_WASI_EMULATED_GETPID',

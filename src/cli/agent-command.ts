@@ -7,7 +7,7 @@ import { defaultPower } from '../agent/facts.js';
 import { hostIsa } from '../platform/isa.js';
 import { cacheDir } from '../platform/paths.js';
 import { announceReady, untilStopped } from './daemon.js';
-import { UserError, hostPort, tcpPort } from './options.js';
+import { hostPort, tcpPort, UserError } from './options.js';
 
 interface AgentOptions {
   name?: string;
@@ -40,13 +40,19 @@ export function registerAgent(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'HTTP port (0: any free port)', '7070')
     .option('--state-dir <dir>', 'where modules, logs and incoming files are kept (default: ~/.cache/roam/agent/NAME)')
-    .option('--token-file <file>', 'file holding the API token (default: $ROAM_AGENT_TOKEN, else a new token in STATE-DIR/token)')
+    .option(
+      '--token-file <file>',
+      'file holding the API token (default: $ROAM_AGENT_TOKEN, else a new token in STATE-DIR/token)',
+    )
     .option('--idle-watts <watts>', 'power model: watts at idle')
     .option('--peak-watts <watts>', 'power model: watts at full load')
     .option('--ready-file <file>', 'write {url, pid} here once listening')
     .option('--gateway <host:port>', "the cluster gateway's tunnel address (containers with ports connect there)")
     .option('--data-port <port>', 'fixed port for incoming migrations (default: any free port per migration)')
-    .option('--data-address <host:port>', 'where sources reach that port, behind port forwarding (default: this agent\'s address)')
+    .option(
+      '--data-address <host:port>',
+      "where sources reach that port, behind port forwarding (default: this agent's address)",
+    )
     .option('--emulated', "report this node's CPU as emulated (a full-system VM under TCG: much slower than it looks)")
     .option('--host-alias <address>', "where this node reaches the cluster's 127.0.0.1 (a VM: its host, e.g. 10.0.2.2)")
     .action(async (opts: AgentOptions) => {
@@ -56,7 +62,10 @@ export function registerAgent(program: Command): void {
       mkdirSync(stateDir, { recursive: true });
       const port = tcpPort(opts.port, '--port');
       const token = agentToken(opts.tokenFile, stateDir);
-      const power = { idleWatts: watts(opts.idleWatts, defaultPower[isa].idleWatts, '--idle-watts'), peakWatts: watts(opts.peakWatts, defaultPower[isa].peakWatts, '--peak-watts') };
+      const power = {
+        idleWatts: watts(opts.idleWatts, defaultPower[isa].idleWatts, '--idle-watts'),
+        peakWatts: watts(opts.peakWatts, defaultPower[isa].peakWatts, '--peak-watts'),
+      };
       // The addon is optional: its absence only means the comparing dirty tracker.
       const { nativeDirtyTracking } = await import('../native/addon.js');
       const { lazyRestoreSupport } = await import('../migrate/post-copy.js');
@@ -70,7 +79,9 @@ export function registerAgent(program: Command): void {
         stateDir,
         power,
         capabilities: {
-          ...(native.ok ? { dirtyTracking: 'userfaultfd-wp' } : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason }),
+          ...(native.ok
+            ? { dirtyTracking: 'userfaultfd-wp' }
+            : { dirtyTracking: 'compare', dirtyTrackingNote: native.reason }),
           ...(lazy.ok ? { postCopy: true } : { postCopy: false, postCopyNote: lazy.reason }),
         },
         gateway: opts.gateway,

@@ -1,23 +1,39 @@
 import type { Command } from 'commander';
 import { type ContainerInfo, terminalStatuses } from '../agent/api.js';
 import type { NodeFacts } from '../agent/facts.js';
-import { type Cluster, agentClient, followLogs, loadCluster, startCluster, stopCluster, stopContainer } from '../cluster/cluster.js';
-import { type Isa, isIsa, isas } from '../platform/isa.js';
-import { type VmIsa, isVmIsa, vmIsas } from '../vm/arm64-vm.js';
-import { UserError, parsePositiveInt } from './options.js';
+import {
+  agentClient,
+  type Cluster,
+  followLogs,
+  loadCluster,
+  startCluster,
+  stopCluster,
+  stopContainer,
+} from '../cluster/cluster.js';
+import { type Isa, isas, isIsa } from '../platform/isa.js';
+import { isVmIsa, type VmIsa, vmIsas } from '../vm/arm64-vm.js';
+import { parsePositiveInt, UserError } from './options.js';
 import { mib, textTable } from './table.js';
 
 export function parseIsaList(value: string): Isa[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.length === 0) throw new UserError('--isa: expected a comma-separated list of ISAs');
-  for (const isa of list) if (!isIsa(isa)) throw new UserError(`--isa ${isa}: expected one of ${Object.keys(isas).join(', ')}`);
+  for (const isa of list)
+    if (!isIsa(isa)) throw new UserError(`--isa ${isa}: expected one of ${Object.keys(isas).join(', ')}`);
   return list as Isa[];
 }
 
 export function parseVmList(value: string): VmIsa[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.length === 0) throw new UserError(`--vm: expected ${vmIsas.join(' or ')}`);
-  for (const isa of list) if (!isVmIsa(isa)) throw new UserError(`--vm ${isa}: only ${vmIsas.join(', ')} can run as a full-system VM`);
+  for (const isa of list)
+    if (!isVmIsa(isa)) throw new UserError(`--vm ${isa}: only ${vmIsas.join(', ')} can run as a full-system VM`);
   return list as VmIsa[];
 }
 
@@ -25,8 +41,15 @@ export function registerClusterCommands(program: Command): void {
   program
     .command('up')
     .description('Start a local cluster on loopback: the gateway and one agent per ISA (foreign ISAs under qemu-user)')
-    .option('--isa <list>', 'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)', Object.keys(isas).join(','))
-    .option('--vm <isa>', 'also a full-system VM node with a real kernel, named ISA-vm (arm64 only: qemu-system-aarch64; build its image with scripts/vm-image)')
+    .option(
+      '--isa <list>',
+      'comma-separated ISAs; a repeated ISA gets a suffix (x64,x64 -> x64, x64-2)',
+      Object.keys(isas).join(','),
+    )
+    .option(
+      '--vm <isa>',
+      'also a full-system VM node with a real kernel, named ISA-vm (arm64 only: qemu-system-aarch64; build its image with scripts/vm-image)',
+    )
     .option('--vm-memory <MiB>', "the VM node's memory", parsePositiveInt, 3072)
     .action(async (opts: { isa: string; vm?: string; vmMemory: number }) => {
       const list = parseIsaList(opts.isa);
@@ -40,7 +63,10 @@ export function registerClusterCommands(program: Command): void {
         vms,
         vmMemoryMiB: opts.vmMemory,
         onVmImage: (line) => process.stderr.write(`roam up: ${line}\n`),
-        onNode: (node) => process.stderr.write(`roam up: ${node.name} answers at ${node.url}${node.vm ? ` after ${((Date.now() - started) / 1000).toFixed(1)} s (console: ${node.vm.log})` : ''}\n`),
+        onNode: (node) =>
+          process.stderr.write(
+            `roam up: ${node.name} answers at ${node.url}${node.vm ? ` after ${((Date.now() - started) / 1000).toFixed(1)} s (console: ${node.vm.log})` : ''}\n`,
+          ),
       });
       process.stdout.write(`${nodesTable(await facts(cluster))}\n`);
     });
@@ -80,7 +106,9 @@ export function registerClusterCommands(program: Command): void {
             }),
         ),
       );
-      const all = lists.flat().filter((c) => c.status !== 'moved' && (opts.all || !terminalStatuses.includes(c.status)));
+      const all = lists
+        .flat()
+        .filter((c) => c.status !== 'moved' && (opts.all || !terminalStatuses.includes(c.status)));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);
         return;

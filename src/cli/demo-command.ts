@@ -5,7 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { MigrationResult } from '../agent/api.js';
-import { type Cluster, ClusterError, followLogs, loadCluster, locateContainer, migrateContainer, startCluster, startOnNode, stopCluster } from '../cluster/cluster.js';
+import {
+  type Cluster,
+  ClusterError,
+  followLogs,
+  loadCluster,
+  locateContainer,
+  migrateContainer,
+  startCluster,
+  startOnNode,
+  stopCluster,
+} from '../cluster/cluster.js';
 import { type Isa, isas } from '../platform/isa.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 import { parsePositiveInt, UserError } from './options.js';
@@ -17,7 +27,10 @@ const route: Isa[] = ['x64', 'arm64', 'ppc64le', 's390x', 'armv7l', 'x64'];
 const progressEvery = 25_000;
 
 function roam(args: string[], capture = false): string {
-  const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+  const run = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'],
+  });
   if (run.status !== 0) throw new UserError(`roam ${args[0]} failed (exit ${run.status})`);
   return run.stdout ?? '';
 }
@@ -33,7 +46,9 @@ async function demoCluster(): Promise<{ cluster: Cluster; ours: boolean }> {
     if (!(error instanceof ClusterError)) throw error;
   }
   console.log(`== starting a local cluster: ${Object.keys(isas).join(', ')} (foreign ISAs under qemu-user)`);
-  const cluster = await startCluster(Object.keys(isas) as Isa[], { onNode: (node) => console.log(`   ${node.name} is up at ${node.url}`) });
+  const cluster = await startCluster(Object.keys(isas) as Isa[], {
+    onNode: (node) => console.log(`   ${node.name} is up at ${node.url}`),
+  });
   return { cluster, ours: true };
 }
 
@@ -53,17 +68,22 @@ export function registerDemo(program: Command): void {
       }
       const { cluster, ours } = await demoCluster();
       try {
-        const info = await startOnNode(cluster, 'x64', module, { args: ['primes', String(opts.n), String(progressEvery)] });
+        const info = await startOnNode(cluster, 'x64', module, {
+          args: ['primes', String(opts.n), String(progressEvery)],
+        });
         console.log(`== container ${info.id} runs primes ${opts.n} on x64; its output follows it from node to node:`);
         const following = follow(cluster, info.id);
         const hops: MigrationResult[] = [];
         for (let i = 1; i < route.length; i++) {
           await sleep(opts.hopSeconds * 1000);
           const status = (await locateContainer(cluster, info.id)).info.status;
-          if (status !== 'running') throw new UserError(`the program ended (${status}) before hop ${i}: use a larger --n`);
+          if (status !== 'running')
+            throw new UserError(`the program ended (${status}) before hop ${i}: use a larger --n`);
           const result = await migrateContainer(cluster, info.id, route[i]!, { mode: 'pre-copy' });
           hops.push(result);
-          console.log(`   -- moved ${result.from} -> ${result.to}: downtime ${result.downtimeMs.toFixed(1)} ms, total ${(result.totalMs / 1000).toFixed(2)} s`);
+          console.log(
+            `   -- moved ${result.from} -> ${result.to}: downtime ${result.downtimeMs.toFixed(1)} ms, total ${(result.totalMs / 1000).toFixed(2)} s`,
+          );
         }
         const output = await following;
         console.log('== checking against an uninterrupted run on this machine');
@@ -73,7 +93,17 @@ export function registerDemo(program: Command): void {
         console.log(
           textTable(
             ['HOP', 'FROM', 'TO', 'MODE', 'ROUNDS', 'SENT', 'TRACKING', 'DOWNTIME', 'TOTAL'],
-            hops.map((h, i) => [i + 1, h.from, h.to, h.mode, h.rounds.length, mib(h.sentBytes), h.dirtyTracking, `${h.downtimeMs.toFixed(1)} ms`, `${(h.totalMs / 1000).toFixed(2)} s`]),
+            hops.map((h, i) => [
+              i + 1,
+              h.from,
+              h.to,
+              h.mode,
+              h.rounds.length,
+              mib(h.sentBytes),
+              h.dirtyTracking,
+              `${h.downtimeMs.toFixed(1)} ms`,
+              `${(h.totalMs / 1000).toFixed(2)} s`,
+            ]),
           ),
         );
         console.log(`\noutput identical to an uninterrupted run: ${same ? 'yes' : 'NO'}`);

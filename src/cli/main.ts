@@ -37,7 +37,11 @@ main(process.argv).catch((error: unknown) => {
     return;
   }
   // Our own error classes carry a complete one-line message; anything else is a bug: show the stack.
-  const known = error instanceof Error && error.constructor !== Error && !(error instanceof TypeError) && !(error instanceof RangeError);
+  const known =
+    error instanceof Error &&
+    error.constructor !== Error &&
+    !(error instanceof TypeError) &&
+    !(error instanceof RangeError);
   process.stderr.write(`roam: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`);
   process.exitCode = 1;
 });

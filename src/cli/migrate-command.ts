@@ -39,7 +39,8 @@ export function registerMigrate(program: Command): void {
     .option('--max-rounds <n>', 'pre-copy: at most this many rounds before the final stop', parsePositiveInt)
     .option('--json', 'print the result as JSON')
     .action(async (id: string, opts: { to: string; mode: string; maxRounds?: number; json?: boolean }) => {
-      if (!migrationModes.includes(opts.mode as MigrationMode)) throw new UserError(`--mode ${opts.mode}: expected one of ${migrationModes.join(', ')}`);
+      if (!migrationModes.includes(opts.mode as MigrationMode))
+        throw new UserError(`--mode ${opts.mode}: expected one of ${migrationModes.join(', ')}`);
       const cluster = loadCluster();
       const tty = process.stderr.isTTY;
       const result = await migrateContainer(cluster, id, opts.to, {

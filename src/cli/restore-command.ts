@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
 import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { checkName } from '../container/control-protocol.js';
 import { runJobInThread } from '../container/thread.js';
 import { Image } from '../image/image.js';
 import { nodeCommand } from '../platform/foreign-node.js';
-import { type Isa, hostIsa, isIsa, isas } from '../platform/isa.js';
+import { hostIsa, type Isa, isas, isIsa } from '../platform/isa.js';
 import { collect, UserError } from './options.js';
 import { parseDir } from './run-command.js';
 
@@ -29,14 +29,18 @@ export function registerRestore(program: Command): void {
     .option('--module <wasm>', 'use this module instead of the copy inside the image (must match)')
     .option('--timings', 'report on stderr how long the restore took, up to the first guest instruction')
     .action(async (imagePath: string, opts: RestoreOptions) => {
-      if (opts.isa !== undefined && !isIsa(opts.isa)) throw new UserError(`--isa ${opts.isa}: expected one of ${Object.keys(isas).join(', ')}`);
+      if (opts.isa !== undefined && !isIsa(opts.isa))
+        throw new UserError(`--isa ${opts.isa}: expected one of ${Object.keys(isas).join(', ')}`);
       if (opts.name) checkName(opts.name);
       const remap = opts.dir.map(parseDir);
       const isa = (opts.isa ?? hostIsa()) as Isa;
       if (isa !== hostIsa()) {
         // Refuse a damaged image here, before an emulated Node even starts.
         Image.open(imagePath);
-        process.exitCode = await restoreElsewhere(isa, process.argv.slice(2).filter((_, i, all) => !isIsaOption(all, i)));
+        process.exitCode = await restoreElsewhere(
+          isa,
+          process.argv.slice(2).filter((_, i, all) => !isIsaOption(all, i)),
+        );
         return;
       }
       process.exitCode = await runJobInThread({

@@ -27,7 +27,8 @@ export function parsePublish(spec: string): { hostPort: number; port: number } {
   const [host, guest = host] = spec.split(':');
   const [hostPort, port] = [Number(host), Number(guest)];
   const valid = (n: number) => Number.isInteger(n) && n > 0 && n <= 65535;
-  if (spec.split(':').length > 2 || !valid(hostPort) || !valid(port)) throw new UserError(`-p ${spec}: expected HOSTPORT:PORT (TCP ports)`);
+  if (spec.split(':').length > 2 || !valid(hostPort) || !valid(port))
+    throw new UserError(`-p ${spec}: expected HOSTPORT:PORT (TCP ports)`);
   return { hostPort, port };
 }
 
@@ -44,7 +45,9 @@ export function parseEnv(specs: string[]): Record<string, string> {
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('Run a WebAssembly (wasm32-wasi) module here, or in the background on a node of the cluster (--node, -p)')
+    .description(
+      'Run a WebAssembly (wasm32-wasi) module here, or in the background on a node of the cluster (--node, -p)',
+    )
     .argument('<module>', 'the .wasm module (plain, or migratable from roam build)')
     .argument('[args...]', 'arguments for the program (after --)')
     .option('--dir <host[:guest]>', 'preopen a host directory (repeatable)', collect, [])
@@ -52,24 +55,48 @@ export function registerRun(program: Command): void {
     .option('--argv0 <name>', 'argv[0] seen by the program (default: the module path)')
     .option('--name <name>', 'make the running program addressable (roam checkpoint NAME)')
     .option('--node <node>', 'run it in the background on this node of the cluster (roam up); prints its ID')
-    .option('-p, --publish <hostPort:port>', "publish the guest's listening port on the cluster gateway (repeatable; implies the cluster)", collect, [])
-    .action(async (modulePath: string, args: string[], opts: { dir: string[]; env: string[]; argv0?: string; name?: string; node?: string; publish: string[] }) => {
-      const preopens = opts.dir.map(parseDir);
-      const env = parseEnv(opts.env);
-      const publish = opts.publish.map(parsePublish);
-      if (opts.name) checkName(opts.name);
-      if (opts.node || publish.length > 0) {
-        const { loadCluster, startOnNode } = await import('../cluster/cluster.js');
-        const cluster = loadCluster();
-        const node = opts.node ?? cluster.nodes[0]!.name;
-        const dirs = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
-        const info = await startOnNode(cluster, node, modulePath, { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs, name: opts.name }, publish);
-        for (const p of publish) process.stdout.write(`published 127.0.0.1:${p.hostPort} -> port ${p.port}\n`);
-        process.stdout.write(`started on ${info.node}${info.status === 'running' ? '' : ` (${info.status})`}
+    .option(
+      '-p, --publish <hostPort:port>',
+      "publish the guest's listening port on the cluster gateway (repeatable; implies the cluster)",
+      collect,
+      [],
+    )
+    .action(
+      async (
+        modulePath: string,
+        args: string[],
+        opts: { dir: string[]; env: string[]; argv0?: string; name?: string; node?: string; publish: string[] },
+      ) => {
+        const preopens = opts.dir.map(parseDir);
+        const env = parseEnv(opts.env);
+        const publish = opts.publish.map(parsePublish);
+        if (opts.name) checkName(opts.name);
+        if (opts.node || publish.length > 0) {
+          const { loadCluster, startOnNode } = await import('../cluster/cluster.js');
+          const cluster = loadCluster();
+          const node = opts.node ?? cluster.nodes[0]!.name;
+          const dirs = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
+          const info = await startOnNode(
+            cluster,
+            node,
+            modulePath,
+            { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs, name: opts.name },
+            publish,
+          );
+          for (const p of publish) process.stdout.write(`published 127.0.0.1:${p.hostPort} -> port ${p.port}\n`);
+          process.stdout.write(`started on ${info.node}${info.status === 'running' ? '' : ` (${info.status})`}
 ${info.id}
 `);
-        return;
-      }
-      process.exitCode = await runJobInThread({ kind: 'start', module: modulePath, args: [opts.argv0 ?? modulePath, ...args], env, preopens, name: opts.name });
-    });
+          return;
+        }
+        process.exitCode = await runJobInThread({
+          kind: 'start',
+          module: modulePath,
+          args: [opts.argv0 ?? modulePath, ...args],
+          env,
+          preopens,
+          name: opts.name,
+        });
+      },
+    );
 }

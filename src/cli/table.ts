@@ -2,7 +2,9 @@
 export function textTable(header: string[], rows: (string | number)[][]): string {
   const all = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+  return all
+    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 export function mib(bytes: number): string {

@@ -2,19 +2,19 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { type ContainerInfo, type MigrationResult, type StartRequest, terminalStatuses } from '../agent/api.js';
+import { AgentClient } from '../agent/client.js';
 import { manifestSection, sha256 } from '../build/manifest.js';
 import { hasCustomSection } from '../build/module-binary.js';
-import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
-import { AgentClient } from '../agent/client.js';
-import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
-import { type Isa, hostIsa } from '../platform/isa.js';
 import { GatewayClient } from '../gateway/client.js';
-import { cacheDir } from '../platform/paths.js';
-import { type VmIsa, checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm } from '../vm/arm64-vm.js';
+import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
+import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
+import { hostIsa, type Isa } from '../platform/isa.js';
 import { logTail } from '../platform/log-tail.js';
+import { cacheDir } from '../platform/paths.js';
+import { checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm, type VmIsa } from '../vm/arm64-vm.js';
 
 export interface ClusterNode {
   name: string;
@@ -50,7 +50,8 @@ export function loadCluster(): Cluster {
 
 export function clusterNode(cluster: Cluster, name: string): ClusterNode {
   const node = cluster.nodes.find((n) => n.name === name);
-  if (!node) throw new ClusterError(`no node ${name} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+  if (!node)
+    throw new ClusterError(`no node ${name} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
   return node;
 }
 
@@ -59,7 +60,8 @@ export function agentClient(cluster: Cluster, node: ClusterNode): AgentClient {
 }
 
 function gatewayClient(cluster: Cluster): GatewayClient {
-  if (!cluster.gateway) throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
+  if (!cluster.gateway)
+    throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
   return new GatewayClient(cluster.gateway.url, cluster.token);
 }
 
@@ -67,7 +69,12 @@ function gatewayClient(cluster: Cluster): GatewayClient {
  * A container's log from the start, handed to `out` chunk by chunk (with the node it came from),
  * following it from node to node; with `follow`, until it ends.
  */
-export async function followLogs(cluster: Cluster, idOrName: string, follow: boolean, out: (chunk: Buffer, node: ClusterNode) => void): Promise<void> {
+export async function followLogs(
+  cluster: Cluster,
+  idOrName: string,
+  follow: boolean,
+  out: (chunk: Buffer, node: ClusterNode) => void,
+): Promise<void> {
   let { node } = await locateContainer(cluster, idOrName);
   let offset = 0;
   for (;;) {
@@ -80,7 +87,10 @@ export async function followLogs(cluster: Cluster, idOrName: string, follow: boo
 }
 
 /** The node a container runs on now (by ID or name), asking every agent. */
-export async function locateContainer(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }> {
+export async function locateContainer(
+  cluster: Cluster,
+  idOrName: string,
+): Promise<{ node: ClusterNode; info: ContainerInfo }> {
   const copies = await findCopies(cluster, idOrName);
   // A copy that failed at a destination (post-copy, source resumed) must not hide the live one.
   return copies.find((c) => !terminalStatuses.includes(c.info.status)) ?? copies[0]!;
@@ -90,7 +100,9 @@ export async function locateContainer(cluster: Cluster, idOrName: string): Promi
 async function findCopies(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }[]> {
   const found = await Promise.all(
     cluster.nodes.map(async (node) => {
-      const list = await agentClient(cluster, node).containers().catch(() => [] as ContainerInfo[]);
+      const list = await agentClient(cluster, node)
+        .containers()
+        .catch(() => [] as ContainerInfo[]);
       const info = list.find((c) => (c.id === idOrName || c.name === idOrName) && c.status !== 'moved');
       return info ? { node, info } : undefined;
     }),
@@ -122,12 +134,20 @@ export function vmNodeName(isa: VmIsa): string {
  */
 export async function startCluster(
   isas: Isa[],
-  options: { timeoutMs?: number; onNode?: (node: ClusterNode) => void; vms?: VmIsa[]; vmMemoryMiB?: number; onVmImage?: (line: string) => void } = {},
+  options: {
+    timeoutMs?: number;
+    onNode?: (node: ClusterNode) => void;
+    vms?: VmIsa[];
+    vmMemoryMiB?: number;
+    onVmImage?: (line: string) => void;
+  } = {},
 ): Promise<Cluster> {
   if (existsSync(clusterFile())) {
     const running = loadCluster();
     if ((await Promise.all([...running.nodes.map((n) => n.pid), running.gateway?.pid ?? 0].map(alive))).some(Boolean)) {
-      throw new ClusterError(`a cluster is already up (${running.nodes.map((n) => n.name).join(', ')}): roam down first`);
+      throw new ClusterError(
+        `a cluster is already up (${running.nodes.map((n) => n.name).join(', ')}): roam down first`,
+      );
     }
   }
   const vms = [...new Set(options.vms ?? [])];
@@ -136,9 +156,19 @@ export async function startCluster(
   const cluster: Cluster = { token: randomBytes(24).toString('hex'), createdAt: new Date().toISOString(), nodes: [] };
   const timeoutMs = options.timeoutMs ?? 180_000;
   const gatewayDir = join(clusterDir(), 'gateway');
-  const gateway = startDaemon(cluster.token, 'gateway', hostIsa(), gatewayDir, ['gateway', '--host', '127.0.0.1', '--api-port', '0', '--tunnel-port', '0']);
+  const gateway = startDaemon(cluster.token, 'gateway', hostIsa(), gatewayDir, [
+    'gateway',
+    '--host',
+    '127.0.0.1',
+    '--api-port',
+    '0',
+    '--tunnel-port',
+    '0',
+  ]);
   try {
-    const ready = await gateway.ready<{ url: string; tunnel: string }>(timeoutMs, (r) => new GatewayClient(r.url, cluster.token).ports());
+    const ready = await gateway.ready<{ url: string; tunnel: string }>(timeoutMs, (r) =>
+      new GatewayClient(r.url, cluster.token).ports(),
+    );
     cluster.gateway = { url: ready.url, tunnel: ready.tunnel, pid: gateway.pid, stateDir: gatewayDir };
   } catch (error) {
     await stopCluster({ ...cluster, gateway: { url: '', tunnel: '', pid: gateway.pid, stateDir: gatewayDir } });
@@ -146,13 +176,27 @@ export async function startCluster(
   }
   const started = nodeNames(isas).map((name, i) => {
     const stateDir = join(clusterDir(), 'nodes', name);
-    const daemon = startDaemon(cluster.token, `agent ${name}`, isas[i]!, stateDir, ['agent', '--name', name, '--host', '127.0.0.1', '--port', '0', '--state-dir', stateDir, '--gateway', cluster.gateway!.tunnel]);
+    const daemon = startDaemon(cluster.token, `agent ${name}`, isas[i]!, stateDir, [
+      'agent',
+      '--name',
+      name,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--state-dir',
+      stateDir,
+      '--gateway',
+      cluster.gateway!.tunnel,
+    ]);
     const node: ClusterNode = { name, isa: isas[i]!, url: '', pid: daemon.pid, stateDir };
     cluster.nodes.push(node);
-    return daemon.ready<{ url: string }>(timeoutMs, (r) => new AgentClient(r.url, cluster.token).node()).then((r) => {
-      node.url = r.url;
-      options.onNode?.(node);
-    });
+    return daemon
+      .ready<{ url: string }>(timeoutMs, (r) => new AgentClient(r.url, cluster.token).node())
+      .then((r) => {
+        node.url = r.url;
+        options.onNode?.(node);
+      });
   });
   for (const isa of vms) {
     const name = vmNodeName(isa);
@@ -161,8 +205,19 @@ export async function startCluster(
     cluster.nodes.push(node);
     started.push(
       (async () => {
-        const vm = await startArm64Vm({ name, token: cluster.token, stateDir, gatewayTunnel: cluster.gateway!.tunnel, memoryMiB: options.vmMemoryMiB, image: vmImage });
-        Object.assign(node, { url: vm.url, pid: vm.pid, vm: { emulator: 'qemu-system-aarch64', apiPort: vm.apiPort, dataPort: vm.dataPort, log: vm.logPath } });
+        const vm = await startArm64Vm({
+          name,
+          token: cluster.token,
+          stateDir,
+          gatewayTunnel: cluster.gateway!.tunnel,
+          memoryMiB: options.vmMemoryMiB,
+          image: vmImage,
+        });
+        Object.assign(node, {
+          url: vm.url,
+          pid: vm.pid,
+          vm: { emulator: 'qemu-system-aarch64', apiPort: vm.apiPort, dataPort: vm.dataPort, log: vm.logPath },
+        });
         await vm.ready(Math.max(timeoutMs, defaultVmTimeoutMs));
         options.onNode?.(node);
       })(),
@@ -256,9 +311,13 @@ export async function migrateContainer(
   const destination = clusterNode(cluster, to);
   const { node, info } = await locateContainer(cluster, idOrName);
   if (node.name === to) throw new ClusterError(`container ${info.id} already runs on ${to}`);
-  const last = await agentClient(cluster, node).migrate(info.id, { to: { name: destination.name, url: destination.url }, mode: options.mode, maxRounds: options.maxRounds }, (line) => {
-    if ('progress' in line) options.onProgress?.(line.progress);
-  });
+  const last = await agentClient(cluster, node).migrate(
+    info.id,
+    { to: { name: destination.name, url: destination.url }, mode: options.mode, maxRounds: options.maxRounds },
+    (line) => {
+      if ('progress' in line) options.onProgress?.(line.progress);
+    },
+  );
   if ('error' in last) throw new ClusterError(last.error);
   if (!('result' in last)) throw new ClusterError('the migration ended without a result');
   return last.result;
@@ -280,9 +339,12 @@ export async function startOnNode(
   try {
     bytes = readFileSync(modulePath);
   } catch (error) {
-    throw new ClusterError(`${modulePath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    throw new ClusterError(
+      `${modulePath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+    );
   }
-  if (!hasCustomSection(bytes, manifestSection)) throw new ClusterError(`${modulePath} is not migratable: build it with roam build first`);
+  if (!hasCustomSection(bytes, manifestSection))
+    throw new ClusterError(`${modulePath} is not migratable: build it with roam build first`);
   const gateway = publish.length > 0 ? gatewayClient(cluster) : undefined;
   const digest = sha256(bytes);
   if (!(await client.hasModule(digest))) await client.putModule(digest, bytes);
@@ -302,11 +364,17 @@ export async function startOnNode(
  * two nodes: both stop, the destination's first, since a source that finds its destination gone
  * resumes its own copy (the source's migration then fails, and it is stopped as well).
  */
-export async function stopContainer(cluster: Cluster, idOrName: string): Promise<{ nodes: ClusterNode[]; info: ContainerInfo }> {
+export async function stopContainer(
+  cluster: Cluster,
+  idOrName: string,
+): Promise<{ nodes: ClusterNode[]; info: ContainerInfo }> {
   const copies = await findCopies(cluster, idOrName);
   const live = copies.filter((c) => !terminalStatuses.includes(c.info.status));
-  if (live.length === 0) throw new ClusterError(`container ${copies[0]!.info.id} is not running (${copies[0]!.info.status})`);
-  const sourceLast = [...live].sort((a, b) => Number(a.info.status === 'migrating') - Number(b.info.status === 'migrating'));
+  if (live.length === 0)
+    throw new ClusterError(`container ${copies[0]!.info.id} is not running (${copies[0]!.info.status})`);
+  const sourceLast = [...live].sort(
+    (a, b) => Number(a.info.status === 'migrating') - Number(b.info.status === 'migrating'),
+  );
   for (const { node, info } of sourceLast) {
     // A copy may end while another one stops (an incoming one is forgotten when its source goes).
     await agentClient(cluster, node)

@@ -3,12 +3,12 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sha256 } from '../build/manifest.js';
-import { type EngineState, type GlobalValue, Instance, createStopFlag } from '../engine/instance.js';
-import { type LoadedModule, compileModule } from '../engine/module.js';
-import { Image, writeImage } from '../image/image.js';
+import { createStopFlag, type EngineState, type GlobalValue, Instance } from '../engine/instance.js';
+import { compileModule, type LoadedModule } from '../engine/module.js';
+import { type Image, writeImage } from '../image/image.js';
 import { hostIsa } from '../platform/isa.js';
-import type { Preopen } from '../wasi/sandbox.js';
 import { WasiExit, WasiHost, type WasiHostState } from '../wasi/host.js';
+import type { Preopen } from '../wasi/sandbox.js';
 import { ControlServer } from './control.js';
 import type { CheckpointRequest, ControlReply } from './control-protocol.js';
 
@@ -47,8 +47,16 @@ export class Container {
 
   static start(loaded: LoadedModule, args: string[], env: Record<string, string>, preopens: Preopen[]): Container {
     const absolute = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
-    return Container.create(loaded, absolute, (stopFlag) =>
-      new Instance(loaded, (blocker) => new WasiHost({ args, env, preopens: absolute, blocker }), isWasiExit, stopFlag),
+    return Container.create(
+      loaded,
+      absolute,
+      (stopFlag) =>
+        new Instance(
+          loaded,
+          (blocker) => new WasiHost({ args, env, preopens: absolute, blocker }),
+          isWasiExit,
+          stopFlag,
+        ),
     );
   }
 
@@ -57,10 +65,16 @@ export class Container {
    * exist at the path they had on the source. `module` (checked against the image's digest) can
    * stand in for the module stored in the image.
    */
-  static async restore(image: Image, remap: Preopen[], options: { module?: Uint8Array<ArrayBuffer> } = {}): Promise<Container> {
+  static async restore(
+    image: Image,
+    remap: Preopen[],
+    options: { module?: Uint8Array<ArrayBuffer> } = {},
+  ): Promise<Container> {
     const moduleBytes = options.module ?? new Uint8Array(image.module);
     if (sha256(moduleBytes) !== image.manifest.module.digest) {
-      throw new ContainerError(`wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${sha256(moduleBytes).slice(0, 16)}…`);
+      throw new ContainerError(
+        `wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${sha256(moduleBytes).slice(0, 16)}…`,
+      );
     }
     const loaded = await compileModule(moduleBytes, 'image module');
     if (!loaded.manifest) throw new ContainerError('the image module is not migratable (not built with roam build)');
@@ -76,21 +90,36 @@ export class Container {
       return { guestPath: original.guestPath, hostPath };
     });
     for (const extra of remap) {
-      if (!preopens.some((p) => p.guestPath === extra.guestPath)) throw new ContainerError(`--dir ${extra.hostPath}:${extra.guestPath}: the image has no preopened directory ${extra.guestPath}`);
+      if (!preopens.some((p) => p.guestPath === extra.guestPath))
+        throw new ContainerError(
+          `--dir ${extra.hostPath}:${extra.guestPath}: the image has no preopened directory ${extra.guestPath}`,
+        );
     }
     return Container.create(loaded, preopens, (stopFlag) => {
       let instance: Instance;
       try {
-        instance = new Instance(loaded, (blocker) => WasiHost.restore(state.host, { preopens, blocker }), isWasiExit, stopFlag);
+        instance = new Instance(
+          loaded,
+          (blocker) => WasiHost.restore(state.host, { preopens, blocker }),
+          isWasiExit,
+          stopFlag,
+        );
       } catch (error) {
         throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`);
       }
-      instance.restore({ memoryBytes: image.manifest.memory.bytes, globals: state.globals, engine: state.engine }, (memory) => image.restoreMemory(memory));
+      instance.restore(
+        { memoryBytes: image.manifest.memory.bytes, globals: state.globals, engine: state.engine },
+        (memory) => image.restoreMemory(memory),
+      );
       return instance;
     });
   }
 
-  private static create(loaded: LoadedModule, preopens: Preopen[], build: (stopFlag: Int32Array) => Instance): Container {
+  private static create(
+    loaded: LoadedModule,
+    preopens: Preopen[],
+    build: (stopFlag: Int32Array) => Instance,
+  ): Container {
     const stopFlag = createStopFlag();
     return new Container(loaded, preopens, stopFlag, build(stopFlag));
   }
@@ -122,7 +151,12 @@ export class Container {
     const started = performance.now();
     try {
       const snapshot = this.instance.capture();
-      const state: ContainerState = { preopens: this.preopens, engine: snapshot.engine, globals: snapshot.globals, host: snapshot.host as WasiHostState };
+      const state: ContainerState = {
+        preopens: this.preopens,
+        engine: snapshot.engine,
+        globals: snapshot.globals,
+        host: snapshot.host as WasiHostState,
+      };
       const manifest = writeImage(
         request.image,
         {
@@ -134,7 +168,13 @@ export class Container {
         },
         { archive: request.archive, compression: 'deflate' },
       );
-      return { ok: true, image: request.image, memoryBytes: manifest.memory.bytes, storedBytes: manifest.memory.storedBytes, pauseMs: performance.now() - started };
+      return {
+        ok: true,
+        image: request.image,
+        memoryBytes: manifest.memory.bytes,
+        storedBytes: manifest.memory.storedBytes,
+        pauseMs: performance.now() - started,
+      };
     } catch (error) {
       return { ok: false, error: `checkpoint failed: ${(error as Error).message}` };
     }

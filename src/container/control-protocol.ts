@@ -10,14 +10,17 @@ export interface CheckpointRequest {
   archive: boolean;
 }
 
-export type ControlReply = { ok: true; image: string; memoryBytes: number; storedBytes: number; pauseMs: number } | { ok: false; error: string };
+export type ControlReply =
+  | { ok: true; image: string; memoryBytes: number; storedBytes: number; pauseMs: number }
+  | { ok: false; error: string };
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export class ControlError extends Error {}
 
 export function checkName(name: string): string {
-  if (!namePattern.test(name)) throw new ControlError(`invalid container name "${name}" (letters, digits, '.', '_', '-'; at most 64)`);
+  if (!namePattern.test(name))
+    throw new ControlError(`invalid container name "${name}" (letters, digits, '.', '_', '-'; at most 64)`);
   return name;
 }
 

@@ -39,7 +39,8 @@ server.on('error', (error) => parentPort!.postMessage({ error: error.message }))
 
 parentPort!.on('message', (message: { id: number; reply: ControlReply } | 'close') => {
   if (message === 'close') {
-    for (const socket of waiting.values()) socket.end(`${JSON.stringify({ ok: false, error: 'the container exited' } satisfies ControlReply)}\n`);
+    for (const socket of waiting.values())
+      socket.end(`${JSON.stringify({ ok: false, error: 'the container exited' } satisfies ControlReply)}\n`);
     server.close();
     parentPort!.close();
     return;

@@ -28,8 +28,12 @@ export class ControlServer {
       if (await answers(socketPath)) throw new ControlError(`a container named "${name}" is already running`);
       unlinkSync(socketPath); // left behind by a container that died
     }
-    const worker = new Worker(new URL('./control-worker.js', import.meta.url), { workerData: { socketPath, stopFlag } });
-    const ready = await new Promise<{ listening?: boolean; error?: string }>((resolve) => worker.once('message', resolve));
+    const worker = new Worker(new URL('./control-worker.js', import.meta.url), {
+      workerData: { socketPath, stopFlag },
+    });
+    const ready = await new Promise<{ listening?: boolean; error?: string }>((resolve) =>
+      worker.once('message', resolve),
+    );
     if (ready.error) {
       await worker.terminate();
       throw new ControlError(`cannot listen on ${socketPath}: ${ready.error}`);
@@ -75,7 +79,11 @@ function answers(socketPath: string): Promise<boolean> {
 }
 
 /** Sends a request to the container named `name` and waits for its answer. */
-export function sendControlRequest(name: string, request: CheckpointRequest, timeoutMs = 600_000): Promise<ControlReply> {
+export function sendControlRequest(
+  name: string,
+  request: CheckpointRequest,
+  timeoutMs = 600_000,
+): Promise<ControlReply> {
   const socketPath = controlSocketPath(name);
   if (!existsSync(socketPath)) return Promise.reject(new ControlError(`no running container named "${name}"`));
   return new Promise((resolve, reject) => {

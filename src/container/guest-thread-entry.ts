@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Instance } from '../engine/instance.js';
 import { loadModule } from '../engine/module.js';
 import { WasiHost } from '../wasi/host.js';
-import { isWasiExit, type ContainerState } from './container.js';
+import { type ContainerState, isWasiExit } from './container.js';
 import { type GuestCommand, type GuestEvent, type GuestThreadInit, wallClock } from './guest-thread.js';
 import { LateHost } from './late-host.js';
 
@@ -28,15 +28,30 @@ async function nextCommand(): Promise<GuestCommand> {
 
 async function main(): Promise<void> {
   const loaded = await loadModule(init.modulePath);
-  if (!loaded.manifest) throw new Error(`${init.modulePath} is a plain module: build it with roam build to run it on a node`);
+  if (!loaded.manifest)
+    throw new Error(`${init.modulePath} is a plain module: build it with roam build to run it on a node`);
   let instance: Instance;
   let host!: WasiHost;
   let late: LateHost | undefined;
   let preopens = init.kind === 'start' ? init.preopens : [];
   if (init.kind === 'start') {
-    instance = new Instance(loaded, (blocker) => (host = new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker })), isWasiExit, init.stopFlag);
+    instance = new Instance(
+      loaded,
+      (blocker) =>
+        (host = new WasiHost({
+          args: init.args,
+          env: init.env,
+          preopens: init.preopens,
+          network: init.network,
+          blocker,
+        })),
+      isWasiExit,
+      init.stopFlag,
+    );
   } else {
-    const names = WebAssembly.Module.imports(loaded.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
+    const names = WebAssembly.Module.imports(loaded.module)
+      .filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function')
+      .map((i) => i.name);
     let blocker!: Parameters<ConstructorParameters<typeof Instance>[1]>[0];
     late = new LateHost(names);
     instance = new Instance(loaded, (b) => ((blocker = b), late!), isWasiExit, init.stopFlag);
@@ -68,7 +83,12 @@ async function main(): Promise<void> {
       const command = await nextCommand();
       if (command.op === 'capture') {
         const snapshot = instance.capture();
-        const state: ContainerState = { preopens, engine: snapshot.engine, globals: snapshot.globals, host: snapshot.host as ContainerState['host'] };
+        const state: ContainerState = {
+          preopens,
+          engine: snapshot.engine,
+          globals: snapshot.globals,
+          host: snapshot.host as ContainerState['host'],
+        };
         post({ event: 'captured', state });
       } else if (command.op === 'resume') {
         host.resumeNetwork();

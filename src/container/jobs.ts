@@ -9,13 +9,22 @@ import { Container, ContainerError } from './container.js';
 /** What `roam run` and `roam restore` ask a container thread to do (plain data: it crosses threads). */
 export type ContainerJob =
   | { kind: 'start'; module: string; args: string[]; env: Record<string, string>; preopens: Preopen[]; name?: string }
-  | { kind: 'restore'; image: string; remap: Preopen[]; name?: string; module?: string; timings?: boolean; processStart: number };
+  | {
+      kind: 'restore';
+      image: string;
+      remap: Preopen[];
+      name?: string;
+      module?: string;
+      timings?: boolean;
+      processStart: number;
+    };
 
 /** Runs a job on the current thread; resolves with the guest's exit status. */
 export async function runJob(job: ContainerJob): Promise<number> {
   if (job.kind === 'start') {
     const loaded = await loadModule(job.module);
-    if (job.name && !loaded.manifest) throw new ContainerError(`${job.module} is a plain module: build it with roam build to checkpoint it`);
+    if (job.name && !loaded.manifest)
+      throw new ContainerError(`${job.module} is a plain module: build it with roam build to checkpoint it`);
     const container = Container.start(loaded, job.args, job.env, job.preopens);
     return container.run({ name: job.name });
   }

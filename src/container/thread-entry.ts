@@ -7,6 +7,13 @@ try {
   parentPort!.postMessage({ exitCode });
 } catch (error) {
   // Same rule as the CLI: our own error classes carry a one-line message, anything else is a bug.
-  const known = error instanceof Error && error.constructor !== Error && !(error instanceof TypeError) && !(error instanceof RangeError);
-  parentPort!.postMessage({ error: known ? (error as Error).message : String((error as Error)?.stack ?? error), known });
+  const known =
+    error instanceof Error &&
+    error.constructor !== Error &&
+    !(error instanceof TypeError) &&
+    !(error instanceof RangeError);
+  parentPort!.postMessage({
+    error: known ? (error as Error).message : String((error as Error)?.stack ?? error),
+    known,
+  });
 }

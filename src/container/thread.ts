@@ -12,7 +12,10 @@ export class ContainerThreadError extends Error {}
 /** Runs a container job on a thread with a large stack; resolves with the guest's exit status. */
 export function runJobInThread(job: ContainerJob): Promise<number> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./thread-entry.js', import.meta.url), { workerData: job, resourceLimits: { stackSizeMb: guestStackMiB } });
+    const worker = new Worker(new URL('./thread-entry.js', import.meta.url), {
+      workerData: job,
+      resourceLimits: { stackSizeMb: guestStackMiB },
+    });
     let settled = false;
     worker.on('message', (message: { exitCode?: number; error?: string; known?: boolean }) => {
       settled = true;

@@ -1,7 +1,7 @@
 import type { ModuleManifest } from '../build/manifest.js';
 
 /** Binaryen Asyncify's runtime states (asyncify_get_state). */
-export const enum AsyncifyState {
+export enum AsyncifyState {
   Normal = 0,
   Unwinding = 1,
   Rewinding = 2,
@@ -55,7 +55,9 @@ export class Asyncify {
     this.exports.asyncify_stop_unwind();
     const header = new DataView(this.memory.buffer, this.buffer.address, 8);
     if (header.getUint32(0, true) > header.getUint32(4, true)) {
-      throw new AsyncifyBufferOverflow('the guest stack outgrew the Asyncify buffer: rebuild with a larger --asyncify-buffer or stack');
+      throw new AsyncifyBufferOverflow(
+        'the guest stack outgrew the Asyncify buffer: rebuild with a larger --asyncify-buffer or stack',
+      );
     }
   }
 

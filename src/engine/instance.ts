@@ -90,7 +90,10 @@ export class Instance {
     this.host = host;
     const wasiImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
     const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
-    const roam: WebAssembly.ModuleImports = { ...sjlj.roam, migration_point: this.wrapSuspendingImport(() => this.migrationPoint()) };
+    const roam: WebAssembly.ModuleImports = {
+      ...sjlj.roam,
+      migration_point: this.wrapSuspendingImport(() => this.migrationPoint()),
+    };
     this.instance = new WebAssembly.Instance(loaded.module, { [wasiModule]: wasiImports, env: sjlj.env!, roam });
     const memory = this.instance.exports.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new GuestTrap('module exports no memory');
@@ -168,7 +171,10 @@ export class Instance {
    * the next run() rewinds the guest to where it stopped. `fillMemory` writes the checkpointed
    * pages into memory that is already the right size and all zero.
    */
-  restore(snapshot: { memoryBytes: number; globals: GlobalValue[]; engine: EngineState }, fillMemory: (memory: Uint8Array) => void): void {
+  restore(
+    snapshot: { memoryBytes: number; globals: GlobalValue[]; engine: EngineState },
+    fillMemory: (memory: Uint8Array) => void,
+  ): void {
     fillMemory(this.resetMemory(snapshot.memoryBytes));
     this.restoreState(snapshot);
   }
@@ -218,9 +224,11 @@ export class Instance {
     } catch (error) {
       const code = this.isExit(error);
       if (code !== undefined) return { kind: 'exited', exitCode: code };
-      if (error instanceof WebAssembly.RuntimeError) throw new GuestTrap(`guest trapped: ${error.message}`, { cause: error });
+      if (error instanceof WebAssembly.RuntimeError)
+        throw new GuestTrap(`guest trapped: ${error.message}`, { cause: error });
       // V8's own stack (recursion depth) can run out before the guest's shadow stack does.
-      if (error instanceof RangeError && /call stack/i.test(error.message)) throw new GuestTrap('guest trapped: call stack exhausted');
+      if (error instanceof RangeError && /call stack/i.test(error.message))
+        throw new GuestTrap('guest trapped: call stack exhausted');
       throw error;
     }
   }
@@ -253,7 +261,8 @@ export class Instance {
     for (const name of this.manifest!.suspendingImports) {
       const [module, field] = name.split('.') as [string, string];
       const fn = imports[field];
-      if (module === wasiModule && typeof fn === 'function') wrapped[field] = this.wrapSuspendingImport(fn as (...args: never[]) => unknown);
+      if (module === wasiModule && typeof fn === 'function')
+        wrapped[field] = this.wrapSuspendingImport(fn as (...args: never[]) => unknown);
     }
     return wrapped;
   }

@@ -1,8 +1,22 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../agent/http.js';
-import { type Attach, dropAcknowledged, encodeTunnelFrame, maxFrameBytes, offsetPayload, readOffset, TunnelFrame, TunnelParser } from './tunnel-protocol.js';
+import {
+  type Attach,
+  dropAcknowledged,
+  encodeTunnelFrame,
+  maxFrameBytes,
+  offsetPayload,
+  readOffset,
+  TunnelFrame,
+  TunnelParser,
+} from './tunnel-protocol.js';
 
 export interface GatewayOptions {
   host: string;
@@ -91,12 +105,15 @@ export class Gateway {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hasToken(req, this.options.token)) throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
+    if (!hasToken(req, this.options.token))
+      throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     let match: RegExpMatchArray | null;
     if (req.method === 'GET' && path === '/v1/ports') return reply(res, 200, this.list());
-    if (req.method === 'POST' && path === '/v1/ports') return reply(res, 201, await this.publish((await jsonBody(req)) as Publication));
-    if (req.method === 'DELETE' && (match = path.match(/^\/v1\/containers\/([0-9a-f]{12})$/))) return reply(res, 200, this.unpublishContainer(match[1]!));
+    if (req.method === 'POST' && path === '/v1/ports')
+      return reply(res, 201, await this.publish((await jsonBody(req)) as Publication));
+    if (req.method === 'DELETE' && (match = path.match(/^\/v1\/containers\/([0-9a-f]{12})$/)))
+      return reply(res, 200, this.unpublishContainer(match[1]!));
     throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
   }
 
@@ -110,17 +127,30 @@ export class Gateway {
 
   private async publish(request: Publication): Promise<Publication> {
     const port = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 65535;
-    if (!isObject(request) || !port(request.hostPort) || !port(request.port) || typeof request.container !== 'string' || !/^[0-9a-f]{12}$/.test(request.container)) {
+    if (
+      !isObject(request) ||
+      !port(request.hostPort) ||
+      !port(request.port) ||
+      typeof request.container !== 'string' ||
+      !/^[0-9a-f]{12}$/.test(request.container)
+    ) {
       throw new HttpError(400, 'expected {hostPort, container, port}: TCP ports and a container ID');
     }
-    if (this.publications.has(request.hostPort)) throw new HttpError(409, `port ${request.hostPort} is already published (for container ${this.publications.get(request.hostPort)!.publication.container})`);
+    if (this.publications.has(request.hostPort))
+      throw new HttpError(
+        409,
+        `port ${request.hostPort} is already published (for container ${this.publications.get(request.hostPort)!.publication.container})`,
+      );
     const publication: Publication = { hostPort: request.hostPort, container: request.container, port: request.port };
     // Half-open: a client that finished sending still gets the rest of the answer.
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onClient(publication, socket));
     try {
       await listenOn(server, publication.hostPort, this.options.host);
     } catch (error) {
-      throw new HttpError(409, `cannot listen on ${this.options.host}:${publication.hostPort}: ${(error as Error).message}`);
+      throw new HttpError(
+        409,
+        `cannot listen on ${this.options.host}:${publication.hostPort}: ${(error as Error).message}`,
+      );
     }
     this.publications.set(publication.hostPort, { publication, server });
     return publication;
@@ -173,7 +203,13 @@ export class Gateway {
       if (container === undefined) {
         if (type !== TunnelFrame.Attach) return socket.destroy();
         const attach = JSON.parse(payload.toString('utf8')) as Attach;
-        if (!isObject(attach) || !sameToken(String(attach.token), this.options.token) || typeof attach.container !== 'string' || !Array.isArray(attach.conns)) return socket.destroy();
+        if (
+          !isObject(attach) ||
+          !sameToken(String(attach.token), this.options.token) ||
+          typeof attach.container !== 'string' ||
+          !Array.isArray(attach.conns)
+        )
+          return socket.destroy();
         parser.maxFrameBytes = maxFrameBytes;
         container = attach.container;
         this.attach(attach, socket);
@@ -216,15 +252,20 @@ export class Gateway {
           this.drop(c);
           continue;
         }
-        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, Buffer.from(JSON.stringify({ port: c.publication.port }))));
+        socket.write(
+          encodeTunnelFrame(TunnelFrame.Open, c.conn, Buffer.from(JSON.stringify({ port: c.publication.port }))),
+        );
         this.acknowledged(c, c.acked, false);
-        if (c.pending.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
+        if (c.pending.length)
+          socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
         if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
         continue;
       }
       this.acknowledged(c, view.received, view.finReceived);
-      if (c.pending.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
-      if (c.clientEnded && !view.finReceived) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
+      if (c.pending.length)
+        socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
+      if (c.clientEnded && !view.finReceived)
+        socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
     }
   }
 
@@ -279,4 +320,3 @@ function sameToken(given: string, expected: string): boolean {
   const [a, b] = [Buffer.from(given), Buffer.from(expected)];
   return a.length === b.length && timingSafeEqual(a, b);
 }
-

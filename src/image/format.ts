@@ -46,6 +46,11 @@ export interface ImageManifest {
 }
 
 /** Names of the parts in the directory form. */
-export const partFiles = { manifest: 'manifest.json', module: 'module.wasm', memory: 'memory.bin', state: 'state.json' } as const;
+export const partFiles = {
+  manifest: 'manifest.json',
+  module: 'module.wasm',
+  memory: 'memory.bin',
+  state: 'state.json',
+} as const;
 
 export class ImageError extends Error {}

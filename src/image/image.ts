@@ -1,17 +1,28 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { checksum, decodeMemory, encodeMemory } from './memory-chunks.js';
 import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import {
+  archiveMagic,
   type BlobRef,
   type Compression,
+  chunkBytes,
   ImageError,
   type ImageManifest,
-  archiveMagic,
-  chunkBytes,
   imageFormat,
   imageVersion,
   partFiles,
 } from './format.js';
+import { checksum, decodeMemory, encodeMemory } from './memory-chunks.js';
 
 /** What a checkpoint holds, independent of how it is stored. */
 export interface ImageContent {
@@ -34,9 +45,15 @@ export function writeImage(path: string, content: ImageContent, options: WriteOp
   const { chunks, data } = encodeMemory(content.memory, options.compression);
   const stateBytes = Buffer.from(JSON.stringify(content.state));
   const memoryBytes = chunks.reduce((n, c) => n + c.length, 0);
-  const blob = (offset: number, bytes: Uint8Array): BlobRef => ({ offset, length: bytes.length, sha256: checksum(bytes) });
+  const blob = (offset: number, bytes: Uint8Array): BlobRef => ({
+    offset,
+    length: bytes.length,
+    sha256: checksum(bytes),
+  });
   // Archive body order: module, memory, state. The directory form keeps each at offset 0 of its file.
-  const base = options.archive ? { module: 0, memory: content.module.length, state: content.module.length + memoryBytes } : { module: 0, memory: 0, state: 0 };
+  const base = options.archive
+    ? { module: 0, memory: content.module.length, state: content.module.length + memoryBytes }
+    : { module: 0, memory: 0, state: 0 };
   const manifest: ImageManifest = {
     format: imageFormat,
     version: imageVersion,
@@ -125,7 +142,9 @@ function parseManifest(path: string, text: string): ImageManifest {
   }
   if (manifest?.format !== imageFormat) throw new ImageError(`${path}: not a Roam checkpoint image`);
   if (manifest.version !== imageVersion) {
-    throw new ImageError(`${path}: image format version ${manifest.version} is not supported (this roam reads version ${imageVersion})`);
+    throw new ImageError(
+      `${path}: image format version ${manifest.version} is not supported (this roam reads version ${imageVersion})`,
+    );
   }
   return manifest;
 }
@@ -149,7 +168,8 @@ function readArchive(path: string) {
   }
   const headerLength = file.readUInt32LE(archiveMagic.length);
   const headerStart = archiveMagic.length + 4;
-  if (headerStart + headerLength > file.length) throw new ImageError(`${path}: image is truncated (manifest incomplete)`);
+  if (headerStart + headerLength > file.length)
+    throw new ImageError(`${path}: image is truncated (manifest incomplete)`);
   const manifest = parseManifest(path, file.subarray(headerStart, headerStart + headerLength).toString('utf8'));
   const body = file.subarray(headerStart + headerLength);
   return { manifest, module: body, memory: body, state: body };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { type Compression, ImageError, type MemoryChunkRef, chunkBytes } from './format.js';
+import { type Compression, chunkBytes, ImageError, type MemoryChunkRef } from './format.js';
 
 const zeroChunk = Buffer.alloc(chunkBytes);
 
@@ -9,12 +9,19 @@ export function checksum(bytes: Uint8Array): string {
 }
 
 /** Splits memory into chunks, drops all-zero ones and compresses the rest where that pays. */
-export function encodeMemory(memory: Uint8Array, compression: Compression): { chunks: MemoryChunkRef[]; data: Buffer[] } {
+export function encodeMemory(
+  memory: Uint8Array,
+  compression: Compression,
+): { chunks: MemoryChunkRef[]; data: Buffer[] } {
   const chunks: MemoryChunkRef[] = [];
   const data: Buffer[] = [];
   let offset = 0;
   for (let index = 0; index * chunkBytes < memory.length; index++) {
-    const raw = Buffer.from(memory.buffer, memory.byteOffset + index * chunkBytes, Math.min(chunkBytes, memory.length - index * chunkBytes));
+    const raw = Buffer.from(
+      memory.buffer,
+      memory.byteOffset + index * chunkBytes,
+      Math.min(chunkBytes, memory.length - index * chunkBytes),
+    );
     if (raw.equals(zeroChunk.subarray(0, raw.length))) continue;
     let stored: Buffer = raw;
     let deflated = false;
@@ -47,7 +54,7 @@ export function decodeMemory(memory: Uint8Array, chunks: MemoryChunkRef[], blob:
   for (const chunk of chunks) {
     const stored = blob.subarray(chunk.offset, chunk.offset + chunk.length);
     const raw = chunk.deflated ? inflateRawSync(stored) : stored;
-    if (raw.length > chunkBytes || (chunk.index * chunkBytes + raw.length) > memory.length) {
+    if (raw.length > chunkBytes || chunk.index * chunkBytes + raw.length > memory.length) {
       throw new ImageError(`image is corrupt: memory chunk ${chunk.index} lies outside linear memory`);
     }
     memory.set(raw, chunk.index * chunkBytes);

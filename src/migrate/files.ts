@@ -1,4 +1,16 @@
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, writeSync, chmodSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { type FileHeader, Frame, type FrameWriter, ProtocolError } from './protocol.js';
 
@@ -73,7 +85,10 @@ function sendEntry(writer: FrameWriter, dir: number, root: string, path: string,
       const length = readSync(fd, piece, 0, pieceBytes, offset);
       // One frame even for an empty file; the size is what the file had when its last piece was read.
       if (length === 0 && offset > 0) break;
-      writer.send(Frame.File, fileFrame({ dir, path, kind, mode, size: offset + length, offset }, piece.subarray(0, length)));
+      writer.send(
+        Frame.File,
+        fileFrame({ dir, path, kind, mode, size: offset + length, offset }, piece.subarray(0, length)),
+      );
       offset += length;
       if (length < pieceBytes) break;
     }

@@ -65,7 +65,9 @@ function openPageChannel(host: string, port: number, ticket: string): Promise<So
       socket.write(hello);
       resolve(socket);
     });
-    socket.once('error', (error) => reject(new MigrationError(`cannot open the page channel to ${host}:${port}: ${error.message}`)));
+    socket.once('error', (error) =>
+      reject(new MigrationError(`cannot open the page channel to ${host}:${port}: ${error.message}`)),
+    );
   });
 }
 
@@ -165,7 +167,11 @@ export class PageServer {
   }
 
   private answer(offset: number, length: number): void {
-    if (offset % granuleBytes !== 0 || length !== Math.min(granuleBytes, this.memory.length - offset) || offset >= this.memory.length) {
+    if (
+      offset % granuleBytes !== 0 ||
+      length !== Math.min(granuleBytes, this.memory.length - offset) ||
+      offset >= this.memory.length
+    ) {
       this.channels.fault.destroy(new Error(`bad page request (offset ${offset}, length ${length})`));
       return;
     }
@@ -240,7 +246,9 @@ export function lazyRestoreSupport(): { ok: boolean; reason: string } {
   const addon = nativeAddon();
   if (!addon) return { ok: false, reason: 'the native addon is not available' };
   const probe = addon.probeLazyRestore();
-  return probe.ok ? { ok: true, reason: '' } : { ok: false, reason: probe.reason ?? 'userfaultfd missing mode does not work here' };
+  return probe.ok
+    ? { ok: true, reason: '' }
+    : { ok: false, reason: probe.reason ?? 'userfaultfd missing mode does not work here' };
 }
 
 /**
@@ -249,7 +257,12 @@ export function lazyRestoreSupport(): { ok: boolean; reason: string } {
  * Throws if that cannot be set up. The promise resolves when every page is in and rejects if the
  * source is lost first (the guest then stays blocked on its next missing page: it cannot go on).
  */
-export function startLazyRestore(memory: WebAssembly.Memory, missing: GranuleRanges, channels: PageChannels, ticket: string): Promise<LazyRestoreStats> {
+export function startLazyRestore(
+  memory: WebAssembly.Memory,
+  missing: GranuleRanges,
+  channels: PageChannels,
+  ticket: string,
+): Promise<LazyRestoreStats> {
   const addon = nativeAddon();
   if (!addon) throw new MigrationError('post-copy needs the native addon, which is not available here');
   let onEnd!: (error: string | null, stats: LazyRestoreStats) => void;
@@ -260,7 +273,14 @@ export function startLazyRestore(memory: WebAssembly.Memory, missing: GranuleRan
   // data channel, and this must not also end the process as an unhandled rejection.
   resident.catch(() => undefined);
   try {
-    addon.lazyRestore(new Uint8Array(memory.buffer), missing, descriptor(channels.push), descriptor(channels.fault), Buffer.from(ticket), onEnd);
+    addon.lazyRestore(
+      new Uint8Array(memory.buffer),
+      missing,
+      descriptor(channels.push),
+      descriptor(channels.fault),
+      Buffer.from(ticket),
+      onEnd,
+    );
   } catch (error) {
     throw new MigrationError(`post-copy cannot start here: ${(error as Error).message}`);
   } finally {

@@ -92,14 +92,19 @@ export class FrameWriter {
   sendParts(type: Frame, parts: Uint8Array[]): void {
     const header = Buffer.allocUnsafe(headerBytes);
     header.writeUInt8(type, 0);
-    header.writeUInt32LE(parts.reduce((n, p) => n + p.length, 0), 1);
+    header.writeUInt32LE(
+      parts.reduce((n, p) => n + p.length, 0),
+      1,
+    );
     this.write([header, ...parts]);
   }
 
   private write(parts: Uint8Array[]): void {
     for (const part of parts) {
       if (part.length === 0) continue;
-      const written = new Promise<void>((resolve, reject) => this.socket.write(part, (error) => (error ? reject(error) : resolve())));
+      const written = new Promise<void>((resolve, reject) =>
+        this.socket.write(part, (error) => (error ? reject(error) : resolve())),
+      );
       written.catch(() => undefined); // reported by flush(), or by the reader's side of the socket
       this.lastWrite = written;
     }

@@ -3,11 +3,11 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { maxWasm32Pages, wasmPageBytes } from '../build/module-binary.js';
 import type { ContainerState } from '../container/container.js';
+import type { LazyRestoreStats } from '../native/addon.js';
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
-import type { LazyRestoreStats } from '../native/addon.js';
-import { type GranuleRanges, allGranules } from './post-copy.js';
-import { Frame, FrameReader, FrameWriter, decodeMissing, json, type PageSink, ProtocolError } from './protocol.js';
+import { allGranules, type GranuleRanges } from './post-copy.js';
+import { decodeMissing, Frame, FrameReader, FrameWriter, json, type PageSink, ProtocolError } from './protocol.js';
 
 const maxMemoryBytes = maxWasm32Pages * wasmPageBytes;
 
@@ -51,11 +51,13 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     begin: (offsetField, length) => {
       if (!memory) throw new ProtocolError('pages before the destination was ready');
       const offset = offsetField.readUInt32LE(0);
-      if (offset + length > maxMemoryBytes) throw new ProtocolError(`pages at ${offset} beyond the largest wasm32 memory`);
+      if (offset + length > maxMemoryBytes)
+        throw new ProtocolError(`pages at ${offset} beyond the largest wasm32 memory`);
       const current = memory.buffer.byteLength;
       if (offset + length > current) memory.grow(Math.ceil((offset + length - current) / wasmPageBytes));
       sink.populate?.(new Uint8Array(memory.buffer), offset, length);
-      if (failpointActive('corrupt-pages')) offsetField = Buffer.from([offsetField[0]! ^ 0xff, ...offsetField.subarray(1)]);
+      if (failpointActive('corrupt-pages'))
+        offsetField = Buffer.from([offsetField[0]! ^ 0xff, ...offsetField.subarray(1)]);
       killAgentAt('destination-round');
       hash.update(offsetField);
     },
@@ -67,9 +69,12 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
   const reader = new FrameReader(socket, pages);
   const writer = new FrameWriter(socket);
   try {
-    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean; wholeMemory?: boolean }>(await reader.expect(Frame.Hello));
+    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean; wholeMemory?: boolean }>(
+      await reader.expect(Frame.Hello),
+    );
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
-    if (hello.postCopy && !sink.lazyRestore) throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
+    if (hello.postCopy && !sink.lazyRestore)
+      throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
     memory = await sink.prepare(hello.memoryBytes, hello.postCopy === true);
     let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
     // Post-copy proper: all of this memory will be missing, so the lazy restore is set up now,
@@ -97,7 +102,8 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         if (type === Frame.File) files.applyFile(payload);
         else files.applyDelete(json(payload));
       } else if (type === Frame.PostCopy) {
-        if (!hello.postCopy || lazy) throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
+        if (!hello.postCopy || lazy)
+          throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
         if (memoryBytes > current) memory.grow((memoryBytes - current) / wasmPageBytes);
@@ -110,7 +116,8 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         killAgentAt('destination-state');
         const started = performance.now();
         const { state } = json<{ state: ContainerState }>(payload);
-        if (state.preopens.length !== sink.directories.length) throw new ProtocolError('the state does not match the announced directories');
+        if (state.preopens.length !== sink.directories.length)
+          throw new ProtocolError('the state does not match the announced directories');
         new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
         state.preopens = state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! }));
         // The guest must not touch its memory before the lazy restore holds the missing ranges.
@@ -135,7 +142,8 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       }
     }
   } catch (error) {
-    if (!(error instanceof ProtocolError && /closed/.test(error.message))) writer.send(Frame.Error, { message: (error as Error).message });
+    if (!(error instanceof ProtocolError && /closed/.test(error.message)))
+      writer.send(Frame.Error, { message: (error as Error).message });
     socket.end();
     throw error;
   }

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
-import type { DirtyTracker } from './dirty/tracker.js';
-import { DirectorySender } from './files.js';
-import { MigrationError } from './errors.js';
 import type { LazyRestoreStats } from '../native/addon.js';
-import { PageServer, allGranules, granuleRanges, openPageChannels, rangeBytes } from './post-copy.js';
-import { Frame, FrameReader, FrameWriter, PeerError, encodeMissing, json, maxPagesPayload } from './protocol.js';
+import type { DirtyTracker } from './dirty/tracker.js';
+import { MigrationError } from './errors.js';
+import { DirectorySender } from './files.js';
+import { allGranules, granuleRanges, openPageChannels, PageServer, rangeBytes } from './post-copy.js';
+import { encodeMissing, Frame, FrameReader, FrameWriter, json, maxPagesPayload, PeerError } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
 export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];
@@ -99,7 +99,11 @@ const convergedBytes = 2 << 20;
 /** ...or no longer shrinks by this factor (the guest writes as fast as we send). */
 const minShrink = 0.8;
 
-function chooseMode(requested: MigrationMode, memoryBytes: number, destinationLazyRestore: boolean): Exclude<MigrationMode, 'auto'> {
+function chooseMode(
+  requested: MigrationMode,
+  memoryBytes: number,
+  destinationLazyRestore: boolean,
+): Exclude<MigrationMode, 'auto'> {
   if (requested !== 'auto') return requested;
   if (memoryBytes < autoPreCopyBytes) return 'stop-copy';
   return destinationLazyRestore && memoryBytes >= autoPostCopyBytes ? 'pre-post' : 'pre-copy';
@@ -114,7 +118,11 @@ function chooseMode(requested: MigrationMode, memoryBytes: number, destinationLa
  * a lost destination during post-copy included, resumes) its copy until the destination reports
  * the guest running there with all of its memory.
  */
-export async function migrateOut(source: MigrationSource, target: MigrationTarget, options: SendOptions): Promise<MigrationReport> {
+export async function migrateOut(
+  source: MigrationSource,
+  target: MigrationTarget,
+  options: SendOptions,
+): Promise<MigrationReport> {
   const started = performance.now();
   const initialBytes = source.memory().length;
   const mode = chooseMode(options.mode, initialBytes, options.destinationLazyRestore ?? false);
@@ -124,7 +132,13 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   // CLI) competes with the migration for the CPU, and the downtime is a few milliseconds.
   let quiet = false;
   const progress = (phase: MigrationProgress['phase'], round?: number) => {
-    if (!quiet) options.onProgress?.({ phase, round, sentBytes: sentBytes + (pages?.sentBytes ?? 0), memoryBytes: source.memory().length });
+    if (!quiet)
+      options.onProgress?.({
+        phase,
+        round,
+        sentBytes: sentBytes + (pages?.sentBytes ?? 0),
+        memoryBytes: source.memory().length,
+      });
   };
   let sentBytes = 0;
   progress('connecting');
@@ -138,7 +152,12 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
   try {
     // In post-copy proper, all of the memory announced here will be missing: the destination sets
     // its lazy restore up over it before it answers Ready, out of the downtime.
-    writer.send(Frame.Hello, { ticket: target.ticket, memoryBytes: initialBytes, postCopy: lazy, wholeMemory: mode === 'post-copy' });
+    writer.send(Frame.Hello, {
+      ticket: target.ticket,
+      memoryBytes: initialBytes,
+      postCopy: lazy,
+      wholeMemory: mode === 'post-copy',
+    });
     // Opened before the stop, so that they cost no downtime.
     const channels = lazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
     channels?.catch(() => undefined);
@@ -147,7 +166,11 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
     /** Sends the pages written since the previous round (or the `only` ones) and the changed files. */
-    const sendRound = async (round: number, phase: MigrationProgress['phase'], only?: { offset: number; bytes: Uint8Array }[]) => {
+    const sendRound = async (
+      round: number,
+      phase: MigrationProgress['phase'],
+      only?: { offset: number; bytes: Uint8Array }[],
+    ) => {
       const roundStarted = performance.now();
       const memory = source.memory();
       const ranges = only ?? tracker!.scan(memory, { stopped: phase === 'stop-copy' });
@@ -215,7 +238,10 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       const missing =
         mode === 'post-copy'
           ? allGranules(initialBytes)
-          : granuleRanges(tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })), memory.length);
+          : granuleRanges(
+              tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })),
+              memory.length,
+            );
       missingBytes = rangeBytes(missing);
       pages = new PageServer(await channels!, memory, missing);
       if (mode === 'pre-post') writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
@@ -239,7 +265,9 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
     // How long before its Running frame the destination let the guest go: not downtime.
     let sinceResumeMs = 0;
     try {
-      ({ restoreMs, sinceResumeMs } = json<{ restoreMs: number; sinceResumeMs: number }>(await reader.expect(Frame.Running)));
+      ({ restoreMs, sinceResumeMs } = json<{ restoreMs: number; sinceResumeMs: number }>(
+        await reader.expect(Frame.Running),
+      ));
     } catch (error) {
       if (error instanceof PeerError) throw error;
       if (!(await target.confirmRunning().catch(() => false))) throw error;
@@ -252,7 +280,10 @@ export async function migrateOut(source: MigrationSource, target: MigrationTarge
       progress('post-copy');
       pages.startPushing();
       const ticker = setInterval(() => progress('post-copy'), 250);
-      const [served, resident] = await Promise.all([pages.done, reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats)])
+      const [served, resident] = await Promise.all([
+        pages.done,
+        reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats),
+      ])
         .catch((error: Error) => {
           // Whichever connection noticed first: the destination is gone before it had everything.
           throw new MigrationError(`the destination was lost during post-copy (${error.message})`);
@@ -298,6 +329,12 @@ function open(target: MigrationTarget): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: target.host, port: target.port, noDelay: true });
     socket.once('connect', () => resolve(socket));
-    socket.once('error', (error) => reject(new MigrationError(`cannot reach the destination's data channel ${target.host}:${target.port}: ${error.message}`)));
+    socket.once('error', (error) =>
+      reject(
+        new MigrationError(
+          `cannot reach the destination's data channel ${target.host}:${target.port}: ${error.message}`,
+        ),
+      ),
+    );
   });
 }

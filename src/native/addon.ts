@@ -53,7 +53,14 @@ export interface NativeAddon {
    * with null when every page arrived, else with the error (the memory then stays registered, so
    * the guest blocks instead of reading zeros).
    */
-  lazyRestore(view: Uint8Array, missing: Uint32Array, pushFd: number, faultFd: number, ticket: Uint8Array, onEnd: (error: string | null, stats: LazyRestoreStats) => void): void;
+  lazyRestore(
+    view: Uint8Array,
+    missing: Uint32Array,
+    pushFd: number,
+    faultFd: number,
+    ticket: Uint8Array,
+    onEnd: (error: string | null, stats: LazyRestoreStats) => void,
+  ): void;
 }
 
 /** What the destination's lazy restore did, from the start of post-copy to full residency. */
@@ -79,10 +86,20 @@ function load(): { addon: NativeAddon | undefined; error: string } {
   if (process.platform !== 'linux') return { addon: undefined, error: `not available on ${process.platform}` };
   if (!existsSync(addonPath)) return { addon: undefined, error: 'native addon not built (scripts/build-native)' };
   const built = elfArch(addonPath);
-  if (built && built !== process.arch) return { addon: undefined, error: `native addon built for ${built}, this Node is ${process.arch}` };
+  if (built && built !== process.arch)
+    return { addon: undefined, error: `native addon built for ${built}, this Node is ${process.arch}` };
   try {
     const loaded = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
-    for (const name of ['probe', 'track', 'extend', 'collectWritten', 'untrack', 'populate', 'probeLazyRestore', 'lazyRestore'] as const) {
+    for (const name of [
+      'probe',
+      'track',
+      'extend',
+      'collectWritten',
+      'untrack',
+      'populate',
+      'probeLazyRestore',
+      'lazyRestore',
+    ] as const) {
       if (typeof loaded[name] !== 'function') return { addon: undefined, error: `native addon lacks ${name}()` };
     }
     if (typeof loaded.pageSize !== 'number') return { addon: undefined, error: 'native addon lacks pageSize' };
@@ -108,7 +125,15 @@ function elfArch(path: string): string | undefined {
   }
   if (header.readUInt32BE(0) !== 0x7f454c46) return undefined; // "\x7fELF"
   const machine = header[5] === 2 ? header.readUInt16BE(18) : header.readUInt16LE(18);
-  const byMachine: Record<number, string> = { 3: 'ia32', 40: 'arm', 62: 'x64', 183: 'arm64', 21: 'ppc64', 22: 's390x', 243: 'riscv64' };
+  const byMachine: Record<number, string> = {
+    3: 'ia32',
+    40: 'arm',
+    62: 'x64',
+    183: 'arm64',
+    21: 'ppc64',
+    22: 's390x',
+    243: 'riscv64',
+  };
   return byMachine[machine];
 }
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { foreignNodeVersion, hostIsa, type Isa, isas } from './isa.js';
 import { cacheDir } from './paths.js';
-import { type Isa, foreignNodeVersion, hostIsa, isas } from './isa.js';
 
 export class ForeignNodeError extends Error {}
 
@@ -40,6 +40,7 @@ export function nodeCommand(isa: Isa): NodeCommand {
   const node = foreignNodePath(isa);
   if (!existsSync(node)) throw new ForeignNodeError(`no Node binary for ${isa} at ${node}: run scripts/setup`);
   const { qemu, sysroot } = isas[isa];
-  if (!existsSync(join(sysroot, 'lib'))) throw new ForeignNodeError(`no ${isa} runtime libraries in ${sysroot}: run scripts/setup`);
+  if (!existsSync(join(sysroot, 'lib')))
+    throw new ForeignNodeError(`no ${isa} runtime libraries in ${sysroot}: run scripts/setup`);
   return { command: qemu, args: ['-L', sysroot, node] };
 }

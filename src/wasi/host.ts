@@ -12,8 +12,8 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { posix, resolve as resolveHostPath } from 'node:path';
-import { synchronousBlocker, type Blocker } from './blocking.js';
-import { Clocks, systemClock, type ClockSource, type ClockState } from './clock.js';
+import { type Blocker, synchronousBlocker } from './blocking.js';
+import { type ClockSource, type ClockState, Clocks, systemClock } from './clock.js';
 import {
   ADVICE_MAX,
   Clockid,
@@ -30,17 +30,23 @@ import {
   Size,
   Whence,
 } from './constants.js';
-import { Wait, type Descriptor, type DescriptorState } from './descriptors/descriptor.js';
+import { type Descriptor, type DescriptorState, Wait } from './descriptors/descriptor.js';
 import { DirectoryDescriptor, type DirectoryState } from './descriptors/directory.js';
 import { FileDescriptor } from './descriptors/file.js';
-import { ListenerDescriptor, type ListenerState, RIGHTS_LISTENER, RIGHTS_SOCKET, SocketDescriptor } from './descriptors/socket.js';
+import {
+  ListenerDescriptor,
+  type ListenerState,
+  RIGHTS_LISTENER,
+  RIGHTS_SOCKET,
+  SocketDescriptor,
+} from './descriptors/socket.js';
 import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
-import { WasiError, WasiExit, errnoOf, nodeCode } from './errors.js';
+import { errnoOf, nodeCode, WasiError, WasiExit } from './errors.js';
 import { GuestMemory } from './memory.js';
 import { Network, type NetworkOptions, type NetworkState } from './network.js';
 import { pollOneoff } from './poll.js';
-import { resolveEntry, resolvePath, type Preopen, type Resolved } from './sandbox.js';
-import { filestatOf, timesToSet, type Filestat } from './stat.js';
+import { type Preopen, type Resolved, resolveEntry, resolvePath } from './sandbox.js';
+import { type Filestat, filestatOf, timesToSet } from './stat.js';
 
 export { WasiExit };
 
@@ -122,7 +128,8 @@ export class WasiHost {
     this.envEncoded = cstrings(this.env);
     // A restored network keeps its connections; the gateway to attach to may be this node's own.
     const network = state.network ?? (options.network && { ...options.network, conns: [] });
-    this.network = network && new Network(options.network ? { ...network, gateway: options.network.gateway } : network, network);
+    this.network =
+      network && new Network(options.network ? { ...network, gateway: options.network.gateway } : network, network);
     this.openAll(state.fds, options);
   }
 
@@ -199,20 +206,29 @@ export class WasiHost {
     if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
     if (state.kind === 'listener' || state.kind === 'socket') {
       if (!this.network) throw new Error(`WASI host: fd ${state.fd} is a socket but the host has no network`);
-      return state.kind === 'listener' ? new ListenerDescriptor(this.network, state) : SocketDescriptor.restore(this.network, state);
+      return state.kind === 'listener'
+        ? new ListenerDescriptor(this.network, state)
+        : SocketDescriptor.restore(this.network, state);
     }
     const guest = posix.join(state.preopen, state.path);
     const preopen = preopens.get(state.preopen);
     if (preopen === undefined) {
-      throw new Error(`WASI host: fd ${state.fd} (${state.kind} "${guest}") needs preopen "${state.preopen}", which was not given`);
+      throw new Error(
+        `WASI host: fd ${state.fd} (${state.kind} "${guest}") needs preopen "${state.preopen}", which was not given`,
+      );
     }
     try {
-      return state.kind === 'file' ? FileDescriptor.restore(state, preopen) : DirectoryDescriptor.restore(state, preopen);
+      return state.kind === 'file'
+        ? FileDescriptor.restore(state, preopen)
+        : DirectoryDescriptor.restore(state, preopen);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      throw new Error(`WASI host: cannot open fd ${state.fd}, ${state.kind} "${guest}" (host ${preopen.hostPath}): ${why}`, {
-        cause: e,
-      });
+      throw new Error(
+        `WASI host: cannot open fd ${state.fd}, ${state.kind} "${guest}" (host ${preopen.hostPath}): ${why}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -269,7 +285,6 @@ export class WasiHost {
     return prestat;
   }
 
-
   private lookup(dir: DirectoryDescriptor, ptr: number, len: number, lookupflags: number): Resolved {
     const follow = (lookupflags & Lookupflags.SYMLINK_FOLLOW) !== 0;
     return resolvePath(dir.preopen.hostPath, dir.path, this.memory.string(ptr >>> 0, len >>> 0), follow);
@@ -309,7 +324,10 @@ export class WasiHost {
 
   private writeSizes(list: Uint8Array[], countPtr: number, sizePtr: number): void {
     this.memory.setU32(countPtr >>> 0, list.length);
-    this.memory.setU32(sizePtr >>> 0, list.reduce((n, s) => n + s.length, 0));
+    this.memory.setU32(
+      sizePtr >>> 0,
+      list.reduce((n, s) => n + s.length, 0),
+    );
   }
 
   /** path_open's work once the path is resolved: a directory or a file descriptor. */
@@ -603,7 +621,10 @@ export class WasiHost {
         }),
       sock_recv: (fd: number, iovs: number, count: number, riFlags: number, outLen: number, outFlags: number) =>
         this.call(() => {
-          const [n, roFlags] = this.socket(fd, Rights.FD_READ).recv(mem.iovecs(iovs >>> 0, count >>> 0), riFlags & Riflags.RECV_PEEK);
+          const [n, roFlags] = this.socket(fd, Rights.FD_READ).recv(
+            mem.iovecs(iovs >>> 0, count >>> 0),
+            riFlags & Riflags.RECV_PEEK,
+          );
           if (n instanceof Wait) return n;
           mem.setU32(outLen >>> 0, n);
           mem.setU16(outFlags >>> 0, roFlags);
@@ -631,30 +652,29 @@ function initialState(options: WasiOptions): WasiHostState {
     rightsInheriting: inheriting.toString(),
     fdflags: 0,
   });
-  const stdio = (['stdin', 'stdout', 'stderr'] as const).map(
-    (stream, fd): FdState & StdioState => ({
-      fd,
-      kind: 'stdio',
-      stream,
-      ...common(RIGHTS_STDIO, 0n),
-      buffered: '',
-      eof: false,
-    }),
-  );
-  const listeners = (options.network?.ports ?? []).map(
-    (port, i): FdState & ListenerState => ({ fd: 3 + i, kind: 'listener', port, ...common(RIGHTS_LISTENER, RIGHTS_SOCKET) }),
-  );
+  const stdio = (['stdin', 'stdout', 'stderr'] as const).map((stream, fd): FdState & StdioState => ({
+    fd,
+    kind: 'stdio',
+    stream,
+    ...common(RIGHTS_STDIO, 0n),
+    buffered: '',
+    eof: false,
+  }));
+  const listeners = (options.network?.ports ?? []).map((port, i): FdState & ListenerState => ({
+    fd: 3 + i,
+    kind: 'listener',
+    port,
+    ...common(RIGHTS_LISTENER, RIGHTS_SOCKET),
+  }));
   if (listeners.length > 0) env.push(`LISTEN_FDS=${listeners.length}`);
-  const dirs = (options.preopens ?? []).map(
-    (p, i): FdState & DirectoryState => ({
-      fd: 3 + listeners.length + i,
-      kind: 'directory',
-      preopen: p.guestPath,
-      path: '',
-      isPreopen: true,
-      listing: null,
-      ...common(RIGHTS_ALL, RIGHTS_ALL),
-    }),
-  );
+  const dirs = (options.preopens ?? []).map((p, i): FdState & DirectoryState => ({
+    fd: 3 + listeners.length + i,
+    kind: 'directory',
+    preopen: p.guestPath,
+    path: '',
+    isPreopen: true,
+    listing: null,
+    ...common(RIGHTS_ALL, RIGHTS_ALL),
+  }));
   return { version: STATE_VERSION, args: options.args ?? [], env, fds: [...stdio, ...listeners, ...dirs] };
 }

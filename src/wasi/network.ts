@@ -1,5 +1,14 @@
 import { connect, type Socket } from 'node:net';
-import { type Attach, dropAcknowledged, encodeTunnelFrame, maxFrameBytes, offsetPayload, readOffset, TunnelFrame, TunnelParser } from '../gateway/tunnel-protocol.js';
+import {
+  type Attach,
+  dropAcknowledged,
+  encodeTunnelFrame,
+  maxFrameBytes,
+  offsetPayload,
+  readOffset,
+  TunnelFrame,
+  TunnelParser,
+} from '../gateway/tunnel-protocol.js';
 import { Wait } from './descriptors/descriptor.js';
 
 /** Where a container's client connections come from: the gateway's tunnel endpoint. */
@@ -70,7 +79,12 @@ export class Network {
   private readonly lastAck = new Map<number, string>();
 
   constructor(options: NetworkOptions, state?: NetworkState) {
-    this.options = { gateway: options.gateway, container: options.container, token: options.token, ports: [...options.ports] };
+    this.options = {
+      gateway: options.gateway,
+      container: options.container,
+      token: options.token,
+      ports: [...options.ports],
+    };
     for (const c of state?.conns ?? []) {
       const { unread, unacked, ...rest } = c;
       const connection = new Connection(rest);
@@ -170,13 +184,21 @@ export class Network {
       const attach: Attach = {
         container: this.options.container,
         token: this.options.token,
-        conns: [...this.conns.values()].map((c) => ({ conn: c.state.conn, received: c.state.received, finReceived: c.state.finReceived })),
+        conns: [...this.conns.values()].map((c) => ({
+          conn: c.state.conn,
+          received: c.state.received,
+          finReceived: c.state.finReceived,
+        })),
       };
       socket.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
       // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
       for (const c of this.conns.values()) {
-        if (c.unacked.length) socket.write(encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))));
-        if (c.state.finSent) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
+        if (c.unacked.length)
+          socket.write(
+            encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))),
+          );
+        if (c.state.finSent)
+          socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
       }
       this.scheduleAcks();
     });
@@ -200,7 +222,16 @@ export class Network {
     if (type === TunnelFrame.Open) {
       if (!c) {
         const { port } = JSON.parse(payload.toString('utf8')) as { port: number };
-        c = new Connection({ conn, port, accepted: false, received: 0, finReceived: false, sent: 0, finSent: false, closed: false });
+        c = new Connection({
+          conn,
+          port,
+          accepted: false,
+          received: 0,
+          finReceived: false,
+          sent: 0,
+          finSent: false,
+          closed: false,
+        });
         this.conns.set(conn, c);
       }
       this.scheduleAcks();
@@ -248,7 +279,13 @@ export class Network {
         const ack = `${c.state.received}:${c.state.finReceived ? 1 : 0}`;
         if (this.lastAck.get(c.state.conn) === ack) continue;
         this.lastAck.set(c.state.conn, ack);
-        this.socket.write(encodeTunnelFrame(TunnelFrame.Ack, c.state.conn, offsetPayload(c.state.received, c.state.finReceived ? 1 : 0)));
+        this.socket.write(
+          encodeTunnelFrame(
+            TunnelFrame.Ack,
+            c.state.conn,
+            offsetPayload(c.state.received, c.state.finReceived ? 1 : 0),
+          ),
+        );
       }
     });
   }

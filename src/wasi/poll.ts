@@ -1,8 +1,8 @@
 import type { Blocker } from './blocking.js';
-import { sleepSync, type Clocks } from './clock.js';
+import { type Clocks, sleepSync } from './clock.js';
 import { Clockid, Errno, Eventtype, Size, Subclockflags } from './constants.js';
-import { Wait, type Descriptor } from './descriptors/descriptor.js';
-import { WasiError, errnoOf } from './errors.js';
+import { type Descriptor, Wait } from './descriptors/descriptor.js';
+import { errnoOf, WasiError } from './errors.js';
 import type { GuestMemory } from './memory.js';
 
 export interface PollContext {
@@ -34,7 +34,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * '' for non-clock ones), so a re-run does not restart a relative timeout. Monotonic time
  * survives migration, so the memo stays meaningful on another host.
  */
-export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, count: number, neventsPtr: number): Wait | void {
+export function pollOneoff(
+  ctx: PollContext,
+  inPtr: number,
+  outPtr: number,
+  count: number,
+  neventsPtr: number,
+): Wait | void {
   if (count === 0) throw new WasiError(Errno.INVAL);
   const memo = ctx.blocker.takeResumeMemo();
   const deadlines = Array.isArray(memo) && memo.length === count ? (memo as string[]) : undefined;
@@ -50,7 +56,8 @@ export function pollOneoff(ctx: PollContext, inPtr: number, outPtr: number, coun
         events.push({ userdata: sub.userdata, errno: sub.errno, type: sub.type, nbytes: 0n });
       } else if (sub.kind === 'clock') {
         const left = sub.deadline - ctx.clocks.now(sub.clock);
-        if (left <= 0n) events.push({ userdata: sub.userdata, errno: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n });
+        if (left <= 0n)
+          events.push({ userdata: sub.userdata, errno: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n });
         else if (wakeIn === undefined || left < wakeIn) wakeIn = left;
       } else {
         let ready: bigint | Wait;

@@ -1,7 +1,7 @@
 import { lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errno } from './constants.js';
-import { WasiError, nodeCode } from './errors.js';
+import { nodeCode, WasiError } from './errors.js';
 
 /** A host directory the guest sees at `guestPath`. */
 export interface Preopen {

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { freePort } from '../cluster/cluster.js';
 import { repoRoot, roam, sleep, tempDir } from '../helpers.js';
 
@@ -20,9 +20,12 @@ const haveRedisCli = available('redis-cli');
 const haveBenchmark = available('redis-benchmark');
 const haveSocketActivate = available('systemd-socket-activate');
 const noGcc = !haveGcc && 'gcc is not installed: the native kv server cannot be built';
-const noRedisCli = (!haveGcc && noGcc) || (!haveRedisCli && 'redis-cli is not installed: apt-get install redis-tools (scripts/setup installs it)');
+const noRedisCli =
+  (!haveGcc && noGcc) ||
+  (!haveRedisCli && 'redis-cli is not installed: apt-get install redis-tools (scripts/setup installs it)');
 const noBenchmark =
-  (!haveGcc && noGcc) || (!haveBenchmark && 'redis-benchmark is not installed: apt-get install redis-tools (scripts/setup installs it)');
+  (!haveGcc && noGcc) ||
+  (!haveBenchmark && 'redis-benchmark is not installed: apt-get install redis-tools (scripts/setup installs it)');
 
 interface Server {
   child: ChildProcessByStdio<null, Readable, Readable>;
@@ -35,7 +38,9 @@ interface Server {
 function startServer(command: string, args: string[], ready: RegExp, env?: NodeJS.ProcessEnv): Promise<Server> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   let output = '';
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -120,7 +125,8 @@ before(async () => {
   if (!haveGcc) return;
   const gcc = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', ...sources, '-o', binary], { encoding: 'utf8' });
   build = { status: gcc.status, stderr: gcc.stderr };
-  if (gcc.status === 0) server = await startServer(binary, ['--port', '0'], /ready to accept connections on \S+ port (\d+)/);
+  if (gcc.status === 0)
+    server = await startServer(binary, ['--port', '0'], /ready to accept connections on \S+ port (\d+)/);
 });
 
 after(async () => {
@@ -146,7 +152,9 @@ function cli(...args: string[]): string {
 
 const wrongType = /^WRONGTYPE Operation against a key holding the wrong kind of value\n/;
 
-test('redis-cli: strings, counters, expiry, keys, lists, info and errors answer as Redis does', { skip: noRedisCli }, async () => {
+test('redis-cli: strings, counters, expiry, keys, lists, info and errors answer as Redis does', {
+  skip: noRedisCli,
+}, async () => {
   assert.equal(cli('FLUSHALL'), 'OK\n');
   assert.equal(cli('PING'), 'PONG\n');
   assert.equal(cli('PING', 'hi there'), 'hi there\n');
@@ -238,7 +246,10 @@ test('redis-cli: strings, counters, expiry, keys, lists, info and errors answer 
 
 /** Runs redis-benchmark; returns requests per second by test name after checking it printed no error. */
 function benchmark(args: string[]): Record<string, number> {
-  const run = spawnSync('redis-benchmark', ['-p', String(server!.port), ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync('redis-benchmark', ['-p', String(server!.port), ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   const output = `${run.stdout}\n${run.stderr}`;
   assert.equal(run.status, 0, output);
   assert.doesNotMatch(output, /error|closed|refused/i, output);
@@ -247,7 +258,10 @@ function benchmark(args: string[]): Record<string, number> {
   return rates;
 }
 
-test('redis-benchmark -t get,set (plain and -P 16) completes without errors', { skip: noBenchmark, timeout: 240_000 }, (t: TestContext) => {
+test('redis-benchmark -t get,set (plain and -P 16) completes without errors', {
+  skip: noBenchmark,
+  timeout: 240_000,
+}, (t: TestContext) => {
   for (const pipeline of [[], ['-P', '16']]) {
     const rates = benchmark(['-t', 'get,set', '-n', '20000', '-c', '50', '-q', ...pipeline]);
     assert.ok(rates.SET! > 0 && rates.GET! > 0, JSON.stringify(rates));
@@ -268,7 +282,11 @@ test('big values round-trip; protocol errors get -ERR and the connection closes'
   value.write('start', 0);
   value.write('end', value.length - 3);
   const header = `$${value.length}\r\n`;
-  const big = await exchange(server!.port, Buffer.concat([resp('SET', 'big', value), resp('GET', 'big')]), 5 + header.length + value.length + 2);
+  const big = await exchange(
+    server!.port,
+    Buffer.concat([resp('SET', 'big', value), resp('GET', 'big')]),
+    5 + header.length + value.length + 2,
+  );
   assert.equal(big.reply.subarray(0, 5 + header.length).toString(), `+OK\r\n${header}`);
   assert.ok(big.reply.subarray(5 + header.length, 5 + header.length + value.length).equals(value));
 
@@ -287,7 +305,9 @@ test('big values round-trip; protocol errors get -ERR and the connection closes'
   assert.deepEqual([quit.reply.toString(), quit.closed], ['+PONG\r\n+OK\r\n', true]);
 });
 
-test('LISTEN_FDS: the server adopts listening sockets it is handed (the WASI code path, natively)', { skip: noGcc || (!haveSocketActivate && 'systemd-socket-activate is not installed') }, async () => {
+test('LISTEN_FDS: the server adopts listening sockets it is handed (the WASI code path, natively)', {
+  skip: noGcc || (!haveSocketActivate && 'systemd-socket-activate is not installed'),
+}, async () => {
   const port = await freePort();
   const activated = await startServer('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, binary], /Listening on/);
   try {
@@ -311,7 +331,14 @@ test('roam cc -O2 apps/kv/*.c builds a WASI module that takes its sockets from t
   const cc = roam(['cc', '-O2', ...sources, '-o', wasm]);
   assert.equal(cc.status, 0, cc.stderr);
   const imports = WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(wasm))).map((i) => i.name);
-  for (const name of ['sock_accept', 'sock_recv', 'sock_send', 'poll_oneoff', 'fd_fdstat_set_flags', 'clock_time_get']) {
+  for (const name of [
+    'sock_accept',
+    'sock_recv',
+    'sock_send',
+    'poll_oneoff',
+    'fd_fdstat_set_flags',
+    'clock_time_get',
+  ]) {
     assert.ok(imports.includes(name), `kv.wasm imports ${name}`);
   }
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
 import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { buildFixture, fixtures, roam, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir();
@@ -14,7 +14,10 @@ after(cleanup);
 
 /** crunch(1000000000) of sjlj.c, computed natively (gcc -O2). */
 const crunchResult = '1837508830015789824';
-const sjljOutput = 'first longjmp returned 7\nnested returned 7\nlongjmp(env, 0) made setjmp return 1\njumps=100000 constructors=1\ncrunch=' + crunchResult + '\n';
+const sjljOutput =
+  'first longjmp returned 7\nnested returned 7\nlongjmp(env, 0) made setjmp return 1\njumps=100000 constructors=1\ncrunch=' +
+  crunchResult +
+  '\n';
 
 test('setjmp/longjmp work in plain and migratable modules', () => {
   for (const module of [sjlj.plain, sjlj.roam]) {
@@ -27,7 +30,10 @@ test('setjmp/longjmp work in plain and migratable modules', () => {
 
 test('stack overflow traps instead of corrupting memory', () => {
   for (const module of [overflow.plain, overflow.roam]) {
-    for (const [frames, reason] of [['big', /memory access out of bounds/], ['small', /call stack exhausted/]] as const) {
+    for (const [frames, reason] of [
+      ['big', /memory access out of bounds/],
+      ['small', /call stack exhausted/],
+    ] as const) {
       const run = roam(['run', module, '--', frames]);
       assert.equal(run.stdout, 'data below the heap is intact\n');
       assert.notEqual(run.status, 0);

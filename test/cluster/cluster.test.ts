@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FailpointName } from '../../src/migrate/failpoint.js';
 import { roam, tempDir } from '../helpers.js';
-import { TestCluster, primesSource } from './cluster.js';
+import { primesSource, TestCluster } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
 const module = join(dir, 'primes.wasm');
@@ -29,39 +29,78 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
     cluster.up('x64,x64');
     assert.match(cluster.roam(['up', '--isa', 'x64']).stderr, /a cluster is already up \(x64, x64-2\)/);
     assert.match(cluster.roam(['up', '--isa', 'sparc']).stderr, /--isa sparc: expected one of/);
-    const nodes = JSON.parse(cluster.ok(['nodes', '--json'])) as { name: string; isa: string; cores: number; power: { idleWatts: number } }[];
-    assert.deepEqual(nodes.map((n) => n.name), ['x64', 'x64-2']);
+    const nodes = JSON.parse(cluster.ok(['nodes', '--json'])) as {
+      name: string;
+      isa: string;
+      cores: number;
+      power: { idleWatts: number };
+    }[];
+    assert.deepEqual(
+      nodes.map((n) => n.name),
+      ['x64', 'x64-2'],
+    );
     assert.ok(nodes.every((n) => n.isa === 'x64' && n.cores > 0 && n.power.idleWatts > 0));
 
-    assert.match(cluster.roam(['run', '--node', 'x64', plain]).stderr, /is not migratable: build it with roam build first/);
-    assert.match(cluster.roam(['run', '--node', 'nowhere', module]).stderr, /no node nowhere in the cluster \(nodes: x64, x64-2\)/);
+    assert.match(
+      cluster.roam(['run', '--node', 'x64', plain]).stderr,
+      /is not migratable: build it with roam build first/,
+    );
+    assert.match(
+      cluster.roam(['run', '--node', 'nowhere', module]).stderr,
+      /no node nowhere in the cluster \(nodes: x64, x64-2\)/,
+    );
     const id = cluster.run('x64', [module, '--', '400000000']);
     assert.match(id, /^[0-9a-f]{12}$/);
     assert.match(cluster.roam(['migrate', 'nosuch', '--to', 'x64-2']).stderr, /no container nosuch in the cluster/);
     assert.match(cluster.roam(['migrate', id, '--to', 'nowhere']).stderr, /no node nowhere in the cluster/);
     assert.match(cluster.roam(['migrate', id, '--to', 'x64']).stderr, /already runs on x64/);
-    assert.match(cluster.roam(['migrate', id, '--to', 'x64-2', '--mode', 'teleport']).stderr, /--mode teleport: expected one of stop-copy, pre-copy, post-copy, pre-post, auto/);
+    assert.match(
+      cluster.roam(['migrate', id, '--to', 'x64-2', '--mode', 'teleport']).stderr,
+      /--mode teleport: expected one of stop-copy, pre-copy, post-copy, pre-post, auto/,
+    );
     assert.match(cluster.roam(['logs', 'nosuch']).stderr, /no container nosuch in the cluster/);
 
     // The HTTP API itself: token, unknown container, unknown route, bad body.
-    const state = JSON.parse(readFileSync(join(dir, 'errors', 'cluster.json'), 'utf8')) as { token: string; nodes: { url: string }[] };
+    const state = JSON.parse(readFileSync(join(dir, 'errors', 'cluster.json'), 'utf8')) as {
+      token: string;
+      nodes: { url: string }[];
+    };
     const url = state.nodes[0]!.url;
     const call = async (path: string, init: RequestInit = {}, token = state.token) => {
-      const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
+      const response = await fetch(`${url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, ...init.headers },
+      });
       return { status: response.status, body: (await response.json()) as { error?: string } };
     };
-    assert.deepEqual(await call('/v1/node', {}, 'wrong'), { status: 401, body: { error: 'missing or wrong token (send Authorization: Bearer TOKEN)' } });
-    assert.deepEqual(await call('/v1/containers/nosuch'), { status: 404, body: { error: 'no container nosuch on node x64' } });
+    assert.deepEqual(await call('/v1/node', {}, 'wrong'), {
+      status: 401,
+      body: { error: 'missing or wrong token (send Authorization: Bearer TOKEN)' },
+    });
+    assert.deepEqual(await call('/v1/containers/nosuch'), {
+      status: 404,
+      body: { error: 'no container nosuch on node x64' },
+    });
     assert.equal((await call('/v1/nothing')).status, 404);
-    assert.deepEqual(await call('/v1/containers', { method: 'POST', body: '{' }), { status: 400, body: { error: 'request body is not valid JSON' } });
-    assert.equal((await call('/v1/containers', { method: 'POST', body: JSON.stringify({ module: '0'.repeat(64), args: [] }) })).status, 409);
+    assert.deepEqual(await call('/v1/containers', { method: 'POST', body: '{' }), {
+      status: 400,
+      body: { error: 'request body is not valid JSON' },
+    });
+    assert.equal(
+      (await call('/v1/containers', { method: 'POST', body: JSON.stringify({ module: '0'.repeat(64), args: [] }) }))
+        .status,
+      409,
+    );
     assert.equal((await call(`/v1/containers/${id}/migrate`, { method: 'POST', body: '{}' })).status, 400);
 
     // A container that crashes (here: killed) ends alone; its agent and the others go on.
     const victim = cluster.run('x64', [module, '--', '400000000']);
-    const { pid } = JSON.parse(cluster.ok(['ps', '--json'])).find((c: { id: string }) => c.id === victim) as { pid: number };
+    const { pid } = JSON.parse(cluster.ok(['ps', '--json'])).find((c: { id: string }) => c.id === victim) as {
+      pid: number;
+    };
     process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && cluster.where(victim).status === 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && cluster.where(victim).status === 'running'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal(cluster.where(victim).status, 'failed');
     assert.equal(cluster.where(id).status, 'running');
     assert.equal(JSON.parse(cluster.ok(['nodes', '--json'])).length, 2);
@@ -84,7 +123,9 @@ const failures: { failpoint: FailpointName; error: RegExp }[] = [
 ];
 
 for (const { failpoint, error } of failures) {
-  test(`a failure at ${failpoint} leaves the container running on the source, nothing lost`, { timeout: 120_000 }, () => {
+  test(`a failure at ${failpoint} leaves the container running on the source, nothing lost`, {
+    timeout: 120_000,
+  }, () => {
     const cluster = new TestCluster(join(dir, failpoint), { ROAM_FAILPOINT: failpoint });
     try {
       cluster.up('x64,x64');

@@ -39,12 +39,20 @@ export class TestCluster {
 
   /** Starts a container with `roam run --node`; returns its ID (the last line). */
   run(node: string, args: string[]): string {
-    return this.ok(['run', '--node', node, ...args]).trim().split('\n').pop()!;
+    return this.ok(['run', '--node', node, ...args])
+      .trim()
+      .split('\n')
+      .pop()!;
   }
 
   /** Where the container runs now (roam ps --json). */
   where(id: string): { node: string; status: string; dirs: { hostPath: string }[] } {
-    const list = JSON.parse(this.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string; dirs: { hostPath: string }[] }[];
+    const list = JSON.parse(this.ok(['ps', '--all', '--json'])) as {
+      id: string;
+      node: string;
+      status: string;
+      dirs: { hostPath: string }[];
+    }[];
     const found = list.find((c) => c.id === id);
     assert.ok(found, `container ${id} is listed`);
     return found;

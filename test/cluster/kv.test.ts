@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { readdirSync } from 'node:fs';
 import { repoRoot, roam, sleep, tempDir } from '../helpers.js';
-import { TestCluster, freePort } from './cluster.js';
+import { freePort, TestCluster } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
 after(cleanup);
@@ -58,9 +58,14 @@ class CheckingClient {
   }
 }
 
-test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 -> x64 twice: no error, no disconnect, no key lost', { skip: !haveRedisTools && 'redis-tools is not installed (scripts/setup installs it)', timeout: 10 * 60_000 }, async () => {
+test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 -> x64 twice: no error, no disconnect, no key lost', {
+  skip: !haveRedisTools && 'redis-tools is not installed (scripts/setup installs it)',
+  timeout: 10 * 60_000,
+}, async () => {
   const kv = join(dir, 'kv.wasm');
-  const sources = readdirSync(join(repoRoot, 'apps', 'kv')).filter((f) => f.endsWith('.c')).map((f) => join(repoRoot, 'apps', 'kv', f));
+  const sources = readdirSync(join(repoRoot, 'apps', 'kv'))
+    .filter((f) => f.endsWith('.c'))
+    .map((f) => join(repoRoot, 'apps', 'kv', f));
   const built = roam(['build', ...sources, '-O2', '-o', kv]);
   assert.equal(built.status, 0, built.stderr);
   const cluster = new TestCluster(join(dir, 'cluster'));
@@ -76,7 +81,11 @@ test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 
     const benchmarks: { status: number | null; output: string }[] = [];
     const load = (async () => {
       while (migrating) {
-        const run = spawn('redis-benchmark', ['-p', String(port), '-t', 'set,get,incr,lpush', '-n', '4000', '-c', '50', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const run = spawn(
+          'redis-benchmark',
+          ['-p', String(port), '-t', 'set,get,incr,lpush', '-n', '4000', '-c', '50', '-q'],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let output = '';
         run.stdout.on('data', (d: Buffer) => (output += d.toString()));
         run.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -102,7 +111,9 @@ test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 
       if (!late) {
         await sleep(30);
         const lateClient = new CheckingClient(port);
-        late = lateClient.command('SET', 'late', 'served').then(async (r) => `${r} ${await lateClient.command('GET', 'late')}`);
+        late = lateClient
+          .command('SET', 'late', 'served')
+          .then(async (r) => `${r} ${await lateClient.command('GET', 'late')}`);
       }
       assert.match(await migration, new RegExp(`to ${to} .*downtime`));
       await sleep(1500);
@@ -112,10 +123,17 @@ test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 
     assert.equal(await late, '+OK served', 'the client that connected mid-migration was served');
     assert.deepEqual(errors, []);
     for (let i = 0; i < written; i++) {
-      assert.equal(await checker.command('GET', `check:${i}`), `value-${i}-${'x'.repeat(i % 100)}`, `check:${i} intact`);
+      assert.equal(
+        await checker.command('GET', `check:${i}`),
+        `value-${i}-${'x'.repeat(i % 100)}`,
+        `check:${i} intact`,
+      );
     }
     assert.equal(checker.closed, false, 'the checking client was never disconnected');
-    assert.ok(benchmarks.length > 0 && written > 100, `load ran (${benchmarks.length} redis-benchmark runs, ${written} checked keys)`);
+    assert.ok(
+      benchmarks.length > 0 && written > 100,
+      `load ran (${benchmarks.length} redis-benchmark runs, ${written} checked keys)`,
+    );
     for (const b of benchmarks) {
       assert.equal(b.status, 0, b.output);
       assert.doesNotMatch(b.output, /error|closed/i, b.output);

@@ -14,7 +14,9 @@ after(cleanup);
  * database in its preopened directory) is live-migrated around the ISAs while it writes its
  * database and prints results. Its log and database must equal an uninterrupted native run.
  */
-test('SQLite migrated live x64 -> arm64 -> ppc64le -> s390x -> x64 writes the same log and database as a native run', { timeout: 15 * 60_000 }, async () => {
+test('SQLite migrated live x64 -> arm64 -> ppc64le -> s390x -> x64 writes the same log and database as a native run', {
+  timeout: 15 * 60_000,
+}, async () => {
   const sqlite = programs.find((p) => p.name === 'sqlite')!;
   const built = buildProgram('sqlite');
   const reference = join(dir, 'native');
@@ -43,7 +45,10 @@ test('SQLite migrated live x64 -> arm64 -> ppc64le -> s390x -> x64 writes the sa
     const final = cluster.where(id);
     assert.deepEqual([final.node, final.status], ['x64', 'exited']);
     const db = join(final.dirs[0]!.hostPath, 't.db');
-    assert.ok(readFileSync(db).equals(readFileSync(join(reference, 't.db'))), 't.db is byte-identical to the native one');
+    assert.ok(
+      readFileSync(db).equals(readFileSync(join(reference, 't.db'))),
+      't.db is byte-identical to the native one',
+    );
   } finally {
     cluster.down();
   }

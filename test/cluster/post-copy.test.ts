@@ -28,11 +28,17 @@ async function startScramble(cluster: TestCluster): Promise<string> {
   return id;
 }
 
-test('post-copy and pre-post move a guest that reads and writes all over its memory: output identical to a native run', { skip, timeout: 300_000 }, async () => {
+test('post-copy and pre-post move a guest that reads and writes all over its memory: output identical to a native run', {
+  skip,
+  timeout: 300_000,
+}, async () => {
   const cluster = new TestCluster(join(dir, 'modes'));
   try {
     cluster.up('x64,x64,arm64');
-    const nodes = JSON.parse(cluster.ok(['nodes', '--json'])) as { name: string; capabilities: { postCopy: boolean; postCopyNote?: string } }[];
+    const nodes = JSON.parse(cluster.ok(['nodes', '--json'])) as {
+      name: string;
+      capabilities: { postCopy: boolean; postCopyNote?: string };
+    }[];
     assert.equal(nodes.find((n) => n.name === 'x64-2')!.capabilities.postCopy, true);
     const arm64 = nodes.find((n) => n.name === 'arm64')!.capabilities;
     assert.equal(arm64.postCopy, false, 'qemu-user has no userfaultfd');
@@ -50,13 +56,24 @@ test('post-copy and pre-post move a guest that reads and writes all over its mem
     assert.equal(there.mode, 'post-copy');
     assert.ok(there.postCopy.missingBytes >= 160 << 20, 'all of memory followed the guest');
     assert.ok(there.postCopy.faults > 0, 'the guest faulted on pages it needed before they were pushed');
-    assert.equal(there.postCopy.requestedBytes + there.postCopy.pushedBytes, there.postCopy.missingBytes, 'every missing granule sent once');
+    assert.equal(
+      there.postCopy.requestedBytes + there.postCopy.pushedBytes,
+      there.postCopy.missingBytes,
+      'every missing granule sent once',
+    );
 
-    const back = JSON.parse(cluster.ok(['migrate', id, '--to', 'x64', '--mode', 'pre-post', '--json'])) as { mode: string; rounds: unknown[]; postCopy: { missingBytes: number } };
+    const back = JSON.parse(cluster.ok(['migrate', id, '--to', 'x64', '--mode', 'pre-post', '--json'])) as {
+      mode: string;
+      rounds: unknown[];
+      postCopy: { missingBytes: number };
+    };
     assert.equal(back.mode, 'pre-post');
     assert.equal(back.rounds.length, 1, 'one pre-copy round');
     // This guest rewrites words all over its memory every round: nearly every page is dirty again.
-    assert.ok(back.postCopy.missingBytes > 0 && back.postCopy.missingBytes <= (161 << 20), 'what the guest wrote since that round followed');
+    assert.ok(
+      back.postCopy.missingBytes > 0 && back.postCopy.missingBytes <= 161 << 20,
+      'what the guest wrote since that round followed',
+    );
 
     const auto = JSON.parse(cluster.ok(['migrate', id, '--to', 'x64-2', '--json'])) as { mode: string };
     assert.equal(auto.mode, 'pre-post', 'auto: a large guest and a destination with userfaultfd');
@@ -69,7 +86,10 @@ test('post-copy and pre-post move a guest that reads and writes all over its mem
   }
 });
 
-test('post-copy: memory the guest grows while the migration is set up follows it too', { skip, timeout: 120_000 }, async () => {
+test('post-copy: memory the guest grows while the migration is set up follows it too', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const growArgs = ['3000', '100']; // ~190 MiB, a 64 KiB block per millisecond or so
   const grow = buildFixture('grow', dir).roam;
   const growExpected = execFileSync(buildNative(join(fixtures, 'grow.c'), dir), growArgs, { encoding: 'utf8' });
@@ -94,35 +114,67 @@ test('post-copy: memory the guest grows while the migration is set up follows it
   }
 });
 
-test('roam stop during post-copy stops the copies on both nodes: the source does not resume', { skip, timeout: 120_000 }, async () => {
+test('roam stop during post-copy stops the copies on both nodes: the source does not resume', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const sleeper = buildFixture('sleep', dir).roam;
   // Without pushes, post-copy lasts while the sleeping guest leaves its pages untouched.
   const cluster = new TestCluster(join(dir, 'stop'), { ROAM_FAILPOINT: 'source-push-held' });
   try {
     cluster.up('x64,x64');
     const id = cluster.run('x64', [sleeper, '--', '60000']);
-    const migration = roamInBackground(['migrate', id, '--to', 'x64-2', '--mode', 'post-copy'], { env: cluster.env }).done;
-    const copies = () => (JSON.parse(cluster.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string }[]).filter((c) => c.id === id);
-    for (let i = 0; i < 200 && !copies().some((c) => c.node === 'x64-2' && c.status === 'running'); i++) await sleep(50);
-    assert.deepEqual(copies().map((c) => [c.node, c.status]).sort(), [['x64', 'migrating'], ['x64-2', 'running']], 'in post-copy');
+    const migration = roamInBackground(['migrate', id, '--to', 'x64-2', '--mode', 'post-copy'], {
+      env: cluster.env,
+    }).done;
+    const copies = () =>
+      (JSON.parse(cluster.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string }[]).filter(
+        (c) => c.id === id,
+      );
+    for (let i = 0; i < 200 && !copies().some((c) => c.node === 'x64-2' && c.status === 'running'); i++)
+      await sleep(50);
+    assert.deepEqual(
+      copies()
+        .map((c) => [c.node, c.status])
+        .sort(),
+      [
+        ['x64', 'migrating'],
+        ['x64-2', 'running'],
+      ],
+      'in post-copy',
+    );
 
     assert.equal(cluster.ok(['stop', id]), `stopped ${id} on x64-2 and x64\n`);
     assert.equal((await migration).status, 1, 'the migration did not complete');
     await sleep(500);
-    assert.deepEqual(copies().map((c) => [c.node, c.status]).sort(), [['x64', 'stopped'], ['x64-2', 'stopped']]);
+    assert.deepEqual(
+      copies()
+        .map((c) => [c.node, c.status])
+        .sort(),
+      [
+        ['x64', 'stopped'],
+        ['x64-2', 'stopped'],
+      ],
+    );
   } finally {
     cluster.down();
   }
 });
 
-test('post-copy: a destination that dies mid-way leaves the guest running on the source from its own copy, nothing lost', { skip, timeout: 300_000 }, async () => {
+test('post-copy: a destination that dies mid-way leaves the guest running on the source from its own copy, nothing lost', {
+  skip,
+  timeout: 300_000,
+}, async () => {
   const cluster = new TestCluster(join(dir, 'destination-dies'), { ROAM_FAILPOINT: 'destination-post-copy' });
   try {
     cluster.up('x64,x64');
     const id = await startScramble(cluster);
     const migration = cluster.roam(['migrate', id, '--to', 'x64-2', '--mode', 'post-copy']);
     assert.equal(migration.status, 1);
-    assert.match(migration.stderr, /keeps running here from its copy as of the stop .*the destination was lost during post-copy/);
+    assert.match(
+      migration.stderr,
+      /keeps running here from its copy as of the stop .*the destination was lost during post-copy/,
+    );
     assert.equal(cluster.where(id).node, 'x64');
     assert.equal(cluster.ok(['logs', '-f', id]), expected, 'the output is that of an uninterrupted run');
   } finally {
@@ -130,7 +182,10 @@ test('post-copy: a destination that dies mid-way leaves the guest running on the
   }
 });
 
-test('post-copy: a source that dies mid-way leaves the container failed at the destination with a clear error', { skip, timeout: 300_000 }, async () => {
+test('post-copy: a source that dies mid-way leaves the container failed at the destination with a clear error', {
+  skip,
+  timeout: 300_000,
+}, async () => {
   const cluster = new TestCluster(join(dir, 'source-dies'), { ROAM_FAILPOINT: 'source-post-copy' });
   try {
     cluster.up('x64,x64');
@@ -139,10 +194,19 @@ test('post-copy: a source that dies mid-way leaves the container failed at the d
     assert.equal(migration.status, 1, 'the source agent died during the migration');
     let status = '';
     for (let i = 0; i < 100 && status !== 'failed'; i++, await sleep(100)) {
-      const list = JSON.parse(cluster.ok(['ps', '--all', '--json'])) as { id: string; node: string; status: string; error?: string }[];
+      const list = JSON.parse(cluster.ok(['ps', '--all', '--json'])) as {
+        id: string;
+        node: string;
+        status: string;
+        error?: string;
+      }[];
       const copy = list.find((c) => c.id === id && c.node === 'x64-2');
       status = copy?.status ?? '';
-      if (status === 'failed') assert.match(copy!.error ?? '', /the source was lost during post-copy, with part of the memory still there: the container cannot go on/);
+      if (status === 'failed')
+        assert.match(
+          copy!.error ?? '',
+          /the source was lost during post-copy, with part of the memory still there: the container cannot go on/,
+        );
     }
     assert.equal(status, 'failed');
   } finally {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { roam, sleep, tempDir, fixtures } from '../helpers.js';
-import { TestCluster, freePort } from './cluster.js';
+import { fixtures, roam, sleep, tempDir } from '../helpers.js';
+import { freePort, TestCluster } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
 after(cleanup);
@@ -16,7 +16,10 @@ class LineClient {
   closed = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(port: number, readonly name: string) {
+  constructor(
+    port: number,
+    readonly name: string,
+  ) {
     this.socket = connect(port, '127.0.0.1');
     this.socket.setEncoding('utf8');
     this.socket.on('data', (chunk: string) => (this.received += chunk));
@@ -53,7 +56,9 @@ class LineClient {
   }
 }
 
-test('client connections survive live migrations x64 -> arm64 -> x64: no disconnect, no byte lost, doubled or reordered', { timeout: 5 * 60_000 }, async () => {
+test('client connections survive live migrations x64 -> arm64 -> x64: no disconnect, no byte lost, doubled or reordered', {
+  timeout: 5 * 60_000,
+}, async () => {
   const module = join(dir, 'echo.wasm');
   assert.equal(roam(['build', join(fixtures, 'echo-server.c'), '-O2', '-o', module]).status, 0);
   const cluster = new TestCluster(join(dir, 'cluster'));
@@ -88,7 +93,10 @@ test('client connections survive live migrations x64 -> arm64 -> x64: no disconn
     }
     // The server's line counter lives in guest memory: it moved along, every number used once.
     const numbers = [...a.answers(), ...b.answers()].map(([n]) => n).sort((x, y) => x - y);
-    assert.deepEqual(numbers, Array.from({ length: numbers.length }, (_, i) => i + 1));
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: numbers.length }, (_, i) => i + 1),
+    );
     assert.equal(cluster.where(id).node, 'x64');
     a.end();
     b.end();

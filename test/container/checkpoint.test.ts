@@ -31,7 +31,10 @@ function reference(n: string) {
 function dataDir(name: string): string {
   const data = join(dir, name);
   mkdirSync(data, { recursive: true });
-  writeFileSync(join(data, 'in.txt'), Array.from({ length: 97 }, (_, i) => `line ${i} ${'x'.repeat(i % 13)}\n`).join(''));
+  writeFileSync(
+    join(data, 'in.txt'),
+    Array.from({ length: 97 }, (_, i) => `line ${i} ${'x'.repeat(i % 13)}\n`).join(''),
+  );
   return data;
 }
 
@@ -43,13 +46,26 @@ after(cleanup);
 
 /** Starts the journal as NAME on x64 and checkpoints it (stopping it) after `delayMs`. */
 async function checkpointMidRun(name: string, data: string, image: string, delayMs: number, extra: string[] = []) {
-  const source = roamInBackground(['run', '--name', name, '--dir', `${data}:/data`, journal.roam, '--', '/data/in.txt', '/data/out.txt', rounds]);
+  const source = roamInBackground([
+    'run',
+    '--name',
+    name,
+    '--dir',
+    `${data}:/data`,
+    journal.roam,
+    '--',
+    '/data/in.txt',
+    '/data/out.txt',
+    rounds,
+  ]);
   await waitForContainer(name, runtimeDir);
   await sleep(delayMs);
   const checkpoint = roam(['checkpoint', name, '-o', image, ...extra]);
   if (checkpoint.status !== 0) {
     const run = await source.done;
-    assert.fail(`checkpoint failed: ${checkpoint.stderr}; the program ended with ${run.status}: ${run.stderr.slice(-500)}`);
+    assert.fail(
+      `checkpoint failed: ${checkpoint.stderr}; the program ended with ${run.status}: ${run.stderr.slice(-500)}`,
+    );
   }
   assert.match(checkpoint.stderr, /MiB memory/);
   const first = await source.done;
@@ -105,14 +121,30 @@ test('a chain x64 -> arm64 -> s390x -> x64 of checkpoint and restore', async () 
 test('checkpoints at random moments with --leave-running all resume to the same result', async () => {
   const expected = reference(longRounds);
   const data = dataDir('random');
-  const source = roamInBackground(['run', '--name', 'random', '--dir', `${data}:/data`, journal.roam, '--', '/data/in.txt', '/data/out.txt', longRounds]);
+  const source = roamInBackground([
+    'run',
+    '--name',
+    'random',
+    '--dir',
+    `${data}:/data`,
+    journal.roam,
+    '--',
+    '/data/in.txt',
+    '/data/out.txt',
+    longRounds,
+  ]);
   await waitForContainer('random', runtimeDir);
   const images: string[] = [];
   for (let i = 0; i < 20; i++) {
     await sleep(Math.floor(Math.random() * 80));
     const image = join(dir, `random-${i}`);
     // Straight to the control socket: a `roam checkpoint` process per moment would start too slowly.
-    const reply = await sendControlRequest('random', { op: 'checkpoint', image, leaveRunning: true, archive: i % 2 === 1 });
+    const reply = await sendControlRequest('random', {
+      op: 'checkpoint',
+      image,
+      leaveRunning: true,
+      archive: i % 2 === 1,
+    });
     if (!reply.ok) break; // the run finished first
     // Freeze the directory as it was at this checkpoint, as a migration would ship it.
     cpSync(data, `${image}.data`, { recursive: true });

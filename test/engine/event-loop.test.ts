@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Instance } from '../../src/engine/instance.js';

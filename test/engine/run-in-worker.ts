@@ -3,13 +3,18 @@
  * stops (with the time, to measure stop latency) and resumes it on request.
  */
 import { openSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
 import { Instance } from '../../src/engine/instance.js';
 import { loadModule } from '../../src/engine/module.js';
 import { WasiExit, WasiHost } from '../../src/wasi/host.js';
 
-const { modulePath, args, flag, stdoutPath } = workerData as { modulePath: string; args: string[]; flag: Int32Array; stdoutPath: string };
+const { modulePath, args, flag, stdoutPath } = workerData as {
+  modulePath: string;
+  args: string[];
+  flag: Int32Array;
+  stdoutPath: string;
+};
 const stdout = openSync(stdoutPath, 'w');
 const loaded = await loadModule(modulePath);
 const instance = new Instance(

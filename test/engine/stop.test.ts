@@ -33,7 +33,9 @@ function nextMessage(worker: Worker): Promise<Report> {
 }
 
 function startWorker(module: string, args: string[], flag: Int32Array, stdoutPath: string): Worker {
-  return new Worker(join(import.meta.dirname, 'run-in-worker.js'), { workerData: { modulePath: module, args, flag, stdoutPath } });
+  return new Worker(join(import.meta.dirname, 'run-in-worker.js'), {
+    workerData: { modulePath: module, args, flag, stdoutPath },
+  });
 }
 
 /** Runs `module` in a worker, stopping it every `everyMs` until it exits; returns the stop latencies. */
@@ -65,11 +67,17 @@ test('a compute loop stops within 1 ms of a request and resumes to the same resu
   const expected = roam(['run', spin.plain, '--', rounds]).stdout;
   assert.match(expected, /^result=\d+\n$/);
   const latencies = await stopRepeatedly(spin.roam, [rounds], 25, join(dir, 'spin.out'));
-  assert.equal(readFileSync(join(dir, 'spin.out'), 'utf8'), expected, 'stopping and resuming does not change the result');
+  assert.equal(
+    readFileSync(join(dir, 'spin.out'), 'utf8'),
+    expected,
+    'stopping and resuming does not change the result',
+  );
   assert.ok(latencies.length >= 3, `stopped ${latencies.length} times`);
   latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)]!;
-  console.log(`stop latency over ${latencies.length} stops: median ${median.toFixed(3)} ms, max ${latencies.at(-1)!.toFixed(3)} ms`);
+  console.log(
+    `stop latency over ${latencies.length} stops: median ${median.toFixed(3)} ms, max ${latencies.at(-1)!.toFixed(3)} ms`,
+  );
   assert.ok(median < 1, `median stop latency ${median} ms`);
 });
 

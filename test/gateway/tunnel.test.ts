@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Gateway } from '../../src/gateway/gateway.js';
 import { GatewayClient } from '../../src/gateway/client.js';
+import { Gateway } from '../../src/gateway/gateway.js';
 import { Wait } from '../../src/wasi/descriptors/descriptor.js';
 import { type Connection, Network } from '../../src/wasi/network.js';
 import { freePort } from '../cluster/cluster.js';

@@ -19,7 +19,13 @@ function sampleMemory(): Uint8Array {
 }
 
 const module = new Uint8Array(Buffer.from('\0asm\x01\0\0\0'));
-const content = { source: { isa: 'x64', node: process.version, host: 'test' }, module, moduleDigest: sha256(module), memory: sampleMemory(), state: { hello: ['world', 1] } };
+const content = {
+  source: { isa: 'x64', node: process.version, host: 'test' },
+  module,
+  moduleDigest: sha256(module),
+  memory: sampleMemory(),
+  state: { hello: ['world', 1] },
+};
 
 for (const archive of [false, true]) {
   test(`${archive ? 'archive' : 'directory'} form round-trips memory and state, omitting zero pages`, () => {
@@ -46,10 +52,20 @@ test('damaged images are refused with a clear error before anything is used', ()
   const cases: [string, () => void, string, RegExp][] = [
     ['truncated archive', () => truncateSync(archive, readFileSync(archive).length - 100), archive, /truncated/],
     ['cut inside the manifest', () => truncateSync(archive, 40), archive, /truncated/],
-    ['flipped memory byte', () => flip(join(directory, 'memory.bin'), 100), directory, /checksum mismatch in memory chunk 0/],
+    [
+      'flipped memory byte',
+      () => flip(join(directory, 'memory.bin'), 100),
+      directory,
+      /checksum mismatch in memory chunk 0/,
+    ],
     ['flipped state byte', () => flip(join(directory, 'state.json'), 3), directory, /checksum mismatch in the state/],
     ['missing part', () => rmSync(join(directory, 'memory.bin')), directory, /memory\.bin is missing/],
-    ['wrong version', () => editManifest(directory, (m) => (m.version = 99)), directory, /format version 99 is not supported/],
+    [
+      'wrong version',
+      () => editManifest(directory, (m) => (m.version = 99)),
+      directory,
+      /format version 99 is not supported/,
+    ],
     ['not an image', () => writeFileSync(archive, 'hello'), archive, /not a Roam checkpoint image/],
   ];
   for (const [what, damage, path, message] of cases) {

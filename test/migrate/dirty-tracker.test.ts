@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { CompareTracker, compareChunkBytes } from '../../src/migrate/dirty/compare-tracker.js';
 import { UffdWpTracker } from '../../src/migrate/dirty/native-tracker.js';
@@ -50,7 +50,14 @@ function view(memory: WebAssembly.Memory): Uint8Array {
 }
 
 /** Writes `length` bytes at `offset`, each different from what it replaces; returns the units touched. */
-function scribble(memory: Uint8Array, offset: number, length: number, next: () => number, unit: number, touched: Set<number>): void {
+function scribble(
+  memory: Uint8Array,
+  offset: number,
+  length: number,
+  next: () => number,
+  unit: number,
+  touched: Set<number>,
+): void {
   for (let i = offset; i < offset + length; i++) memory[i] = (memory[i] + 1 + (next() % 255)) & 255;
   for (let u = Math.floor(offset / unit); u * unit < offset + length; u++) touched.add(u);
 }
@@ -74,7 +81,10 @@ function unitsOf(ranges: DirtyRange[], unit: number, memoryLength: number): Set<
   for (const { offset, bytes } of ranges) {
     const end = offset + bytes.length;
     assert.ok(bytes.length > 0, 'empty range');
-    assert.ok(offset > previousEnd, `ranges in increasing order, not overlapping, adjacent ones merged (${offset} after ${previousEnd})`);
+    assert.ok(
+      offset > previousEnd,
+      `ranges in increasing order, not overlapping, adjacent ones merged (${offset} after ${previousEnd})`,
+    );
     assert.equal(offset % unit, 0, `range start ${offset} on a ${unit}-byte boundary`);
     assert.ok(end % unit === 0 || end === memoryLength, `range end ${end} on a boundary`);
     assert.ok(end <= memoryLength, 'range within memory');
@@ -112,18 +122,25 @@ for (const kind of kinds) {
   for (const shared of [true, false]) {
     const memoryKind = shared ? 'shared' : 'non-shared';
 
-    test(`${kind.name}: first scan returns the non-zero pages, later scans exactly what was written (${memoryKind} 64 MiB)`, { skip: kind.skip }, () => {
+    test(`${kind.name}: first scan returns the non-zero pages, later scans exactly what was written (${memoryKind} 64 MiB)`, {
+      skip: kind.skip,
+    }, () => {
       const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1100, shared } as WebAssembly.MemoryDescriptor);
       const mem = view(memory);
       const next = random(shared ? 1 : 2);
       const scratch = new Set<number>();
-      for (let i = 0; i < 300; i++) scribble(mem, next() % (mem.length - 8192), 1 + (next() % 6000), next, kind.unit, scratch);
+      for (let i = 0; i < 300; i++)
+        scribble(mem, next() % (mem.length - 8192), 1 + (next() % 6000), next, kind.unit, scratch);
       mem[mem.length - 1] = 7;
 
       const tracker = kind.create(mem);
       try {
         let ranges = tracker.scan(mem);
-        assert.deepEqual(sorted(unitsOf(ranges, kind.unit, mem.length)), sorted(nonZeroUnits(mem, kind.unit)), 'first scan: the non-zero units');
+        assert.deepEqual(
+          sorted(unitsOf(ranges, kind.unit, mem.length)),
+          sorted(nonZeroUnits(mem, kind.unit)),
+          'first scan: the non-zero units',
+        );
         let replica = apply(Buffer.alloc(0), ranges, mem.length);
         assertReplica(replica, mem, 'after the first scan');
         assert.deepEqual(tracker.scan(mem), [], 'nothing written, nothing reported');
@@ -143,16 +160,25 @@ for (const kind of kinds) {
           }
           if (round === 3) scribble(mem, mem.length - 1, 1, next, kind.unit, touched); // the last byte
           ranges = tracker.scan(mem);
-          assert.deepEqual(sorted(unitsOf(ranges, kind.unit, mem.length)), sorted(touched), `round ${round}: exactly the units written`);
+          assert.deepEqual(
+            sorted(unitsOf(ranges, kind.unit, mem.length)),
+            sorted(touched),
+            `round ${round}: exactly the units written`,
+          );
           replica = apply(replica, ranges, mem.length);
           assertReplica(replica, mem, `round ${round}`);
         }
 
         // Every other host page: more separate ranges than one PAGEMAP_SCAN call returns (4096).
         const scattered = new Set<number>();
-        for (let page = 1; page * 4096 < mem.length; page += 2) scribble(mem, page * 4096 + (page % 4096), 1, next, kind.unit, scattered);
+        for (let page = 1; page * 4096 < mem.length; page += 2)
+          scribble(mem, page * 4096 + (page % 4096), 1, next, kind.unit, scattered);
         ranges = tracker.scan(mem);
-        assert.deepEqual(sorted(unitsOf(ranges, kind.unit, mem.length)), sorted(scattered), 'scattered pages: exactly the units written');
+        assert.deepEqual(
+          sorted(unitsOf(ranges, kind.unit, mem.length)),
+          sorted(scattered),
+          'scattered pages: exactly the units written',
+        );
         replica = apply(replica, ranges, mem.length);
         assertReplica(replica, mem, 'scattered pages');
 
@@ -171,7 +197,8 @@ for (const kind of kinds) {
       let mem = view(memory);
       const next = random(shared ? 3 : 4);
       const scratch = new Set<number>();
-      for (let i = 0; i < 20; i++) scribble(mem, next() % (mem.length - 100), 1 + (next() % 100), next, kind.unit, scratch);
+      for (let i = 0; i < 20; i++)
+        scribble(mem, next() % (mem.length - 100), 1 + (next() % 100), next, kind.unit, scratch);
 
       const tracker = kind.create(mem);
       try {
@@ -195,7 +222,11 @@ for (const kind of kinds) {
         scribble(mem, oldLength + 3 * wasmPage + 100, 5000, next, kind.unit, touched);
         scribble(mem, mem.length - 10, 10, next, kind.unit, touched);
         let ranges = tracker.scan(mem);
-        assert.deepEqual(sorted(unitsOf(ranges, kind.unit, mem.length)), sorted(touched), 'grown: what was written, old and new parts');
+        assert.deepEqual(
+          sorted(unitsOf(ranges, kind.unit, mem.length)),
+          sorted(touched),
+          'grown: what was written, old and new parts',
+        );
         replica = apply(replica, ranges, mem.length);
         assertReplica(replica, mem, 'after growing');
 
@@ -205,13 +236,21 @@ for (const kind of kinds) {
         memory.grow(1);
         mem = view(memory);
         ranges = tracker.scan(mem);
-        assert.deepEqual(sorted(unitsOf(ranges, kind.unit, mem.length)), sorted(later), 'after growing: writes to the grown part');
+        assert.deepEqual(
+          sorted(unitsOf(ranges, kind.unit, mem.length)),
+          sorted(later),
+          'after growing: writes to the grown part',
+        );
         replica = apply(replica, ranges, mem.length);
         assertReplica(replica, mem, 'after growing again');
 
         // Grown by moving to another address (V8 does not, but a tracker must cope): a replacement
         // memory at least as large; the scan must still bring the replica up to date.
-        const moved = new WebAssembly.Memory({ initial: mem.length / wasmPage + 2, maximum: 512, shared } as WebAssembly.MemoryDescriptor);
+        const moved = new WebAssembly.Memory({
+          initial: mem.length / wasmPage + 2,
+          maximum: 512,
+          shared,
+        } as WebAssembly.MemoryDescriptor);
         const movedView = view(moved);
         movedView.set(mem);
         scribble(movedView, 1000, 10, next, kind.unit, new Set());
@@ -223,7 +262,11 @@ for (const kind of kinds) {
         const after = new Set<number>();
         scribble(movedView, 77 * 4096, 1, next, kind.unit, after);
         ranges = tracker.scan(movedView);
-        assert.deepEqual(sorted(unitsOf(ranges, kind.unit, movedView.length)), sorted(after), 'tracked at the new address');
+        assert.deepEqual(
+          sorted(unitsOf(ranges, kind.unit, movedView.length)),
+          sorted(after),
+          'tracked at the new address',
+        );
         replica = apply(replica, ranges, movedView.length);
         assertReplica(replica, movedView, 'after moving, one write');
       } finally {
@@ -232,8 +275,14 @@ for (const kind of kinds) {
     });
   }
 
-  test(`${kind.name}: a concurrent writer (worker thread) and repeated scans converge to an exact replica`, { skip: kind.skip }, async (t: TestContext) => {
-    const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1024, shared: true } as WebAssembly.MemoryDescriptor);
+  test(`${kind.name}: a concurrent writer (worker thread) and repeated scans converge to an exact replica`, {
+    skip: kind.skip,
+  }, async (t: TestContext) => {
+    const memory = new WebAssembly.Memory({
+      initial: 1024,
+      maximum: 1024,
+      shared: true,
+    } as WebAssembly.MemoryDescriptor);
     const mem = view(memory);
     const next = random(5);
     for (let i = 0; i < 100; i++) scribble(mem, next() % (mem.length - 5000), 5000, next, kind.unit, new Set());
@@ -276,7 +325,9 @@ for (const kind of kinds) {
       replica = apply(replica, ranges, mem.length);
       assertReplica(replica, mem, 'after the writer stopped and a final scan');
       assert.deepEqual(tracker.scan(mem), [], 'writer stopped: nothing more');
-      t.diagnostic(`${kind.name}: ${writes} concurrent writes, ${(reported / 1048576).toFixed(1)} MiB sent over 40 scans`);
+      t.diagnostic(
+        `${kind.name}: ${writes} concurrent writes, ${(reported / 1048576).toFixed(1)} MiB sent over 40 scans`,
+      );
     } finally {
       Atomics.store(control, 0, 1);
       await worker.terminate();
@@ -324,7 +375,9 @@ test('benchmark: one scan with few dirty pages at 256 MiB (printed, not asserted
         assert.ok(ranges.length > 0 && ranges.length <= 10);
       }
       times.sort((a, b) => a - b);
-      t.diagnostic(`${kind.name}: 256 MiB, 10 pages dirty: scan ${times[3].toFixed(2)} ms median (min ${times[0].toFixed(2)}, max ${times[6].toFixed(2)}); first scan ${firstMs.toFixed(0)} ms`);
+      t.diagnostic(
+        `${kind.name}: 256 MiB, 10 pages dirty: scan ${times[3].toFixed(2)} ms median (min ${times[0].toFixed(2)}, max ${times[6].toFixed(2)}); first scan ${firstMs.toFixed(0)} ms`,
+      );
     } finally {
       tracker.close();
     }

@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { PageServer, type GranuleRanges, type PageChannels, allGranules, granuleBytes, lazyRestoreSupport, openPageChannels, startLazyRestore } from '../../src/migrate/post-copy.js';
+import {
+  allGranules,
+  type GranuleRanges,
+  granuleBytes,
+  lazyRestoreSupport,
+  openPageChannels,
+  type PageChannels,
+  PageServer,
+  startLazyRestore,
+} from '../../src/migrate/post-copy.js';
 import { decodeMissing, encodeMissing } from '../../src/migrate/protocol.js';
 
 const support = lazyRestoreSupport();
@@ -45,7 +54,11 @@ async function pausedListener(): Promise<{ server: Server; port: number; accepte
  * pages arrive. Each first read of a byte must see the source's value; written bytes are reported
  * back so that the final contents can be checked.
  */
-function runGuest(memory: WebAssembly.Memory, source: SharedArrayBuffer, operations: number): Promise<{ writes: [number, number][]; mismatches: number }> {
+function runGuest(
+  memory: WebAssembly.Memory,
+  source: SharedArrayBuffer,
+  operations: number,
+): Promise<{ writes: [number, number][]; mismatches: number }> {
   const worker = new Worker(
     `const { workerData, parentPort } = require('node:worker_threads');
      const mem = new Uint8Array(workerData.memory.buffer);
@@ -70,7 +83,11 @@ function runGuest(memory: WebAssembly.Memory, source: SharedArrayBuffer, operati
   return once(worker, 'message').then(([result]) => result as { writes: [number, number][]; mismatches: number });
 }
 
-async function postCopy(memoryBytes: number, missing: GranuleRanges, options: { presentFill?: number; guestOperations: number; pushDelayMs: number }) {
+async function postCopy(
+  memoryBytes: number,
+  missing: GranuleRanges,
+  options: { presentFill?: number; guestOperations: number; pushDelayMs: number },
+) {
   const sourceBytes = sourceMemory(memoryBytes, 7);
   const shared = new SharedArrayBuffer(memoryBytes);
   new Uint8Array(shared).set(sourceBytes);
@@ -88,13 +105,21 @@ async function postCopy(memoryBytes: number, missing: GranuleRanges, options: { 
   return { stats, served, result, memory: new Uint8Array(memory.buffer), sourceBytes };
 }
 
-test('post-copy: a guest reading and writing at random while pages arrive sees the source memory, and keeps its writes', { skip }, async () => {
+test('post-copy: a guest reading and writing at random while pages arrive sees the source memory, and keeps its writes', {
+  skip,
+}, async () => {
   const memoryBytes = 128 << 20;
-  const { stats, served, result, memory, sourceBytes } = await postCopy(memoryBytes, allGranules(memoryBytes), { guestOperations: 40_000, pushDelayMs: 300 });
+  const { stats, served, result, memory, sourceBytes } = await postCopy(memoryBytes, allGranules(memoryBytes), {
+    guestOperations: 40_000,
+    pushDelayMs: 300,
+  });
   assert.equal(result.mismatches, 0, 'every read saw the source value or the guest own write');
   const expected = Buffer.from(sourceBytes);
   for (const [at, value] of result.writes) expected[at] = value;
-  assert.ok(Buffer.from(memory).equals(expected), 'final memory = source + the guest writes (none overwritten by a late page)');
+  assert.ok(
+    Buffer.from(memory).equals(expected),
+    'final memory = source + the guest writes (none overwritten by a late page)',
+  );
   assert.ok(stats.faults > 0, 'the guest faulted on missing pages');
   assert.ok(served.requestedBytes > 0 && served.pushedBytes > 0, 'pages came both on request and by push');
   assert.equal(stats.receivedBytes + stats.zeroBytes - stats.duplicateBytes, memoryBytes, 'every byte installed once');
@@ -105,7 +130,10 @@ test('post-copy: only the missing ranges are fetched; pages already here stay as
   const memoryBytes = 16 << 20;
   // Two dirty ranges; the rest arrived in a pre-copy round.
   const missing = Uint32Array.from([3, 10, 100, 140]);
-  const { stats, result, memory, sourceBytes } = await postCopy(memoryBytes, missing, { guestOperations: 50_000, pushDelayMs: 5 });
+  const { stats, result, memory, sourceBytes } = await postCopy(memoryBytes, missing, {
+    guestOperations: 50_000,
+    pushDelayMs: 5,
+  });
   assert.equal(result.mismatches, 0);
   const expected = Buffer.from(sourceBytes);
   for (const [at, value] of result.writes) expected[at] = value;
@@ -113,7 +141,9 @@ test('post-copy: only the missing ranges are fetched; pages already here stay as
   assert.equal(stats.receivedBytes + stats.zeroBytes - stats.duplicateBytes, granuleBytes * 47);
 });
 
-test('post-copy: the kernel reading missing guest memory (write(2) from it) waits for the pages too', { skip }, async () => {
+test('post-copy: the kernel reading missing guest memory (write(2) from it) waits for the pages too', {
+  skip,
+}, async () => {
   const memoryBytes = 4 << 20;
   const sourceBytes = sourceMemory(memoryBytes, 11);
   const memory = new WebAssembly.Memory({ initial: memoryBytes / 65536, maximum: memoryBytes / 65536, shared: true });
@@ -168,15 +198,25 @@ test('post-copy: a source lost mid-way is reported as an error, and a wrong tick
   const channels3 = await openPageChannels('127.0.0.1', listener3.port, ticket);
   const accepted3 = await listener3.accepted;
   listener3.server.close();
-  assert.throws(() => startLazyRestore(memory2, allGranules(17 * 65536), accepted3, ticket), /post-copy cannot start here: .*missing: expected increasing \[first, end\) granule ranges inside the memory/);
+  assert.throws(
+    () => startLazyRestore(memory2, allGranules(17 * 65536), accepted3, ticket),
+    /post-copy cannot start here: .*missing: expected increasing \[first, end\) granule ranges inside the memory/,
+  );
   channels3.push.destroy();
   channels3.fault.destroy();
 });
 
-test('post-copy: a memory of 4 GiB, the most wasm32 allows, arrives to its last granule', { skip, timeout: 120_000 }, async () => {
+test('post-copy: a memory of 4 GiB, the most wasm32 allows, arrives to its last granule', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const memoryBytes = 2 ** 32;
   const missing = allGranules(memoryBytes);
-  assert.deepEqual(decodeMissing(encodeMissing(memoryBytes, missing)), { memoryBytes, missing }, 'the PostCopy frame can say it');
+  assert.deepEqual(
+    decodeMissing(encodeMissing(memoryBytes, missing)),
+    { memoryBytes, missing },
+    'the PostCopy frame can say it',
+  );
   // Zero but for a few marks (zero granules go as headers, so this stays quick).
   const sourceBytes = new Uint8Array(memoryBytes);
   const marks = [5, memoryBytes / 2 + 12345, memoryBytes - granuleBytes, memoryBytes - 1];
@@ -190,6 +230,9 @@ test('post-copy: a memory of 4 GiB, the most wasm32 allows, arrives to its last 
   server.startPushing();
   const [stats] = await Promise.all([restored, server.done]);
   const view = new Uint8Array(memory.buffer);
-  assert.deepEqual(marks.map((at) => view[at]), [101, 102, 103, 104]);
+  assert.deepEqual(
+    marks.map((at) => view[at]),
+    [101, 102, 103, 104],
+  );
   assert.equal(stats.receivedBytes + stats.zeroBytes - stats.duplicateBytes, memoryBytes, 'every byte installed once');
 });

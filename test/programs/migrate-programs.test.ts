@@ -45,13 +45,22 @@ async function checkpointAndResume(name: string, isa: Isa, delayMs: number): Pro
   assert.equal(before.stdout + after.stdout, expected.stdout.toString(), 'stdout continues exactly where it stopped');
   assert.equal(before.stderr + after.stderr, expected.stderr, 'stderr too');
   for (const file of workload.outputs) {
-    assert.ok(readFileSync(join(destination, file)).equals(readFileSync(join(reference, file))), `${file} is byte-identical`);
+    assert.ok(
+      readFileSync(join(destination, file)).equals(readFileSync(join(reference, file))),
+      `${file} is byte-identical`,
+    );
   }
 }
 
 const minutes = (n: number) => ({ timeout: n * 60_000 });
 for (const isa of ['arm64', 'ppc64le', 's390x'] as const) {
-  test(`SQLite workload checkpointed on x64 finishes on ${isa} with identical results`, minutes(10), () => checkpointAndResume('sqlite', isa, 1500));
+  test(`SQLite workload checkpointed on x64 finishes on ${isa} with identical results`, minutes(10), () =>
+    checkpointAndResume('sqlite', isa, 1500),
+  );
 }
-test('minigzip checkpointed on x64 finishes on s390x with an identical .gz', minutes(10), () => checkpointAndResume('minigzip', 's390x', 300));
-test('Lua checkpointed on x64 finishes on arm64 with identical output', minutes(10), () => checkpointAndResume('lua', 'arm64', 2000));
+test('minigzip checkpointed on x64 finishes on s390x with an identical .gz', minutes(10), () =>
+  checkpointAndResume('minigzip', 's390x', 300),
+);
+test('Lua checkpointed on x64 finishes on arm64 with identical output', minutes(10), () =>
+  checkpointAndResume('lua', 'arm64', 2000),
+);

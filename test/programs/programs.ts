@@ -26,7 +26,20 @@ export interface Program {
 
 /** Deterministic text with some structure (for the compressors). */
 function corpus(bytes: number): string {
-  const words = ['roam', 'wasm', 'migrate', 'isa', 'arm64', 's390x', 'ppc64le', 'checkpoint', 'restore', 'memory', 'page', 'stack'];
+  const words = [
+    'roam',
+    'wasm',
+    'migrate',
+    'isa',
+    'arm64',
+    's390x',
+    'ppc64le',
+    'checkpoint',
+    'restore',
+    'memory',
+    'page',
+    'stack',
+  ];
   let out = '';
   let x = 12345;
   while (out.length < bytes) {
@@ -40,7 +53,10 @@ export const programs: Program[] = [
   {
     name: 'sqlite',
     prepare(work) {
-      const sql = spawnSync('bash', [join(repoRoot, 'recipes', 'sqlite', 'workload.sh'), '100000'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      const sql = spawnSync('bash', [join(repoRoot, 'recipes', 'sqlite', 'workload.sh'), '100000'], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      });
       writeFileSync(join(work, 'workload.sql'), sql.stdout);
       // The script is read as a file (not stdin), so a checkpoint carries its read offset along.
       return { args: ['t.db', '.read workload.sql'], outputs: ['t.db'] };
@@ -92,7 +108,9 @@ export function buildProgram(name: string): BuiltProgram {
   if (recipe.status !== 0) throw new Error(`recipes/build-all ${name} failed:\n${recipe.stdout}${recipe.stderr}`);
   // Rebuilt when the plain module or roam build itself changed.
   const stampFile = `${migratable}.stamp`;
-  const stamp = sha256(Buffer.concat([readFileSync(plain), readFileSync(join(repoRoot, 'dist', 'src', 'build', 'instrument.js'))]));
+  const stamp = sha256(
+    Buffer.concat([readFileSync(plain), readFileSync(join(repoRoot, 'dist', 'src', 'build', 'instrument.js'))]),
+  );
   if (!existsSync(migratable) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
     const built = spawnSync(process.execPath, [roamBin, 'build', plain, '-o', migratable], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`roam build ${plain} failed:\n${built.stderr}`);

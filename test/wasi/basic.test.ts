@@ -121,7 +121,12 @@ test('a call before bindMemory fails with an errno instead of throwing', () => {
 });
 
 test('preopens: fd_prestat_get and fd_prestat_dir_name', () => {
-  const g = Guest.create({ preopens: [{ guestPath: '/data', hostPath: tempDir() }, { guestPath: '.', hostPath: tempDir() }] });
+  const g = Guest.create({
+    preopens: [
+      { guestPath: '/data', hostPath: tempDir() },
+      { guestPath: '.', hostPath: tempDir() },
+    ],
+  });
   const out = g.alloc(8);
   assert.equal(g.call('fd_prestat_get', 3, out), Errno.SUCCESS);
   assert.equal(g.u8(out), 0);

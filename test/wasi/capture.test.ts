@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { ClockSource } from '../../src/wasi/clock.js';
 import { Clockid, Errno, Fdflags, Oflags, Rights } from '../../src/wasi/constants.js';
 import { WasiHost, type WasiHostState } from '../../src/wasi/host.js';
-import { Guest, READ_RIGHTS, RecordingBlocker, fifo, tempDir } from './helpers.js';
+import { fifo, Guest, READ_RIGHTS, RecordingBlocker, tempDir } from './helpers.js';
 
 /** What an image does to the state: it must survive JSON untouched. */
 function viaJson(state: WasiHostState): WasiHostState {
@@ -214,7 +214,9 @@ test('narrowed rights survive and are not widened by restore', () => {
   const { g, dir } = setup();
   const f = g.openOk(3, 'data.txt');
   g.call('fd_fdstat_set_rights', f, Rights.FD_READ, 0n);
-  const r = new Guest(WasiHost.restore(viaJson(g.host.capture()), { preopens: [{ guestPath: '/data', hostPath: dir }] }));
+  const r = new Guest(
+    WasiHost.restore(viaJson(g.host.capture()), { preopens: [{ guestPath: '/data', hostPath: dir }] }),
+  );
   assert.equal(r.fdstat(f).base, Rights.FD_READ);
   assert.equal(r.write(f, 'x').errno, Errno.BADF);
   assert.equal(r.call('fd_fdstat_set_rights', f, Rights.FD_READ | Rights.FD_WRITE, 0n), Errno.NOTCAPABLE);

@@ -149,7 +149,10 @@ test('fd_filestat_set_times sets, keeps and nows', () => {
   g.create(3, 'f', '');
   const fd = g.openOk(3, 'f');
   const sec = 1_000_000_000n;
-  assert.equal(g.call('fd_filestat_set_times', fd, 100n * sec, 200n * sec, Fstflags.ATIM | Fstflags.MTIM), Errno.SUCCESS);
+  assert.equal(
+    g.call('fd_filestat_set_times', fd, 100n * sec, 200n * sec, Fstflags.ATIM | Fstflags.MTIM),
+    Errno.SUCCESS,
+  );
   let st = statSync(join(dir, 'f'), { bigint: true });
   assert.equal(st.atimeNs, 100n * sec);
   assert.equal(st.mtimeNs, 200n * sec);

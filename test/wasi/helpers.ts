@@ -30,7 +30,13 @@ export async function fifo(): Promise<{ r: number; w: number }> {
 
 type Fn = (...args: (number | bigint)[]) => number;
 
-export const READ_RIGHTS = Rights.FD_READ | Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_FILESTAT_GET | Rights.FD_READDIR | Rights.POLL_FD_READWRITE;
+export const READ_RIGHTS =
+  Rights.FD_READ |
+  Rights.FD_SEEK |
+  Rights.FD_TELL |
+  Rights.FD_FILESTAT_GET |
+  Rights.FD_READDIR |
+  Rights.POLL_FD_READWRITE;
 export const RW_RIGHTS = RIGHTS_ALL;
 
 export interface OpenOptions {
@@ -204,10 +210,25 @@ export class Guest {
   fdstat(fd: number): { errno: number; filetype: number; flags: number; base: bigint; inheriting: bigint } {
     const out = this.alloc(24);
     const errno = this.call('fd_fdstat_get', fd, out);
-    return { errno, filetype: this.u8(out), flags: this.u16(out + 2), base: this.u64(out + 8), inheriting: this.u64(out + 16) };
+    return {
+      errno,
+      filetype: this.u8(out),
+      flags: this.u16(out + 2),
+      base: this.u64(out + 8),
+      inheriting: this.u64(out + 16),
+    };
   }
 
-  filestat(ptr: number): { dev: bigint; ino: bigint; filetype: number; nlink: bigint; size: bigint; atim: bigint; mtim: bigint; ctim: bigint } {
+  filestat(ptr: number): {
+    dev: bigint;
+    ino: bigint;
+    filetype: number;
+    nlink: bigint;
+    size: bigint;
+    atim: bigint;
+    mtim: bigint;
+    ctim: bigint;
+  } {
     return {
       dev: this.u64(ptr),
       ino: this.u64(ptr + 8),
@@ -228,7 +249,16 @@ export class Guest {
   }
 
   /** fd_readdir into a buffer of `size` bytes from `cookie`, decoded. */
-  readdir(fd: number, size: number, cookie = 0n): { errno: number; used: number; raw: Buffer; entries: { next: bigint; ino: bigint; name: string; type: number }[] } {
+  readdir(
+    fd: number,
+    size: number,
+    cookie = 0n,
+  ): {
+    errno: number;
+    used: number;
+    raw: Buffer;
+    entries: { next: bigint; ino: bigint; name: string; type: number }[];
+  } {
     const buf = this.alloc(size);
     const out = this.alloc(4);
     const errno = this.call('fd_readdir', fd, buf, size, cookie, out);

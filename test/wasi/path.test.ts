@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Errno, Filetype, Fstflags, Rights } from '../../src/wasi/constants.js';
@@ -94,7 +103,10 @@ test('path_filestat_set_times on a path', () => {
   writeFileSync(join(dir, 'f'), '');
   const [p, l] = g.put('f');
   const sec = 1_000_000_000n;
-  assert.equal(g.call('path_filestat_set_times', 3, 1, p, l, 11n * sec, 22n * sec, Fstflags.ATIM | Fstflags.MTIM), Errno.SUCCESS);
+  assert.equal(
+    g.call('path_filestat_set_times', 3, 1, p, l, 11n * sec, 22n * sec, Fstflags.ATIM | Fstflags.MTIM),
+    Errno.SUCCESS,
+  );
   const st = statSync(join(dir, 'f'), { bigint: true });
   assert.equal(st.atimeNs, 11n * sec);
   assert.equal(st.mtimeNs, 22n * sec);

@@ -3,7 +3,7 @@ import { closeSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Clockid, Errno, Eventtype, Subclockflags } from '../../src/wasi/constants.js';
-import { Guest, RecordingBlocker, fifo, tempDir } from './helpers.js';
+import { fifo, Guest, RecordingBlocker, tempDir } from './helpers.js';
 
 type Sub =
   | { userdata: bigint; clock: number; timeout: bigint; absolute?: boolean }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Errno, Fdflags, Filetype, Rights, Whence } from '../../src/wasi/constants.js';
 import { WasiHost } from '../../src/wasi/host.js';
-import { Guest, RecordingBlocker, fifo, tempDir } from './helpers.js';
+import { fifo, Guest, RecordingBlocker, tempDir } from './helpers.js';
 
 function files(): { dir: string; out: number; err: number } {
   const dir = tempDir();
@@ -147,7 +147,9 @@ test('no stdin read or timer outlives a wait: after a poll, and once the guest i
     process.stdout.write('guest done');
   `;
   const run = async (mode: string) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, mode], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const killer = setTimeout(() => child.kill(), 8000);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

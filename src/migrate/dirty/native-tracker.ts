@@ -1,4 +1,4 @@
-import { nativeAddon, nativeDirtyTracking, type NativeAddon, type NativeTrackHandle } from '../../native/addon.js';
+import { type NativeAddon, type NativeTrackHandle, nativeAddon, nativeDirtyTracking } from '../../native/addon.js';
 import type { DirtyRange, DirtyTracker, ScanOptions } from './tracker.js';
 
 /** The first scan looks for non-zero pages block by block, skipping all-zero blocks this big at once. */
@@ -55,7 +55,8 @@ export class UffdWpTracker implements DirtyTracker {
   scan(memory: Uint8Array, options: ScanOptions = {}): DirtyRange[] {
     if (!this.handle) throw new Error('UffdWpTracker: scan() after close()');
     const length = memory.length;
-    if (length < this.scannedLength) throw new Error(`UffdWpTracker: memory shrank from ${this.scannedLength} to ${length} bytes`);
+    if (length < this.scannedLength)
+      throw new Error(`UffdWpTracker: memory shrank from ${this.scannedLength} to ${length} bytes`);
     let everything = false;
     if (length > this.trackedLength) {
       try {
@@ -90,7 +91,8 @@ export class UffdWpTracker implements DirtyTracker {
     this.scannedLength = length;
     if (options.stopped) {
       const ranges: DirtyRange[] = [];
-      for (let i = 0; i < spans.length; i += 2) ranges.push({ offset: spans[i]!, bytes: memory.subarray(spans[i], spans[i + 1]) });
+      for (let i = 0; i < spans.length; i += 2)
+        ranges.push({ offset: spans[i]!, bytes: memory.subarray(spans[i], spans[i + 1]) });
       return ranges;
     }
     return this.copyOut(memory, spans);

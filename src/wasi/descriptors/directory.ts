@@ -1,10 +1,10 @@
 import { closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Errno, Filetype, Preopentype, Size } from '../constants.js';
-import { WasiError, nodeCode } from '../errors.js';
-import { resolvePath, type Preopen } from '../sandbox.js';
-import { filestatOf, filetypeOf, type Filestat } from '../stat.js';
-import { Descriptor, type CommonState } from './descriptor.js';
+import { nodeCode, WasiError } from '../errors.js';
+import { type Preopen, resolvePath } from '../sandbox.js';
+import { type Filestat, filestatOf, filetypeOf } from '../stat.js';
+import { type CommonState, Descriptor } from './descriptor.js';
 
 export interface DirEntryState {
   name: string;

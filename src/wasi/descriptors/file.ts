@@ -12,9 +12,9 @@ import {
 } from 'node:fs';
 import { Errno, Fdflags, Rights, Whence } from '../constants.js';
 import { WasiError } from '../errors.js';
-import { resolvePath, type Preopen, type Resolved } from '../sandbox.js';
-import { filestatOf, filetypeOf, type Filestat } from '../stat.js';
-import { Descriptor, type CommonState } from './descriptor.js';
+import { type Preopen, type Resolved, resolvePath } from '../sandbox.js';
+import { type Filestat, filestatOf, filetypeOf } from '../stat.js';
+import { type CommonState, Descriptor } from './descriptor.js';
 
 export interface FileState extends CommonState {
   kind: 'file';

@@ -3,15 +3,31 @@ import { WasiError } from '../errors.js';
 import type { Connection, Network } from '../network.js';
 import { maxUnackedBytes } from '../network.js';
 import type { Filestat } from '../stat.js';
-import { type CommonState, Descriptor, Wait } from './descriptor.js';
+import { type CommonState, Descriptor, type Wait } from './descriptor.js';
 
 export type ListenerState = CommonState & { kind: 'listener'; port: number };
 export type SocketState = CommonState & { kind: 'socket'; conn: number };
 
-export const RIGHTS_LISTENER = Rights.SOCK_ACCEPT | Rights.POLL_FD_READWRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET;
-export const RIGHTS_SOCKET = Rights.FD_READ | Rights.FD_WRITE | Rights.SOCK_SHUTDOWN | Rights.POLL_FD_READWRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET;
+export const RIGHTS_LISTENER =
+  Rights.SOCK_ACCEPT | Rights.POLL_FD_READWRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET;
+export const RIGHTS_SOCKET =
+  Rights.FD_READ |
+  Rights.FD_WRITE |
+  Rights.SOCK_SHUTDOWN |
+  Rights.POLL_FD_READWRITE |
+  Rights.FD_FDSTAT_SET_FLAGS |
+  Rights.FD_FILESTAT_GET;
 
-const socketStat = (): Filestat => ({ dev: 0n, ino: 0n, filetype: Filetype.SOCKET_STREAM, nlink: 1n, size: 0n, atim: 0n, mtim: 0n, ctim: 0n });
+const socketStat = (): Filestat => ({
+  dev: 0n,
+  ino: 0n,
+  filetype: Filetype.SOCKET_STREAM,
+  nlink: 1n,
+  size: 0n,
+  atim: 0n,
+  mtim: 0n,
+  ctim: 0n,
+});
 
 /** Shared by both socket kinds: a would-block is EAGAIN when non-blocking, else a wait for the tunnel. */
 abstract class NetworkDescriptor extends Descriptor {
@@ -47,7 +63,13 @@ export class ListenerDescriptor extends NetworkDescriptor {
     this.network.touch();
     const connection = this.network.accept(this.state.port);
     if (!connection) return this.wouldBlock();
-    return new SocketDescriptor(this.network, connection, { kind: 'socket', conn: connection.state.conn, rightsBase: RIGHTS_SOCKET.toString(), rightsInheriting: '0', fdflags });
+    return new SocketDescriptor(this.network, connection, {
+      kind: 'socket',
+      conn: connection.state.conn,
+      rightsBase: RIGHTS_SOCKET.toString(),
+      rightsInheriting: '0',
+      fdflags,
+    });
   }
 
   override poll(kind: 'read' | 'write'): bigint | Wait {

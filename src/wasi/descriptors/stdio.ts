@@ -1,12 +1,12 @@
-import { fdatasyncSync, fstatSync, fsyncSync, readvSync, writevSync, type Stats } from 'node:fs';
-import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
-import { ReadStream, isatty } from 'node:tty';
+import { fdatasyncSync, fstatSync, fsyncSync, readvSync, type Stats, writevSync } from 'node:fs';
+import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
+import { isatty, ReadStream } from 'node:tty';
 import type { Blocker } from '../blocking.js';
 import { sleepSync } from '../clock.js';
 import { Errno, Fdflags, Filetype } from '../constants.js';
-import { WasiError, nodeCode } from '../errors.js';
-import { filestatOf, filetypeOf, type Filestat } from '../stat.js';
-import { Descriptor, Wait, type CommonState } from './descriptor.js';
+import { nodeCode, WasiError } from '../errors.js';
+import { type Filestat, filestatOf, filetypeOf } from '../stat.js';
+import { type CommonState, Descriptor, Wait } from './descriptor.js';
 
 export type StdioStream = 'stdin' | 'stdout' | 'stderr';
 
