@@ -15,6 +15,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
 import { migrationModes, postCopyModes } from '../migrate/sender.js';
+import {
+  dispatch,
+  HttpError,
+  hasToken,
+  isObject,
+  jsonBody,
+  listenOn,
+  readBody,
+  reply,
+  serve,
+} from '../platform/http.js';
 import { aliasLoopback } from '../platform/loopback.js';
 import {
   apiPrefix,
@@ -30,7 +41,6 @@ import {
 import { AgentClient } from './client.js';
 import { ContainerProcess } from './container-process.js';
 import { type NodeFacts, nodeFacts, type PowerModel } from './facts.js';
-import { HttpError, hasToken, isObject, jsonBody, listenOn, readBody, reply, serve } from './http.js';
 
 export interface AgentOptions {
   name: string;
@@ -100,31 +110,38 @@ export class Agent {
     const url = new URL(req.url ?? '/', 'http://agent');
     const path = url.pathname.startsWith(apiPrefix) ? url.pathname.slice(apiPrefix.length) : undefined;
     const route = `${req.method} ${path}`;
-    let match: RegExpMatchArray | null;
-    if (route === 'GET /node') return reply(res, 200, this.facts);
-    if (route === 'GET /containers')
-      return reply(
-        res,
-        200,
-        [...this.containers.values()].map((c) => this.describe(c)),
-      );
-    if (route === 'POST /containers') return reply(res, 201, await this.start((await jsonBody(req)) as StartRequest));
-    // The data channel listens where this request arrived: an address the source can reach.
-    if (route === 'POST /migrations')
-      return reply(
-        res,
-        201,
-        await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host),
-      );
-    if ((match = route.match(/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/)))
-      return this.module(req, res, match[1]!, match[2]!);
-    if ((match = route.match(/^GET \/containers\/([^/]+)$/)))
-      return reply(res, 200, this.describe(this.find(match[1]!)));
-    if ((match = route.match(/^GET \/containers\/([^/]+)\/logs$/))) return this.logs(this.find(match[1]!), url, res);
-    if ((match = route.match(/^POST \/containers\/([^/]+)\/stop$/)))
-      return reply(res, 200, this.stop(this.find(match[1]!)));
-    if ((match = route.match(/^POST \/containers\/([^/]+)\/migrate$/)))
-      return this.migrate(this.find(match[1]!), (await jsonBody(req)) as MigrateRequest, res);
+    const handled = await dispatch(route, [
+      ['GET /node', () => reply(res, 200, this.facts)],
+      [
+        'GET /containers',
+        () =>
+          reply(
+            res,
+            200,
+            [...this.containers.values()].map((c) => this.describe(c)),
+          ),
+      ],
+      ['POST /containers', async () => reply(res, 201, await this.start((await jsonBody(req)) as StartRequest))],
+      // The data channel listens where this request arrived: an address the source can reach.
+      [
+        'POST /migrations',
+        async () =>
+          reply(
+            res,
+            201,
+            await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host),
+          ),
+      ],
+      [/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/, ([method, digest]) => this.module(req, res, method!, digest!)],
+      [/^GET \/containers\/([^/]+)$/, ([id]) => reply(res, 200, this.describe(this.find(id!)))],
+      [/^GET \/containers\/([^/]+)\/logs$/, ([id]) => this.logs(this.find(id!), url, res)],
+      [/^POST \/containers\/([^/]+)\/stop$/, ([id]) => reply(res, 200, this.stop(this.find(id!)))],
+      [
+        /^POST \/containers\/([^/]+)\/migrate$/,
+        async ([id]) => this.migrate(this.find(id!), (await jsonBody(req)) as MigrateRequest, res),
+      ],
+    ]);
+    if (handled) return;
     throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
   }
 
@@ -390,8 +407,9 @@ export class Agent {
       const fd = openSync(container.logPath, 'r');
       try {
         const chunk = Buffer.allocUnsafe(1 << 16);
-        let n: number;
-        while ((n = readSync(fd, chunk, 0, chunk.length, offset)) > 0) {
+        for (;;) {
+          const n = readSync(fd, chunk, 0, chunk.length, offset);
+          if (n === 0) break;
           res.write(Buffer.from(chunk.subarray(0, n)));
           offset += n;
         }

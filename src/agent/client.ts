@@ -74,8 +74,7 @@ export class AgentClient {
     response.setEncoding('utf8');
     for await (const chunk of response) {
       buffered += chunk as string;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
         last = JSON.parse(buffered.slice(0, newline)) as MigrateLine;
         buffered = buffered.slice(newline + 1);
         onLine(last);

@@ -76,7 +76,7 @@ export class ContainerProcess {
   }
 
   /** Calls `listener` for every event until it returns true. */
-  on(listener: (event: ChildEvent) => boolean | void): void {
+  on(listener: (event: ChildEvent) => boolean | undefined): void {
     const wrapped = (event: ChildEvent) => {
       if (listener(event) === true) this.listeners.delete(wrapped);
     };

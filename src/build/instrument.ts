@@ -132,7 +132,7 @@ function findStackPointer(module: binaryen.Module): { name: string; initial: num
   const candidates: binaryen.GlobalInfo[] = [];
   for (let i = 0; i < module.getNumGlobals(); i++) candidates.push(binaryen.getGlobalInfo(module.getGlobalByIndex(i)));
   const info = candidates.find((g) => g.name === '__stack_pointer') ?? candidates[0];
-  if (!info || !info.mutable || info.module || info.type !== binaryen.i32) return undefined;
+  if (!info?.mutable || info.module || info.type !== binaryen.i32) return undefined;
   const init = binaryen.getExpressionInfo(info.init);
   if (init.id !== binaryen.ConstId) return undefined;
   return { name: info.name, initial: (init as binaryen.ConstInfo).value as number };

@@ -1,7 +1,7 @@
 import type { ModuleManifest } from '../build/manifest.js';
 import { wasmPageBytes } from '../build/module-binary.js';
-import { type Blocker, synchronousBlocker } from '../wasi/blocking.js';
 import { Asyncify, AsyncifyState } from './asyncify.js';
+import { type Blocker, synchronousBlocker } from './blocking.js';
 import type { LoadedModule } from './module.js';
 import { setjmpImports } from './setjmp.js';
 

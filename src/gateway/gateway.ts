@@ -6,7 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../agent/http.js';
+import { dispatch, HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../platform/http.js';
 import {
   type Attach,
   dropAcknowledged,
@@ -16,7 +16,7 @@ import {
   readOffset,
   TunnelFrame,
   TunnelParser,
-} from './tunnel-protocol.js';
+} from '../protocol/tunnel.js';
 
 export interface GatewayOptions {
   host: string;
@@ -108,12 +108,12 @@ export class Gateway {
     if (!hasToken(req, this.options.token))
       throw new HttpError(401, 'missing or wrong token (send Authorization: Bearer TOKEN)');
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
-    let match: RegExpMatchArray | null;
-    if (req.method === 'GET' && path === '/v1/ports') return reply(res, 200, this.list());
-    if (req.method === 'POST' && path === '/v1/ports')
-      return reply(res, 201, await this.publish((await jsonBody(req)) as Publication));
-    if (req.method === 'DELETE' && (match = path.match(/^\/v1\/containers\/([0-9a-f]{12})$/)))
-      return reply(res, 200, this.unpublishContainer(match[1]!));
+    const handled = await dispatch(`${req.method} ${path}`, [
+      ['GET /v1/ports', () => reply(res, 200, this.list())],
+      ['POST /v1/ports', async () => reply(res, 201, await this.publish((await jsonBody(req)) as Publication))],
+      [/^DELETE \/v1\/containers\/([0-9a-f]{12})$/, ([id]) => reply(res, 200, this.unpublishContainer(id!))],
+    ]);
+    if (handled) return;
     throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
   }
 

@@ -12,7 +12,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
-import { type FileHeader, Frame, type FrameWriter, ProtocolError } from './protocol.js';
+import { type FileHeader, Frame, type FrameWriter, ProtocolError } from '../protocol/data-channel.js';
 
 /** Bytes of file content per FILE frame. */
 const pieceBytes = 1 << 20;

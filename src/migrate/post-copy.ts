@@ -188,7 +188,12 @@ export class PageServer {
     while (this.pushing && !this.finished && socket.writableLength < pushQueueBytes) {
       if (burst >= pushBurstBytes) {
         // The rest on the next turn, after the requests that came in meanwhile.
-        if (!this.pushScheduled) setImmediate(() => ((this.pushScheduled = false), this.push()));
+        if (!this.pushScheduled) {
+          setImmediate(() => {
+            this.pushScheduled = false;
+            this.push();
+          });
+        }
         this.pushScheduled = true;
         return;
       }

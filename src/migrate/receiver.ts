@@ -4,10 +4,18 @@ import { performance } from 'node:perf_hooks';
 import { maxWasm32Pages, wasmPageBytes } from '../build/module-binary.js';
 import type { ContainerState } from '../container/container.js';
 import type { LazyRestoreStats } from '../native/addon.js';
+import {
+  decodeMissing,
+  Frame,
+  FrameReader,
+  FrameWriter,
+  json,
+  type PageSink,
+  ProtocolError,
+} from '../protocol/data-channel.js';
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
 import { allGranules, type GranuleRanges } from './post-copy.js';
-import { decodeMissing, Frame, FrameReader, FrameWriter, json, type PageSink, ProtocolError } from './protocol.js';
 
 const maxMemoryBytes = maxWasm32Pages * wasmPageBytes;
 
@@ -79,7 +87,10 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     let lazy: Promise<{ resident: Promise<LazyRestoreStats> }> | undefined;
     // Post-copy proper: all of this memory will be missing, so the lazy restore is set up now,
     // before the source stops the guest (what the guest grows later comes as pages).
-    if (hello.postCopy && hello.wholeMemory) await (lazy = sink.lazyRestore!(memory, allGranules(hello.memoryBytes)));
+    if (hello.postCopy && hello.wholeMemory) {
+      lazy = sink.lazyRestore!(memory, allGranules(hello.memoryBytes));
+      await lazy;
+    }
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;

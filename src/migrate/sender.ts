@@ -3,11 +3,19 @@ import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
 import type { LazyRestoreStats } from '../native/addon.js';
+import {
+  encodeMissing,
+  Frame,
+  FrameReader,
+  FrameWriter,
+  json,
+  maxPagesPayload,
+  PeerError,
+} from '../protocol/data-channel.js';
 import type { DirtyTracker } from './dirty/tracker.js';
 import { MigrationError } from './errors.js';
 import { DirectorySender } from './files.js';
 import { allGranules, granuleRanges, openPageChannels, PageServer, rangeBytes } from './post-copy.js';
-import { encodeMissing, Frame, FrameReader, FrameWriter, json, maxPagesPayload, PeerError } from './protocol.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
 export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];

@@ -118,7 +118,7 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
   const logPath = join(stateDir, 'console.log');
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, options.token, { mode: 0o600 });
-  const [apiPort, dataPort] = await freePorts(2);
+  const [apiPort, dataPort] = (await freePorts(2)) as [number, number];
   const append = [
     'console=ttyAMA0',
     'quiet',

@@ -12,7 +12,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { posix, resolve as resolveHostPath } from 'node:path';
-import { type Blocker, synchronousBlocker } from './blocking.js';
+import { type Blocker, synchronousBlocker } from '../engine/blocking.js';
 import { type ClockSource, type ClockState, Clocks, systemClock } from './clock.js';
 import {
   ADVICE_MAX,
@@ -90,7 +90,7 @@ const STATE_VERSION = 1;
 
 const encoder = new TextEncoder();
 const u64 = (value: bigint) => BigInt.asUintN(64, value);
-const cstrings = (list: string[]) => list.map((s) => encoder.encode(s + '\0'));
+const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 
 /**
  * The wasi_snapshot_preview1 host. Imports decode guest memory and dispatch to descriptors;
@@ -244,8 +244,10 @@ export class WasiHost {
   }
 
   /** Run one call: undefined means success, a number is an errno, a Wait suspends the guest. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a call that succeeds with nothing to say returns nothing (errno 0)
   private call(body: () => number | void | Wait): number {
     this.dropWait();
+    // biome-ignore lint/suspicious/noConfusingVoidType: as body's
     let result: number | void | Wait;
     try {
       result = body();

@@ -1,4 +1,4 @@
-export { type Blocker, synchronousBlocker } from './blocking.js';
+export { type Blocker, synchronousBlocker } from '../engine/blocking.js';
 export { type ClockSource, type ClockState, systemClock } from './clock.js';
 export { Errno } from './constants.js';
 export type { DescriptorState } from './descriptors/descriptor.js';

@@ -8,7 +8,7 @@ import {
   readOffset,
   TunnelFrame,
   TunnelParser,
-} from '../gateway/tunnel-protocol.js';
+} from '../protocol/tunnel.js';
 import { Wait } from './descriptors/descriptor.js';
 
 /** Where a container's client connections come from: the gateway's tunnel endpoint. */

@@ -1,4 +1,4 @@
-import type { Blocker } from './blocking.js';
+import type { Blocker } from '../engine/blocking.js';
 import { type Clocks, sleepSync } from './clock.js';
 import { Clockid, Errno, Eventtype, Size, Subclockflags } from './constants.js';
 import { type Descriptor, Wait } from './descriptors/descriptor.js';
@@ -40,7 +40,7 @@ export function pollOneoff(
   outPtr: number,
   count: number,
   neventsPtr: number,
-): Wait | void {
+): Wait | undefined {
   if (count === 0) throw new WasiError(Errno.INVAL);
   const memo = ctx.blocker.takeResumeMemo();
   const deadlines = Array.isArray(memo) && memo.length === count ? (memo as string[]) : undefined;
@@ -73,7 +73,7 @@ export function pollOneoff(
     }
     if (events.length > 0) {
       for (const wait of waits) wait.cancel();
-      events.forEach((event, i) => writeEvent(ctx.memory, outPtr + i * Size.EVENT, event));
+      for (const [i, event] of events.entries()) writeEvent(ctx.memory, outPtr + i * Size.EVENT, event);
       ctx.memory.setU32(neventsPtr, events.length);
       return;
     }

@@ -46,7 +46,7 @@ export function resolveEntry(root: string, start: string, path: string, notNameE
 
 function hostPath(root: string, parts: string[], trailingSlash: boolean): string {
   const host = join(root, ...parts);
-  return trailingSlash ? host + '/' : host;
+  return trailingSlash ? `${host}/` : host;
 }
 
 interface Walk {

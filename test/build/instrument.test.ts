@@ -59,6 +59,9 @@ test('roam build refuses bad input with one line', () => {
 
 function stubImports(module: WebAssembly.Module): WebAssembly.Imports {
   const imports: Record<string, Record<string, () => number>> = {};
-  for (const imp of WebAssembly.Module.imports(module)) (imports[imp.module] ??= {})[imp.name] = () => 0;
+  for (const imp of WebAssembly.Module.imports(module)) {
+    imports[imp.module] ??= {};
+    imports[imp.module]![imp.name] = () => 0;
+  }
   return imports;
 }

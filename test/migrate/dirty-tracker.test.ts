@@ -58,7 +58,7 @@ function scribble(
   unit: number,
   touched: Set<number>,
 ): void {
-  for (let i = offset; i < offset + length; i++) memory[i] = (memory[i] + 1 + (next() % 255)) & 255;
+  for (let i = offset; i < offset + length; i++) memory[i] = (memory[i]! + 1 + (next() % 255)) & 255;
   for (let u = Math.floor(offset / unit); u * unit < offset + length; u++) touched.add(u);
 }
 
@@ -147,14 +147,14 @@ for (const kind of kinds) {
 
         for (let round = 0; round < 6; round++) {
           const touched = new Set<number>();
-          const writes = [1, 3, 40, 200, 1000, 5][round];
+          const writes = [1, 3, 40, 200, 1000, 5][round]!;
           for (let i = 0; i < writes; i++) {
             const length = i % 4 === 0 ? 1 : 1 + (next() % 9000); // single bytes and runs across page boundaries
             scribble(mem, next() % (mem.length - length), length, next, kind.unit, touched);
           }
           if (round === 2) {
             // A page non-zero at the last scan, written back to all zeros, must be reported too.
-            const [page] = [...nonZeroUnits(replica, 4096)].filter((p) => p > 10);
+            const page = [...nonZeroUnits(replica, 4096)].find((p) => p > 10)!;
             mem.fill(0, page * 4096, page * 4096 + 4096);
             touched.add(Math.floor((page * 4096) / kind.unit));
           }
@@ -183,7 +183,7 @@ for (const kind of kinds) {
         assertReplica(replica, mem, 'scattered pages');
 
         // The returned bytes are the scan's own: writing memory afterwards does not change them.
-        const first = ranges[0];
+        const first = ranges[0]!;
         const before = Buffer.from(first.bytes);
         mem.fill(0xee, first.offset, first.offset + first.bytes.length);
         assert.ok(Buffer.from(first.bytes).equals(before), 'returned bytes unchanged by later writes');
@@ -368,7 +368,7 @@ test('benchmark: one scan with few dirty pages at 256 MiB (printed, not asserted
       const times: number[] = [];
       const next = random(6);
       for (let round = 0; round < 7; round++) {
-        for (let i = 0; i < 10; i++) mem[next() % mem.length] += 1;
+        for (let i = 0; i < 10; i++) mem[next() % mem.length]! += 1;
         started = process.hrtime.bigint();
         const ranges = tracker.scan(mem);
         times.push(Number(process.hrtime.bigint() - started) / 1e6);
@@ -376,7 +376,7 @@ test('benchmark: one scan with few dirty pages at 256 MiB (printed, not asserted
       }
       times.sort((a, b) => a - b);
       t.diagnostic(
-        `${kind.name}: 256 MiB, 10 pages dirty: scan ${times[3].toFixed(2)} ms median (min ${times[0].toFixed(2)}, max ${times[6].toFixed(2)}); first scan ${firstMs.toFixed(0)} ms`,
+        `${kind.name}: 256 MiB, 10 pages dirty: scan ${times[3]!.toFixed(2)} ms median (min ${times[0]!.toFixed(2)}, max ${times[6]!.toFixed(2)}); first scan ${firstMs.toFixed(0)} ms`,
       );
     } finally {
       tracker.close();

@@ -16,7 +16,7 @@ import {
   PageServer,
   startLazyRestore,
 } from '../../src/migrate/post-copy.js';
-import { decodeMissing, encodeMissing } from '../../src/migrate/protocol.js';
+import { decodeMissing, encodeMissing } from '../../src/protocol/data-channel.js';
 
 const support = lazyRestoreSupport();
 const skip = support.ok ? false : `post-copy unavailable here: ${support.reason}`;
@@ -220,7 +220,7 @@ test('post-copy: a memory of 4 GiB, the most wasm32 allows, arrives to its last 
   // Zero but for a few marks (zero granules go as headers, so this stays quick).
   const sourceBytes = new Uint8Array(memoryBytes);
   const marks = [5, memoryBytes / 2 + 12345, memoryBytes - granuleBytes, memoryBytes - 1];
-  marks.forEach((at, i) => (sourceBytes[at] = 101 + i));
+  for (const [i, at] of marks.entries()) sourceBytes[at] = 101 + i;
   const memory = new WebAssembly.Memory({ initial: memoryBytes / 65536, maximum: memoryBytes / 65536, shared: true });
   const listener = await pausedListener();
   const channels = await openPageChannels('127.0.0.1', listener.port, ticket);

@@ -31,9 +31,9 @@ for (const program of programs) {
       assert.equal(other.run.stderr, native!.run.stderr, `${other.form}: stderr`);
       assert.equal(other.run.status, native!.run.status, `${other.form}: exit status`);
       assert.ok(other.run.stdout.equals(native!.run.stdout), `${other.form}: stdout identical`);
-      other.files.forEach((file, i) =>
-        assert.ok(file.equals(native!.files[i]!), `${other.form}: output file ${i} identical`),
-      );
+      for (const [i, file] of other.files.entries()) {
+        assert.ok(file.equals(native!.files[i]!), `${other.form}: output file ${i} identical`);
+      }
     }
   });
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { promisify } from 'node:util';
-import type { Blocker } from '../../src/wasi/blocking.js';
+import type { Blocker } from '../../src/engine/blocking.js';
 import { Errno, Oflags, RIGHTS_ALL, Rights } from '../../src/wasi/constants.js';
 import { WasiHost, type WasiOptions } from '../../src/wasi/host.js';
 

@@ -82,9 +82,9 @@ export class UffdWpTracker implements DirtyTracker {
       const pageSize = this.addon.pageSize;
       const old = this.scannedLength;
       for (let i = 0; i < written.length; i += 2) {
-        const start = written[i] * pageSize;
+        const start = written[i]! * pageSize;
         if (start >= old) break; // the new part is scanned whole below
-        addSpan(spans, start, Math.min(written[i + 1] * pageSize, old));
+        addSpan(spans, start, Math.min(written[i + 1]! * pageSize, old));
       }
       if (length > old) nonZeroSpans(memory, old, length, pageSize, spans);
     }
@@ -115,7 +115,7 @@ export class UffdWpTracker implements DirtyTracker {
   /** Copies the spans of memory into the tracker's buffer and returns them as ranges. */
   private copyOut(memory: Uint8Array, spans: number[]): DirtyRange[] {
     let total = 0;
-    for (let i = 0; i < spans.length; i += 2) total += spans[i + 1] - spans[i];
+    for (let i = 0; i < spans.length; i += 2) total += spans[i + 1]! - spans[i]!;
     if (total > this.copy.length) {
       this.copy = this.freshBuffer(Math.max(total, Math.min(2 * this.copy.length, memory.length)));
     } else if (this.copy.length > keepCopyBytes && total < this.copy.length / 8) {
@@ -125,8 +125,8 @@ export class UffdWpTracker implements DirtyTracker {
     const ranges: DirtyRange[] = [];
     let at = 0;
     for (let i = 0; i < spans.length; i += 2) {
-      const start = spans[i];
-      const end = spans[i + 1];
+      const start = spans[i]!;
+      const end = spans[i + 1]!;
       live.copy(this.copy, at, start, end);
       ranges.push({ offset: start, bytes: this.copy.subarray(at, at + end - start) });
       at += end - start;

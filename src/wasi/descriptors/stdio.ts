@@ -1,7 +1,7 @@
 import { fdatasyncSync, fstatSync, fsyncSync, readvSync, type Stats, writevSync } from 'node:fs';
 import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 import { isatty, ReadStream } from 'node:tty';
-import type { Blocker } from '../blocking.js';
+import type { Blocker } from '../../engine/blocking.js';
 import { sleepSync } from '../clock.js';
 import { Errno, Fdflags, Filetype } from '../constants.js';
 import { nodeCode, WasiError } from '../errors.js';

@@ -254,7 +254,7 @@ export class FrameReader {
 export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer {
   const payload = Buffer.alloc(4 + missing.length * 4);
   payload.writeUInt32LE(memoryBytes / wasmPageBytes, 0);
-  missing.forEach((value, i) => payload.writeUInt32LE(value, 4 + i * 4));
+  for (const [i, value] of missing.entries()) payload.writeUInt32LE(value, 4 + i * 4);
   return payload;
 }
 

@@ -62,6 +62,22 @@ export function serve(handler: (req: IncomingMessage, res: ServerResponse) => Pr
   };
 }
 
+/**
+ * A route: `METHOD /path` exactly, or a pattern whose groups become the handler's parameters.
+ * dispatch() runs the first route that matches and resolves to false when none does.
+ */
+export type Route = [string | RegExp, (params: string[]) => unknown];
+
+export async function dispatch(request: string, routes: Route[]): Promise<boolean> {
+  for (const [pattern, handler] of routes) {
+    const match = typeof pattern === 'string' ? (pattern === request ? [] : null) : pattern.exec(request)?.slice(1);
+    if (!match) continue;
+    await handler(match as string[]);
+    return true;
+  }
+  return false;
+}
+
 /** Listens on host:port (0: any free port); resolves with the port. */
 export function listenOn(server: Server | HttpServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
