@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # (variables set here are for the recipes that source it)
 # Shared helpers for recipes/<name>/build. Source it; it expects `set -euo pipefail`.
 #
 #   recipe_init NAME OUTDIR       sets RECIPE_NAME, OUT, WORK, LOG; opens the log

@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/test/...). */
@@ -117,3 +119,23 @@ export async function waitForContainer(name: string, runtimeDir: string, timeout
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Where every test must run (CI sets CI=true; ROAM_REQUIRE_ALL=1 asks for the same by hand). */
+export const everyTestMustRun = process.env.CI === 'true' || process.env.ROAM_REQUIRE_ALL === '1';
+const reportedMissing = new Set<string>();
+
+/**
+ * The `skip` option of a test that needs something a machine may lack: `missing` says what (false
+ * when it is there). On a developer's machine the test is skipped with that reason; where every
+ * test must run, a test named after what is missing fails instead, so that a green CI run has run
+ * everything.
+ */
+export function skipIfMissing(missing: string | false): string | false {
+  if (missing && everyTestMustRun && !reportedMissing.has(missing)) {
+    reportedMissing.add(missing);
+    test(`this machine can run every test: ${missing}`, () => {
+      assert.fail(`${missing}: CI must run every test (scripts/setup installs what they need)`);
+    });
+  }
+  return missing;
+}

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { GuestThread } from '../container/guest-thread.js';
+import { Container, readModuleFile } from '../container/container.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
 import { lazyRestoreSupport, type PageChannels, startLazyRestore } from '../migrate/post-copy.js';
 import { migrateIn } from '../migrate/receiver.js';
@@ -19,7 +19,7 @@ const tell = (event: ChildEvent) => process.send!(event);
 // The agent is this process's reason to exist: without it, nobody could reach the container.
 process.on('disconnect', () => process.exit(0));
 
-function watch(guest: GuestThread): void {
+function watch(guest: Container): void {
   guest.exited.then(
     (exitCode) => {
       tell({ event: 'exited', exitCode });
@@ -44,7 +44,7 @@ process.on('message', (command: ChildCommand) => {
     });
 });
 
-function serve(guest: GuestThread, directories: string[]): void {
+function serve(guest: Container, directories: string[]): void {
   migrateOutHandler = (command) => {
     const memory = () => new Uint8Array(guest.memory.buffer);
     const destination = new AgentClient(command.confirm.url, command.confirm.token);
@@ -100,9 +100,10 @@ async function ranAtDestination(destination: AgentClient): Promise<boolean> {
 
 async function start(): Promise<void> {
   if (config.kind === 'start') {
-    const guest = await GuestThread.open({
+    const guest = await Container.open({
       kind: 'start',
-      modulePath: config.modulePath,
+      ...(await readModuleFile(config.modulePath)),
+      migratableOnly: true,
       args: config.args,
       env: config.env,
       preopens: config.preopens,
@@ -142,16 +143,16 @@ async function start(): Promise<void> {
   const receive = (socket: Socket) => {
     clearTimeout(timeout);
     socket.resume();
-    let guest: GuestThread | undefined;
+    let guest: Container | undefined;
     let running = false;
     const channels = new Promise<PageChannels>((resolve) => (pageChannels = resolve));
     migrateIn(socket, config.ticket, {
       directories: config.directories,
       prepare: async (memoryBytes, postCopy) => {
         if (!postCopy) server.close();
-        guest = await GuestThread.open({
+        guest = await Container.open({
           kind: 'incoming',
-          modulePath: config.modulePath,
+          ...(await readModuleFile(config.modulePath)),
           memoryBytes,
           gateway: config.gateway,
         });

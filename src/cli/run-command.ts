@@ -1,8 +1,9 @@
 import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { Container, readModuleFile } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
-import { runJobInThread } from '../container/thread.js';
+import { runHere } from '../container/run-here.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 
@@ -89,14 +90,16 @@ ${info.id}
 `);
           return;
         }
-        process.exitCode = await runJobInThread({
+        const container = await Container.open({
           kind: 'start',
-          module: modulePath,
+          ...(await readModuleFile(modulePath)),
+          // A named container is there to be checkpointed.
+          migratableOnly: opts.name !== undefined,
           args: [opts.argv0 ?? modulePath, ...args],
           env,
-          preopens,
-          name: opts.name,
+          preopens: preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) })),
         });
+        process.exitCode = await runHere(container, opts.name);
       },
     );
 }

@@ -1,26 +1,57 @@
 import { join } from 'node:path';
+import * as v from 'valibot';
+import { RoamError } from '../platform/errors.js';
 import { cacheDir } from '../platform/paths.js';
 
-/** Requests a named container accepts on its control socket (one JSON line each way). */
-export interface CheckpointRequest {
-  op: 'checkpoint';
+/**
+ * What a named container (`roam run --name`) accepts on its control socket: one JSON line each
+ * way per connection.
+ */
+export const CheckpointRequest = v.object({
+  op: v.literal('checkpoint'),
   /** Where to write the image (absolute path). */
-  image: string;
-  leaveRunning: boolean;
-  archive: boolean;
+  image: v.pipe(v.string(), v.startsWith('/', 'image: expected an absolute path')),
+  leaveRunning: v.boolean(),
+  archive: v.boolean(),
+});
+export type CheckpointRequest = v.InferOutput<typeof CheckpointRequest>;
+
+export const CheckpointReply = v.variant('ok', [
+  v.object({
+    ok: v.literal(true),
+    image: v.string(),
+    memoryBytes: v.number(),
+    storedBytes: v.number(),
+    pauseMs: v.number(),
+  }),
+  v.object({ ok: v.literal(false), error: v.string() }),
+]);
+export type CheckpointReply = v.InferOutput<typeof CheckpointReply>;
+
+/** A bad container name, no container of that name, or no usable answer from it. */
+export class ControlError extends RoamError {
+  readonly code = 'ROAM_CONTROL';
 }
 
-export type ControlReply =
-  | { ok: true; image: string; memoryBytes: number; storedBytes: number; pauseMs: number }
-  | { ok: false; error: string };
+/** Parses one line of the control protocol; a malformed one is a ControlError saying what is wrong. */
+export function parseLine<S extends v.GenericSchema>(schema: S, line: string, what: string): v.InferOutput<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw new ControlError(`malformed ${what}: not JSON`, { cause: error });
+  }
+  const result = v.safeParse(schema, value);
+  if (!result.success) throw new ControlError(`malformed ${what}: ${v.summarize(result.issues).replace(/\n/g, '; ')}`);
+  return result.output;
+}
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-export class ControlError extends Error {}
-
 export function checkName(name: string): string {
-  if (!namePattern.test(name))
+  if (!namePattern.test(name)) {
     throw new ControlError(`invalid container name "${name}" (letters, digits, '.', '_', '-'; at most 64)`);
+  }
   return name;
 }
 

@@ -1,69 +1,80 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { type CheckpointRequest, ControlError, type ControlReply, controlSocketPath } from './control-protocol.js';
+import { CheckpointReply, CheckpointRequest, ControlError, controlSocketPath, parseLine } from './control-protocol.js';
 
-/** The main-thread side of a named container's control socket. */
+/**
+ * The control socket of a named container: each connection sends one request and gets one reply.
+ * Requests are handled one at a time, in the order they came.
+ */
 export class ControlServer {
-  private readonly queue: { id: number; request: CheckpointRequest }[] = [];
-  private wake: (() => void) | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly server: Server,
     private readonly socketPath: string,
-  ) {
-    worker.on('message', (message: { id?: number; request?: CheckpointRequest }) => {
-      if (message.id === undefined) return;
-      this.queue.push({ id: message.id, request: message.request! });
-      this.wake?.();
-    });
-  }
+  ) {}
 
   /** Listens as `name`; fails if a live container already has that name. */
-  static async listen(name: string, stopFlag: Int32Array): Promise<ControlServer> {
+  static async listen(
+    name: string,
+    handle: (request: CheckpointRequest) => Promise<CheckpointReply>,
+  ): Promise<ControlServer> {
     const socketPath = controlSocketPath(name);
     mkdirSync(dirname(socketPath), { recursive: true });
     if (existsSync(socketPath)) {
       if (await answers(socketPath)) throw new ControlError(`a container named "${name}" is already running`);
       unlinkSync(socketPath); // left behind by a container that died
     }
-    const worker = new Worker(new URL('./control-worker.js', import.meta.url), {
-      workerData: { socketPath, stopFlag },
-    });
-    const ready = await new Promise<{ listening?: boolean; error?: string }>((resolve) =>
-      worker.once('message', resolve),
-    );
-    if (ready.error) {
-      await worker.terminate();
-      throw new ControlError(`cannot listen on ${socketPath}: ${ready.error}`);
+    let control!: ControlServer;
+    const server = createServer((socket) => control.accept(socket, handle));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, resolve);
+      });
+    } catch (error) {
+      throw new ControlError(`cannot listen on ${socketPath}: ${(error as Error).message}`, { cause: error });
     }
-    worker.unref();
-    return new ControlServer(worker, socketPath);
-  }
-
-  /** The next request (the guest is stopped because of it, or will be shortly). */
-  async next(): Promise<{ id: number; request: CheckpointRequest }> {
-    while (this.queue.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
-    this.wake = undefined;
-    return this.queue.shift()!;
-  }
-
-  hasPending(): boolean {
-    return this.queue.length > 0;
-  }
-
-  reply(id: number, reply: ControlReply): void {
-    this.worker.postMessage({ id, reply });
+    // The socket must not keep the process alive once the guest ended.
+    server.unref();
+    control = new ControlServer(server, socketPath);
+    return control;
   }
 
   close(): void {
-    this.worker.postMessage('close');
+    this.server.close();
     try {
       unlinkSync(this.socketPath);
     } catch {
       // already gone
     }
+  }
+
+  private accept(socket: Socket, handle: (request: CheckpointRequest) => Promise<CheckpointReply>): void {
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      const newline = buffered.indexOf('\n');
+      if (newline < 0) return;
+      socket.pause();
+      let request: CheckpointRequest;
+      try {
+        request = parseLine(CheckpointRequest, buffered.slice(0, newline), 'control request');
+      } catch (error) {
+        socket.end(`${JSON.stringify({ ok: false, error: (error as Error).message } satisfies CheckpointReply)}\n`);
+        return;
+      }
+      const reply = this.queue.then(() => handle(request));
+      this.queue = reply.catch(() => undefined);
+      reply.then(
+        (answer) => socket.end(`${JSON.stringify(answer)}\n`),
+        (error: Error) =>
+          socket.end(`${JSON.stringify({ ok: false, error: error.message } satisfies CheckpointReply)}\n`),
+      );
+    });
   }
 }
 
@@ -83,7 +94,7 @@ export function sendControlRequest(
   name: string,
   request: CheckpointRequest,
   timeoutMs = 600_000,
-): Promise<ControlReply> {
+): Promise<CheckpointReply> {
   const socketPath = controlSocketPath(name);
   if (!existsSync(socketPath)) return Promise.reject(new ControlError(`no running container named "${name}"`));
   return new Promise((resolve, reject) => {
@@ -95,17 +106,23 @@ export function sendControlRequest(
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('data', (chunk: string) => {
+      answer += chunk;
+    });
     socket.on('error', (error) => {
       clearTimeout(timer);
-      reject(new ControlError(`no running container named "${name}" (${error.message})`));
+      reject(new ControlError(`no running container named "${name}" (${error.message})`, { cause: error }));
     });
     socket.on('end', () => {
       clearTimeout(timer);
-      try {
-        resolve(JSON.parse(answer) as ControlReply);
-      } catch {
+      if (!answer.trim()) {
         reject(new ControlError(`container "${name}" closed the connection without an answer`));
+        return;
+      }
+      try {
+        resolve(parseLine(CheckpointReply, answer.trim(), `answer from container "${name}"`));
+      } catch (error) {
+        reject(error);
       }
     });
   });

@@ -1,14 +1,22 @@
 /**
- * A container's guest thread (see guest-thread.ts): runs one instance and obeys its owner, which
+ * A container's guest thread (see container.ts): runs one instance and obeys its owner, which
  * reads the guest's shared memory directly while it runs (pre-copy) and drives stop / capture /
  * resume / restore through messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Blocker } from '../engine/blocking.js';
 import { Instance } from '../engine/instance.js';
-import { loadModule } from '../engine/module.js';
-import { WasiHost } from '../wasi/host.js';
-import { type ContainerState, isWasiExit } from './container.js';
-import { type GuestCommand, type GuestEvent, type GuestThreadInit, wallClock } from './guest-thread.js';
+import { compileModule } from '../engine/module.js';
+import { isRoamError } from '../platform/errors.js';
+import { WasiExit, WasiHost } from '../wasi/host.js';
+import {
+  ContainerError,
+  type ContainerState,
+  type GuestCommand,
+  type GuestEvent,
+  type GuestThreadInit,
+  wallClock,
+} from './container.js';
 import { LateHost } from './late-host.js';
 
 const init = workerData as GuestThreadInit;
@@ -20,58 +28,90 @@ parentPort!.on('message', (command: GuestCommand) => {
   wake?.();
 });
 
+const isWasiExit = (error: unknown) => (error instanceof WasiExit ? error.code : undefined);
+
 async function nextCommand(): Promise<GuestCommand> {
-  while (commands.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+  while (commands.length === 0) {
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  }
   wake = undefined;
   return commands.shift()!;
 }
 
-async function main(): Promise<void> {
-  const loaded = await loadModule(init.modulePath);
-  if (!loaded.manifest)
-    throw new Error(`${init.modulePath} is a plain module: build it with roam build to run it on a node`);
-  let instance: Instance;
-  let host!: WasiHost;
-  let late: LateHost | undefined;
-  let preopens = init.kind === 'start' ? init.preopens : [];
-  if (init.kind === 'start') {
-    instance = new Instance(
-      loaded,
-      (blocker) =>
-        (host = new WasiHost({
-          args: init.args,
-          env: init.env,
-          preopens: init.preopens,
-          network: init.network,
-          blocker,
-        })),
-      isWasiExit,
-      init.stopFlag,
-    );
-  } else {
-    const names = WebAssembly.Module.imports(loaded.module)
-      .filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function')
-      .map((i) => i.name);
-    let blocker!: Parameters<ConstructorParameters<typeof Instance>[1]>[0];
-    late = new LateHost(names);
-    instance = new Instance(loaded, (b) => ((blocker = b), late!), isWasiExit, init.stopFlag);
-    instance.resetMemory(init.memoryBytes);
-    post({ event: 'ready', memory: instance.linearMemory });
-    const command = await nextCommand();
-    if (command.op !== 'restore') throw new Error(`unexpected ${command.op} before restore`);
-    const state = command.state;
-    preopens = state.preopens;
-    const network = state.host.network && init.gateway ? { ...state.host.network, gateway: init.gateway } : undefined;
-    host = WasiHost.restore(state.host, { preopens: state.preopens, blocker, network });
-    late.bind(host);
-    instance.restoreState(state);
-    const go = await nextCommand();
-    if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
-    // Committed: clients wait in the gateway until this guest attaches, so attach now.
-    host.resumeNetwork();
-    post({ event: 'restored', resumedAt: wallClock() });
+/** A fresh guest from its arguments; a plain (not instrumented) module runs too, but cannot stop. */
+async function start(
+  init: Extract<GuestThreadInit, { kind: 'start' }>,
+): Promise<{ instance: Instance; host: WasiHost }> {
+  const loaded = await compileModule(init.module, init.label);
+  if (init.migratableOnly && !loaded.manifest) {
+    throw new ContainerError(`${init.label} is a plain module: build it with roam build to make it migratable`);
   }
-  if (init.kind === 'start') post({ event: 'ready', memory: instance.linearMemory });
+  let host!: WasiHost;
+  const instance = new Instance(
+    loaded,
+    (blocker) => {
+      host = new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker });
+      return host;
+    },
+    isWasiExit,
+    init.stopFlag,
+  );
+  // Only a migratable guest's memory is shared, and so can be handed to the owner.
+  post({ event: 'ready', ...(instance.migratable ? { memory: instance.linearMemory } : {}) });
+  return { instance, host };
+}
+
+/**
+ * An incoming guest: the instance (and so its memory, which the owner fills) exists before its
+ * state; the WASI imports are bound once the state arrives, and the guest runs at once.
+ */
+async function receive(
+  init: Extract<GuestThreadInit, { kind: 'incoming' }>,
+): Promise<{ instance: Instance; host: WasiHost; preopens: ContainerState['preopens'] }> {
+  const loaded = await compileModule(init.module, init.label);
+  if (!loaded.manifest)
+    throw new ContainerError(`${init.label} is a plain module: build it with roam build to restore it`);
+  const names = WebAssembly.Module.imports(loaded.module)
+    .filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function')
+    .map((i) => i.name);
+  const late = new LateHost(names);
+  let blocker!: Blocker;
+  const instance = new Instance(
+    loaded,
+    (given) => {
+      blocker = given;
+      return late;
+    },
+    isWasiExit,
+    init.stopFlag,
+  );
+  instance.resetMemory(init.memoryBytes);
+  post({ event: 'ready', memory: instance.linearMemory });
+  const command = await nextCommand();
+  if (command.op !== 'restore') throw new Error(`unexpected ${command.op} before restore`);
+  const state = command.state;
+  const network = state.host.network && init.gateway ? { ...state.host.network, gateway: init.gateway } : undefined;
+  let host: WasiHost;
+  try {
+    host = WasiHost.restore(state.host, { preopens: state.preopens, blocker, network });
+  } catch (error) {
+    throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`, { cause: error });
+  }
+  late.bind(host);
+  instance.restoreState(state);
+  const go = await nextCommand();
+  if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
+  // Committed: clients wait in the gateway until this guest attaches, so attach now.
+  host.resumeNetwork();
+  post({ event: 'restored', resumedAt: wallClock() });
+  return { instance, host, preopens: state.preopens };
+}
+
+async function main(): Promise<void> {
+  const { instance, host, preopens } =
+    init.kind === 'start' ? { ...(await start(init)), preopens: init.preopens } : await receive(init);
   for (;;) {
     const outcome = await instance.run();
     if (outcome.kind === 'exited') {
@@ -103,7 +143,10 @@ async function main(): Promise<void> {
 main().then(
   () => parentPort!.close(),
   (error: unknown) => {
-    post({ event: 'failed', message: error instanceof Error ? error.message : String(error) });
+    const failure = isRoamError(error)
+      ? { message: error.message, code: error.code }
+      : { message: error instanceof Error ? error.message : String(error), stack: (error as Error)?.stack };
+    post({ event: 'failed', failure });
     parentPort!.close();
   },
 );

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, type TestContext, test } from 'node:test';
 import { freePort } from '../cluster/cluster.js';
-import { repoRoot, roam, sleep, tempDir } from '../helpers.js';
+import { repoRoot, roam, skipIfMissing, sleep, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir('roam-kv-');
 const kvDir = join(repoRoot, 'apps', 'kv');
@@ -137,7 +137,7 @@ after(async () => {
   }
 });
 
-test('gcc -O2 -Wall -Wextra builds the native server without warnings', { skip: noGcc }, () => {
+test('gcc -O2 -Wall -Wextra builds the native server without warnings', { skip: skipIfMissing(noGcc) }, () => {
   assert.equal(build.status, 0, build.stderr);
   assert.equal(build.stderr, '');
   assert.ok(server && server.port > 0);
@@ -153,7 +153,7 @@ function cli(...args: string[]): string {
 const wrongType = /^WRONGTYPE Operation against a key holding the wrong kind of value\n/;
 
 test('redis-cli: strings, counters, expiry, keys, lists, info and errors answer as Redis does', {
-  skip: noRedisCli,
+  skip: skipIfMissing(noRedisCli),
 }, async () => {
   assert.equal(cli('FLUSHALL'), 'OK\n');
   assert.equal(cli('PING'), 'PONG\n');
@@ -259,7 +259,7 @@ function benchmark(args: string[]): Record<string, number> {
 }
 
 test('redis-benchmark -t get,set (plain and -P 16) completes without errors', {
-  skip: noBenchmark,
+  skip: skipIfMissing(noBenchmark),
   timeout: 240_000,
 }, (t: TestContext) => {
   for (const pipeline of [[], ['-P', '16']]) {
@@ -269,7 +269,7 @@ test('redis-benchmark -t get,set (plain and -P 16) completes without errors', {
   }
 });
 
-test('a raw client pipelining 1000 SETs in one write gets 1000 +OK', { skip: noGcc }, async () => {
+test('a raw client pipelining 1000 SETs in one write gets 1000 +OK', { skip: skipIfMissing(noGcc) }, async () => {
   const sets = Buffer.concat(Array.from({ length: 1000 }, (_, i) => resp('SET', `pipe:${i}`, `value-${i}`)));
   const { reply } = await exchange(server!.port, sets, 5000);
   assert.equal(reply.toString(), '+OK\r\n'.repeat(1000));
@@ -277,7 +277,9 @@ test('a raw client pipelining 1000 SETs in one write gets 1000 +OK', { skip: noG
   assert.equal(get.reply.toString(), '$9\r\nvalue-999\r\n+PONG\r\n');
 });
 
-test('big values round-trip; protocol errors get -ERR and the connection closes', { skip: noGcc }, async () => {
+test('big values round-trip; protocol errors get -ERR and the connection closes', {
+  skip: skipIfMissing(noGcc),
+}, async () => {
   const value = Buffer.alloc(8 * 1024 * 1024, 'v');
   value.write('start', 0);
   value.write('end', value.length - 3);
@@ -306,7 +308,7 @@ test('big values round-trip; protocol errors get -ERR and the connection closes'
 });
 
 test('LISTEN_FDS: the server adopts listening sockets it is handed (the WASI code path, natively)', {
-  skip: noGcc || (!haveSocketActivate && 'systemd-socket-activate is not installed'),
+  skip: skipIfMissing(noGcc || (!haveSocketActivate && 'systemd-socket-activate is not installed')),
 }, async () => {
   const port = await freePort();
   const activated = await startServer('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, binary], /Listening on/);

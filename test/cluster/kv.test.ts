@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { repoRoot, roam, sleep, tempDir } from '../helpers.js';
+import { repoRoot, roam, skipIfMissing, sleep, tempDir } from '../helpers.js';
 import { freePort, TestCluster } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
@@ -59,7 +59,7 @@ class CheckingClient {
 }
 
 test('apps/kv under redis-benchmark and a checking client migrates x64 -> arm64 -> x64 twice: no error, no disconnect, no key lost', {
-  skip: !haveRedisTools && 'redis-tools is not installed (scripts/setup installs it)',
+  skip: skipIfMissing(!haveRedisTools && 'redis-tools is not installed (scripts/setup installs it)'),
   timeout: 10 * 60_000,
 }, async () => {
   const kv = join(dir, 'kv.wasm');

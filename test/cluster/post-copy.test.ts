@@ -3,11 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { lazyRestoreSupport } from '../../src/migrate/post-copy.js';
-import { buildFixture, buildNative, fixtures, roamInBackground, sleep, tempDir } from '../helpers.js';
+import { buildFixture, buildNative, fixtures, roamInBackground, skipIfMissing, sleep, tempDir } from '../helpers.js';
 import { TestCluster } from './cluster.js';
 
 const support = lazyRestoreSupport();
-const skip = support.ok ? false : `post-copy unavailable here: ${support.reason}`;
+const skip = skipIfMissing(support.ok ? false : `post-copy unavailable here: ${support.reason}`);
 const { dir, cleanup } = tempDir();
 /** 160 MiB of words read and rewritten at random, summed after each round. */
 const args = ['160', '80', '1000000'];

@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { cacheDir } from '../../src/platform/paths.js';
-import { buildFixture, buildNative, fixtures, roam, roamInBackground, sleep, tempDir } from '../helpers.js';
+import {
+  buildFixture,
+  buildNative,
+  fixtures,
+  roam,
+  roamInBackground,
+  skipIfMissing,
+  sleep,
+  tempDir,
+} from '../helpers.js';
 import { primesSource, TestCluster } from './cluster.js';
 
 const { dir, cleanup } = tempDir();
@@ -38,7 +47,7 @@ test('roam up --vm accepts only arm64 and says how to get the image', { timeout:
 
 test('an arm64 VM node: real kernel facts, containers move x64 <-> arm64-vm (post-copy there), a VM killed mid post-copy loses nothing', {
   timeout: 600_000,
-  skip: vmMissing,
+  skip: skipIfMissing(vmMissing),
 }, async () => {
   const module = join(dir, 'primes.wasm');
   assert.equal(roam(['build', primesSource, '-O2', '-o', module]).status, 0);
