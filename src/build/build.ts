@@ -1,11 +1,15 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RoamError } from '../platform/errors.js';
 import { runCc } from './cc.js';
 import { instrument } from './instrument.js';
 import { type BuildOptions, type ModuleManifest, sha256 } from './manifest.js';
 
-export class BuildError extends Error {}
+/** `roam build` was given inputs it cannot build from, or compiling them failed. */
+export class BuildError extends RoamError {
+  readonly code = 'ROAM_BUILD';
+}
 
 export interface BuildResult {
   output: string;
@@ -29,6 +33,7 @@ export function build(inputs: string[], compilerArgs: string[], output: string, 
     } catch (error) {
       throw new BuildError(
         `${wasmInputs[0]}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+        { cause: error },
       );
     }
   } else {

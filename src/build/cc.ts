@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { RoamError } from '../platform/errors.js';
 import { compileFlags, findToolchain } from './toolchain.js';
 
 /** 8 MiB, Linux's default: real programs (jq's parser, SQLite's planner) recurse deeply. */
@@ -21,7 +22,10 @@ const emulationLibraries = [
   '-lwasi-emulated-mman',
 ];
 
-export class CcUsageError extends Error {}
+/** A `roam cc` command line that cannot work for wasm32-wasi. */
+export class CcUsageError extends RoamError {
+  readonly code = 'ROAM_CC_USAGE';
+}
 
 /**
  * Translates a gcc-style command line into a clang command line for wasm32-wasi.

@@ -1,4 +1,5 @@
 import binaryen from 'binaryen';
+import { RoamError } from '../platform/errors.js';
 import {
   type BuildOptions,
   defaultBuildOptions,
@@ -35,7 +36,10 @@ const functionApi = (
 ).Function;
 const checkFunction = 'log_execution'; // the name Binaryen's log-execution pass calls at loop headers and function entries/exits
 
-export class InstrumentError extends Error {}
+/** A module `roam build` cannot make migratable. */
+export class InstrumentError extends RoamError {
+  readonly code = 'ROAM_INSTRUMENT';
+}
 
 /**
  * Turns any wasm32-wasi module into a migratable one: migration points, Asyncify, exported
@@ -51,7 +55,7 @@ export function instrument(
   try {
     module = binaryen.readBinary(input);
   } catch (error) {
-    throw new InstrumentError(`not a valid WebAssembly module: ${(error as Error).message}`);
+    throw new InstrumentError(`not a valid WebAssembly module: ${(error as Error).message}`, { cause: error });
   }
   try {
     module.setFeatures(

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { RoamError } from '../platform/errors.js';
 
 /** Bumped whenever instrumentation changes what the engine must know to run or restore a module. */
 export const instrumentationVersion = 1;
@@ -42,13 +43,18 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** The module was instrumented by another version of `roam build`: rebuild it. */
+export class StaleModuleError extends RoamError {
+  readonly code = 'ROAM_MODULE_STALE';
+}
+
 /** Reads the manifest `roam build` embedded, or undefined for a plain module. */
 export function readManifest(module: WebAssembly.Module): ModuleManifest | undefined {
   const sections = WebAssembly.Module.customSections(module, manifestSection);
   if (sections.length === 0) return undefined;
   const manifest = JSON.parse(Buffer.from(sections[0]!).toString('utf8')) as ModuleManifest;
   if (manifest.instrumentationVersion !== instrumentationVersion) {
-    throw new Error(
+    throw new StaleModuleError(
       `module was instrumented by roam build v${manifest.instrumentationVersion}, this roam runs v${instrumentationVersion}: rebuild it`,
     );
   }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { RoamError } from '../platform/errors.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 
 /** clang + wasi-libc as installed by scripts/setup (Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32). */
@@ -18,7 +19,10 @@ export interface Toolchain {
 
 const runtimeSources = ['sjlj.c', 'stack.s'];
 
-export class ToolchainError extends Error {}
+/** clang or wasi-libc is missing: scripts/setup installs them. */
+export class ToolchainError extends RoamError {
+  readonly code = 'ROAM_TOOLCHAIN';
+}
 
 let cached: Toolchain | undefined;
 

@@ -94,7 +94,7 @@ export function registerAgent(program: Command): void {
       try {
         url = await agent.listen();
       } catch (error) {
-        throw new UserError(`cannot listen on ${opts.host}:${port}: ${(error as Error).message}`);
+        throw new UserError(`cannot listen on ${opts.host}:${port}: ${(error as Error).message}`, { cause: error });
       }
       process.stdout.write(`roam agent ${name} (${isa}) listening on ${url}, state in ${stateDir}\n`);
       announceReady(opts.readyFile, { url });
@@ -110,7 +110,7 @@ function agentToken(tokenFile: string | undefined, stateDir: string): string {
     try {
       return readFileSync(tokenFile, 'utf8').trim();
     } catch (error) {
-      throw new UserError(`--token-file ${tokenFile}: ${(error as Error).message}`);
+      throw new UserError(`--token-file ${tokenFile}: ${(error as Error).message}`, { cause: error });
     }
   }
   if (process.env.ROAM_AGENT_TOKEN) return process.env.ROAM_AGENT_TOKEN;

@@ -26,7 +26,7 @@ export function registerGateway(program: Command): void {
       try {
         addresses = await gateway.listen();
       } catch (error) {
-        throw new UserError(`cannot listen: ${(error as Error).message}`);
+        throw new UserError(`cannot listen: ${(error as Error).message}`, { cause: error });
       }
       process.stdout.write(`roam gateway: API ${addresses.url}, tunnels at ${addresses.tunnel}\n`);
       announceReady(opts.readyFile, addresses);

@@ -1,7 +1,10 @@
 import { InvalidArgumentError } from 'commander';
+import { RoamError } from '../platform/errors.js';
 
 /** An error whose message is the whole story for the user: printed on one line, no stack. */
-export class UserError extends Error {}
+export class UserError extends RoamError {
+  readonly code = 'ROAM_USAGE';
+}
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);

@@ -1,4 +1,5 @@
 import type { ModuleManifest } from '../build/manifest.js';
+import { RoamError } from '../platform/errors.js';
 
 /** Binaryen Asyncify's runtime states (asyncify_get_state). */
 export enum AsyncifyState {
@@ -15,7 +16,10 @@ interface AsyncifyExports {
   asyncify_get_state(): number;
 }
 
-export class AsyncifyBufferOverflow extends Error {}
+/** The unwound guest stack did not fit the buffer `roam build` reserved. */
+export class AsyncifyBufferOverflow extends RoamError {
+  readonly code = 'ROAM_ASYNCIFY_OVERFLOW';
+}
 
 /**
  * Drives Binaryen's Asyncify exports over the buffer `roam build` reserved in linear memory.

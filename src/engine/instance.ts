@@ -1,8 +1,9 @@
 import type { ModuleManifest } from '../build/manifest.js';
 import { wasmPageBytes } from '../build/module-binary.js';
+import { RoamError } from '../platform/errors.js';
 import { Asyncify, AsyncifyState } from './asyncify.js';
 import { type Blocker, synchronousBlocker } from './blocking.js';
-import type { LoadedModule } from './module.js';
+import { type LoadedModule, ModuleLoadError } from './module.js';
 import { setjmpImports } from './setjmp.js';
 
 /** What the engine needs from a system-interface host (the WASI host implements it). */
@@ -35,7 +36,10 @@ export interface EngineState {
   stackBytes: number;
 }
 
-export class SnapshotError extends Error {}
+/** An instance cannot be captured or restored as asked (not stopped, plain module, mismatched snapshot). */
+export class SnapshotError extends RoamError {
+  readonly code = 'ROAM_SNAPSHOT';
+}
 
 /** How a run ended: the guest exited (proc_exit or returning from _start), or it was stopped on request. */
 export type RunOutcome = { kind: 'exited'; exitCode: number } | { kind: 'stopped' };
@@ -55,7 +59,10 @@ export function requestStop(flag: StopFlag): void {
   Atomics.notify(flag, 0);
 }
 
-export class GuestTrap extends Error {}
+/** The guest trapped (unreachable, out-of-bounds access, call stack exhausted...): its own fault. */
+export class GuestTrap extends RoamError {
+  readonly code = 'ROAM_GUEST_TRAP';
+}
 
 const wasiModule = 'wasi_snapshot_preview1';
 
@@ -96,7 +103,8 @@ export class Instance {
     };
     this.instance = new WebAssembly.Instance(loaded.module, { [wasiModule]: wasiImports, env: sjlj.env!, roam });
     const memory = this.instance.exports.memory;
-    if (!(memory instanceof WebAssembly.Memory)) throw new GuestTrap('module exports no memory');
+    if (!(memory instanceof WebAssembly.Memory))
+      throw new ModuleLoadError('ROAM_MODULE_INVALID', 'module exports no memory');
     this.memory = memory;
     host.bindMemory(memory);
     this.asyncify = this.manifest ? new Asyncify(this.instance.exports, memory, this.manifest) : undefined;
@@ -113,7 +121,8 @@ export class Instance {
    */
   async run(): Promise<RunOutcome> {
     const start = this.instance.exports._start as () => void;
-    if (typeof start !== 'function') throw new GuestTrap('module has no _start export (is it a WASI command?)');
+    if (typeof start !== 'function')
+      throw new ModuleLoadError('ROAM_MODULE_INVALID', 'module has no _start export (is it a WASI command?)');
     if (this.stopped) {
       // The flag was cleared when the stop was honored: a request made since (even before this
       // run began) still stands and stops the guest again at its next migration point.
@@ -228,7 +237,7 @@ export class Instance {
         throw new GuestTrap(`guest trapped: ${error.message}`, { cause: error });
       // V8's own stack (recursion depth) can run out before the guest's shadow stack does.
       if (error instanceof RangeError && /call stack/i.test(error.message))
-        throw new GuestTrap('guest trapped: call stack exhausted');
+        throw new GuestTrap('guest trapped: call stack exhausted', { cause: error });
       throw error;
     }
   }

@@ -1,3 +1,5 @@
+import { RoamError } from '../platform/errors.js';
+
 /**
  * The checkpoint image: a versioned manifest and three blobs (the module, the memory chunks, the
  * engine+host state). Stored either as a directory (one file per part) or as a single-file
@@ -53,4 +55,24 @@ export const partFiles = {
   state: 'state.json',
 } as const;
 
-export class ImageError extends Error {}
+/** Why an image cannot be read; the code tells the failures apart. */
+export type ImageErrorCode =
+  /** Nothing at the path. */
+  | 'ROAM_IMAGE_NOT_FOUND'
+  /** Something is there, but not a Roam checkpoint image. */
+  | 'ROAM_IMAGE_NOT_IMAGE'
+  /** A Roam image of a format version this roam does not read. */
+  | 'ROAM_IMAGE_VERSION'
+  /** A Roam image that is damaged: truncated, missing a part, a checksum mismatch, bad JSON. */
+  | 'ROAM_IMAGE_CORRUPT';
+
+/** A checkpoint image that cannot be used; nothing runs from it. */
+export class ImageError extends RoamError {
+  constructor(
+    readonly code: ImageErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -107,7 +107,7 @@ export class Image {
   ) {}
 
   static open(path: string): Image {
-    if (!existsSync(path)) throw new ImageError(`${path}: no such image`);
+    if (!existsSync(path)) throw new ImageError('ROAM_IMAGE_NOT_FOUND', `${path}: no such image`);
     const { manifest, module, memory, state } = statSync(path).isDirectory() ? readDirectory(path) : readArchive(path);
     verify(manifest, module, memory, state);
     return new Image(path, manifest, { module, memory, state });
@@ -122,8 +122,8 @@ export class Image {
     const { offset, length } = this.manifest.state;
     try {
       return JSON.parse(Buffer.from(this.parts.state.subarray(offset, offset + length)).toString('utf8'));
-    } catch {
-      throw new ImageError(`${this.path}: image state is not valid JSON`);
+    } catch (error) {
+      throw new ImageError('ROAM_IMAGE_CORRUPT', `${this.path}: image state is not valid JSON`, { cause: error });
     }
   }
 
@@ -137,12 +137,14 @@ function parseManifest(path: string, text: string): ImageManifest {
   let manifest: ImageManifest;
   try {
     manifest = JSON.parse(text) as ImageManifest;
-  } catch {
-    throw new ImageError(`${path}: image manifest is corrupt (not JSON)`);
+  } catch (error) {
+    throw new ImageError('ROAM_IMAGE_CORRUPT', `${path}: image manifest is corrupt (not JSON)`, { cause: error });
   }
-  if (manifest?.format !== imageFormat) throw new ImageError(`${path}: not a Roam checkpoint image`);
+  if (manifest?.format !== imageFormat)
+    throw new ImageError('ROAM_IMAGE_NOT_IMAGE', `${path}: not a Roam checkpoint image`);
   if (manifest.version !== imageVersion) {
     throw new ImageError(
+      'ROAM_IMAGE_VERSION',
       `${path}: image format version ${manifest.version} is not supported (this roam reads version ${imageVersion})`,
     );
   }
@@ -153,8 +155,8 @@ function readDirectory(path: string) {
   const read = (name: string) => {
     try {
       return readFileSync(join(path, name));
-    } catch {
-      throw new ImageError(`${path}: image is incomplete: ${name} is missing`);
+    } catch (error) {
+      throw new ImageError('ROAM_IMAGE_CORRUPT', `${path}: image is incomplete: ${name} is missing`, { cause: error });
     }
   };
   const manifest = parseManifest(path, read(partFiles.manifest).toString('utf8'));
@@ -164,12 +166,12 @@ function readDirectory(path: string) {
 function readArchive(path: string) {
   const file = readFileSync(path);
   if (file.length < archiveMagic.length + 4 || !file.subarray(0, archiveMagic.length).equals(archiveMagic)) {
-    throw new ImageError(`${path}: not a Roam checkpoint image`);
+    throw new ImageError('ROAM_IMAGE_NOT_IMAGE', `${path}: not a Roam checkpoint image`);
   }
   const headerLength = file.readUInt32LE(archiveMagic.length);
   const headerStart = archiveMagic.length + 4;
   if (headerStart + headerLength > file.length)
-    throw new ImageError(`${path}: image is truncated (manifest incomplete)`);
+    throw new ImageError('ROAM_IMAGE_CORRUPT', `${path}: image is truncated (manifest incomplete)`);
   const manifest = parseManifest(path, file.subarray(headerStart, headerStart + headerLength).toString('utf8'));
   const body = file.subarray(headerStart + headerLength);
   return { manifest, module: body, memory: body, state: body };
@@ -178,9 +180,10 @@ function readArchive(path: string) {
 /** Checks every blob's bounds and checksum, so nothing runs from a damaged image. */
 function verify(manifest: ImageManifest, module: Uint8Array, memory: Uint8Array, state: Uint8Array): void {
   const check = (what: string, ref: BlobRef, file: Uint8Array) => {
-    if (ref.offset + ref.length > file.length) throw new ImageError(`image is truncated: ${what} is incomplete`);
+    if (ref.offset + ref.length > file.length)
+      throw new ImageError('ROAM_IMAGE_CORRUPT', `image is truncated: ${what} is incomplete`);
     if (checksum(file.subarray(ref.offset, ref.offset + ref.length)) !== ref.sha256) {
-      throw new ImageError(`image is corrupt: checksum mismatch in ${what}`);
+      throw new ImageError('ROAM_IMAGE_CORRUPT', `image is corrupt: checksum mismatch in ${what}`);
     }
   };
   check('the module', manifest.module, module);

@@ -55,7 +55,10 @@ export function decodeMemory(memory: Uint8Array, chunks: MemoryChunkRef[], blob:
     const stored = blob.subarray(chunk.offset, chunk.offset + chunk.length);
     const raw = chunk.deflated ? inflateRawSync(stored) : stored;
     if (raw.length > chunkBytes || chunk.index * chunkBytes + raw.length > memory.length) {
-      throw new ImageError(`image is corrupt: memory chunk ${chunk.index} lies outside linear memory`);
+      throw new ImageError(
+        'ROAM_IMAGE_CORRUPT',
+        `image is corrupt: memory chunk ${chunk.index} lies outside linear memory`,
+      );
     }
     memory.set(raw, chunk.index * chunkBytes);
   }

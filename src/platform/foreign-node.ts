@@ -1,9 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { RoamError } from './errors.js';
 import { foreignNodeVersion, hostIsa, type Isa, isas } from './isa.js';
 import { cacheDir } from './paths.js';
 
-export class ForeignNodeError extends Error {}
+/** The Node binary or the runtime libraries for a foreign ISA are missing: scripts/setup installs them. */
+export class ForeignNodeError extends RoamError {
+  readonly code = 'ROAM_FOREIGN_NODE';
+}
 
 /** Where scripts/setup unpacks the official Node binary for `isa`. */
 export function foreignNodePath(isa: Isa): string {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { apiPrefix } from '../agent/api.js';
 import { AgentClient } from '../agent/client.js';
 import type { NodeFacts } from '../agent/facts.js';
+import { RoamError } from '../platform/errors.js';
 import type { Isa } from '../platform/isa.js';
 import { logTail } from '../platform/log-tail.js';
 import { aliasLoopback } from '../platform/loopback.js';
@@ -20,7 +21,9 @@ import { cacheDir, packageRoot } from '../platform/paths.js';
  * guest's 7070 (agent API) and 7071 (incoming migrations); the guest reaches the host's loopback
  * as 10.0.2.2.
  */
-export class VmError extends Error {}
+export class VmError extends RoamError {
+  readonly code = 'ROAM_VM';
+}
 
 /** ISAs `roam up --vm` can start as full-system VMs. */
 export const vmIsas = ['arm64'] as const;
@@ -165,7 +168,9 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
   closeSync(log);
   const pid = await new Promise<number>((resolve, reject) => {
     child.once('spawn', () => resolve(child.pid ?? 0));
-    child.once('error', (error) => reject(new VmError(`cannot start ${qemuBinary}: ${error.message}`)));
+    child.once('error', (error) =>
+      reject(new VmError(`cannot start ${qemuBinary}: ${error.message}`, { cause: error })),
+    );
   });
   child.unref();
   writeFileSync(join(stateDir, 'qemu.pid'), `${pid}\n`);

@@ -41,7 +41,7 @@ import {
   SocketDescriptor,
 } from './descriptors/socket.js';
 import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
-import { errnoOf, nodeCode, WasiError, WasiExit } from './errors.js';
+import { errnoOf, nodeCode, WasiError, WasiExit, WasiSetupError } from './errors.js';
 import { GuestMemory } from './memory.js';
 import { Network, type NetworkOptions, type NetworkState } from './network.js';
 import { pollOneoff } from './poll.js';
@@ -95,7 +95,8 @@ const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 /**
  * The wasi_snapshot_preview1 host. Imports decode guest memory and dispatch to descriptors;
  * every failure inside a call becomes an errno (proc_exit's WasiExit excepted): nothing thrown
- * by node:fs or a bad guest pointer reaches the engine.
+ * by node:fs or a bad guest pointer reaches the engine. Only known failures map to their errno
+ * (errors.ts); anything else is a host bug, reported on stderr once per function, and EIO.
  *
  * Usage: new WasiHost(options) or WasiHost.restore(state, options); instantiate with
  * { wasi_snapshot_preview1: host.imports() }; bindMemory() with the instance's memory before
@@ -118,7 +119,9 @@ export class WasiHost {
   /** A fresh host; `state` is for restore(), which should be used instead of passing it here. */
   constructor(options: WasiOptions = {}, state: WasiHostState = initialState(options)) {
     if (state.version !== STATE_VERSION) {
-      throw new Error(`WASI host: unsupported state version ${String(state.version)} (expected ${STATE_VERSION})`);
+      throw new WasiSetupError(
+        `WASI host: unsupported state version ${String(state.version)} (expected ${STATE_VERSION})`,
+      );
     }
     this.blocker = options.blocker ?? synchronousBlocker;
     this.clocks = new Clocks(options.clock ?? systemClock, state.clocks);
@@ -183,7 +186,7 @@ export class WasiHost {
   private openAll(fds: FdState[], options: WasiOptions): void {
     const preopens = new Map<string, Preopen>();
     for (const p of options.preopens ?? []) {
-      if (preopens.has(p.guestPath)) throw new Error(`WASI host: preopen "${p.guestPath}" given twice`);
+      if (preopens.has(p.guestPath)) throw new WasiSetupError(`WASI host: preopen "${p.guestPath}" given twice`);
       preopens.set(p.guestPath, { guestPath: p.guestPath, hostPath: resolveHostPath(p.hostPath) });
     }
     const stdio: Record<StdioStream, number> = {
@@ -193,7 +196,7 @@ export class WasiHost {
     };
     try {
       for (const state of fds) {
-        if (this.fds.has(state.fd)) throw new Error(`WASI host: fd ${state.fd} appears twice in the state`);
+        if (this.fds.has(state.fd)) throw new WasiSetupError(`WASI host: fd ${state.fd} appears twice in the state`);
         this.fds.set(state.fd, this.openOne(state, preopens, stdio));
       }
     } catch (e) {
@@ -205,7 +208,7 @@ export class WasiHost {
   private openOne(state: FdState, preopens: Map<string, Preopen>, stdio: Record<StdioStream, number>): Descriptor {
     if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
     if (state.kind === 'listener' || state.kind === 'socket') {
-      if (!this.network) throw new Error(`WASI host: fd ${state.fd} is a socket but the host has no network`);
+      if (!this.network) throw new WasiSetupError(`WASI host: fd ${state.fd} is a socket but the host has no network`);
       return state.kind === 'listener'
         ? new ListenerDescriptor(this.network, state)
         : SocketDescriptor.restore(this.network, state);
@@ -213,7 +216,7 @@ export class WasiHost {
     const guest = posix.join(state.preopen, state.path);
     const preopen = preopens.get(state.preopen);
     if (preopen === undefined) {
-      throw new Error(
+      throw new WasiSetupError(
         `WASI host: fd ${state.fd} (${state.kind} "${guest}") needs preopen "${state.preopen}", which was not given`,
       );
     }
@@ -223,11 +226,9 @@ export class WasiHost {
         : DirectoryDescriptor.restore(state, preopen);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      throw new Error(
+      throw new WasiSetupError(
         `WASI host: cannot open fd ${state.fd}, ${state.kind} "${guest}" (host ${preopen.hostPath}): ${why}`,
-        {
-          cause: e,
-        },
+        { cause: e },
       );
     }
   }
@@ -243,9 +244,12 @@ export class WasiHost {
     this.waiting = undefined;
   }
 
-  /** Run one call: undefined means success, a number is an errno, a Wait suspends the guest. */
+  /**
+   * Run the WASI function `name`: undefined means success, a number is an errno, a Wait suspends
+   * the guest. A failure the host does not know (a host bug) is reported once and becomes EIO.
+   */
   // biome-ignore lint/suspicious/noConfusingVoidType: a call that succeeds with nothing to say returns nothing (errno 0)
-  private call(body: () => number | void | Wait): number {
+  private call(name: string, body: () => number | void | Wait): number {
     this.dropWait();
     // biome-ignore lint/suspicious/noConfusingVoidType: as body's
     let result: number | void | Wait;
@@ -253,7 +257,7 @@ export class WasiHost {
       result = body();
     } catch (e) {
       if (e instanceof WasiExit) throw e;
-      return errnoOf(e);
+      return errnoOf(e, name);
     }
     if (!(result instanceof Wait)) return result ?? Errno.SUCCESS;
     this.waiting = result;
@@ -367,33 +371,37 @@ export class WasiHost {
   private makeImports(): WebAssembly.ModuleImports {
     const mem = this.memory;
     return {
-      args_get: (argv: number, buf: number) => this.call(() => this.writeStrings(this.argsEncoded, argv, buf)),
-      args_sizes_get: (count: number, size: number) => this.call(() => this.writeSizes(this.argsEncoded, count, size)),
-      environ_get: (environ: number, buf: number) => this.call(() => this.writeStrings(this.envEncoded, environ, buf)),
+      args_get: (argv: number, buf: number) =>
+        this.call('args_get', () => this.writeStrings(this.argsEncoded, argv, buf)),
+      args_sizes_get: (count: number, size: number) =>
+        this.call('args_sizes_get', () => this.writeSizes(this.argsEncoded, count, size)),
+      environ_get: (environ: number, buf: number) =>
+        this.call('environ_get', () => this.writeStrings(this.envEncoded, environ, buf)),
       environ_sizes_get: (count: number, size: number) =>
-        this.call(() => this.writeSizes(this.envEncoded, count, size)),
+        this.call('environ_sizes_get', () => this.writeSizes(this.envEncoded, count, size)),
 
-      clock_res_get: (id: number, out: number) => this.call(() => mem.setU64(out >>> 0, this.clocks.resolution(id))),
+      clock_res_get: (id: number, out: number) =>
+        this.call('clock_res_get', () => mem.setU64(out >>> 0, this.clocks.resolution(id))),
       clock_time_get: (id: number, _precision: bigint, out: number) =>
-        this.call(() => mem.setU64(out >>> 0, this.clocks.now(id))),
+        this.call('clock_time_get', () => mem.setU64(out >>> 0, this.clocks.now(id))),
 
       fd_advise: (fd: number, _offset: bigint, _len: bigint, advice: number) =>
-        this.call(() => {
+        this.call('fd_advise', () => {
           const d = this.fd(fd, Rights.FD_ADVISE);
           if (advice >>> 0 > ADVICE_MAX) throw new WasiError(Errno.INVAL);
           d.advise();
         }),
       fd_allocate: (fd: number, offset: bigint, len: bigint) =>
-        this.call(() => this.fd(fd, Rights.FD_ALLOCATE).allocate(u64(offset), u64(len))),
+        this.call('fd_allocate', () => this.fd(fd, Rights.FD_ALLOCATE).allocate(u64(offset), u64(len))),
       fd_close: (fd: number) =>
-        this.call(() => {
+        this.call('fd_close', () => {
           const d = this.fd(fd, 0n);
           this.fds.delete(fd >>> 0);
           d.close();
         }),
-      fd_datasync: (fd: number) => this.call(() => this.fd(fd, Rights.FD_DATASYNC).datasync()),
+      fd_datasync: (fd: number) => this.call('fd_datasync', () => this.fd(fd, Rights.FD_DATASYNC).datasync()),
       fd_fdstat_get: (fd: number, out: number) =>
-        this.call(() => {
+        this.call('fd_fdstat_get', () => {
           const d = this.fd(fd, 0n);
           const at = out >>> 0;
           mem.bytes(at, Size.FDSTAT).fill(0);
@@ -403,13 +411,13 @@ export class WasiHost {
           mem.setU64(at + 16, d.rightsInheriting);
         }),
       fd_fdstat_set_flags: (fd: number, flags: number) =>
-        this.call(() => {
+        this.call('fd_fdstat_set_flags', () => {
           const d = this.fd(fd, Rights.FD_FDSTAT_SET_FLAGS);
           if (flags & ~FDFLAGS_ALL) throw new WasiError(Errno.INVAL);
           d.setFlags(flags);
         }),
       fd_fdstat_set_rights: (fd: number, base: bigint, inheriting: bigint) =>
-        this.call(() => {
+        this.call('fd_fdstat_set_rights', () => {
           const d = this.fd(fd, 0n);
           const [b, i] = [u64(base), u64(inheriting)];
           // Rights can only be dropped, never gained.
@@ -418,53 +426,58 @@ export class WasiHost {
           d.rightsInheriting = i;
         }),
       fd_filestat_get: (fd: number, out: number) =>
-        this.call(() => this.writeFilestat(out >>> 0, this.fd(fd, Rights.FD_FILESTAT_GET).filestat())),
+        this.call('fd_filestat_get', () =>
+          this.writeFilestat(out >>> 0, this.fd(fd, Rights.FD_FILESTAT_GET).filestat()),
+        ),
       fd_filestat_set_size: (fd: number, size: bigint) =>
-        this.call(() => this.fd(fd, Rights.FD_FILESTAT_SET_SIZE).setSize(u64(size))),
+        this.call('fd_filestat_set_size', () => this.fd(fd, Rights.FD_FILESTAT_SET_SIZE).setSize(u64(size))),
       fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) =>
-        this.call(() => {
+        this.call('fd_filestat_set_times', () => {
           const d = this.fd(fd, Rights.FD_FILESTAT_SET_TIMES);
           const now = this.clocks.now(Clockid.REALTIME);
           const [a, m] = timesToSet(flags, u64(atim), u64(mtim), now, () => d.filestat());
           d.setTimes(a, m);
         }),
       fd_pread: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
-        this.call(() => {
+        this.call('fd_pread', () => {
           const d = this.fd(fd, Rights.FD_READ, Errno.BADF);
           mem.setU32(out >>> 0, d.pread(mem.iovecs(iovs >>> 0, count >>> 0), u64(offset)));
         }),
       fd_prestat_get: (fd: number, out: number) =>
-        this.call(() => {
+        this.call('fd_prestat_get', () => {
           const prestat = this.prestat(fd);
           mem.bytes(out >>> 0, Size.PRESTAT).fill(0);
           mem.setU8(out >>> 0, prestat.type);
           mem.setU32((out >>> 0) + 4, encoder.encode(prestat.name).length);
         }),
       fd_prestat_dir_name: (fd: number, path: number, len: number) =>
-        this.call(() => {
+        this.call('fd_prestat_dir_name', () => {
           const name = encoder.encode(this.prestat(fd).name);
           if (len >>> 0 < name.length) throw new WasiError(Errno.NAMETOOLONG);
           mem.write(path >>> 0, name);
         }),
       fd_pwrite: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
-        this.call(() => {
+        this.call('fd_pwrite', () => {
           const d = this.fd(fd, Rights.FD_WRITE, Errno.BADF);
           mem.setU32(out >>> 0, d.pwrite(mem.iovecs(iovs >>> 0, count >>> 0), u64(offset)));
         }),
       fd_read: (fd: number, iovs: number, count: number, out: number) =>
-        this.call(() => {
+        this.call('fd_read', () => {
           const n = this.fd(fd, Rights.FD_READ, Errno.BADF).read(mem.iovecs(iovs >>> 0, count >>> 0));
           if (n instanceof Wait) return n;
           mem.setU32(out >>> 0, n);
         }),
       fd_readdir: (fd: number, buf: number, len: number, cookie: bigint, out: number) =>
-        this.call(() => {
-          const bytes = this.fd(fd, Rights.FD_READDIR).readdir(u64(cookie), len >>> 0);
-          mem.write(buf >>> 0, bytes);
+        this.call('fd_readdir', () => {
+          const d = this.fd(fd, Rights.FD_READDIR);
+          // The guest's buffer first: a bad one is EFAULT before anything is read or allocated.
+          const target = mem.bytes(buf >>> 0, len >>> 0);
+          const bytes = d.readdir(u64(cookie), len >>> 0);
+          target.set(bytes);
           mem.setU32(out >>> 0, bytes.length);
         }),
       fd_renumber: (from: number, to: number) =>
-        this.call(() => {
+        this.call('fd_renumber', () => {
           const moved = this.fd(from, 0n);
           const replaced = this.fd(to, 0n);
           if (moved === replaced) return;
@@ -473,26 +486,26 @@ export class WasiHost {
           replaced.close();
         }),
       fd_seek: (fd: number, offset: bigint, whence: number, out: number) =>
-        this.call(() => {
+        this.call('fd_seek', () => {
           // A seek that only reads the position needs no more than fd_tell.
           const right = whence === Whence.CUR && offset === 0n ? Rights.FD_TELL : Rights.FD_SEEK;
           mem.setU64(out >>> 0, this.fd(fd, right, Errno.SPIPE).seek(offset, whence));
         }),
-      fd_sync: (fd: number) => this.call(() => this.fd(fd, Rights.FD_SYNC).sync()),
+      fd_sync: (fd: number) => this.call('fd_sync', () => this.fd(fd, Rights.FD_SYNC).sync()),
       fd_tell: (fd: number, out: number) =>
-        this.call(() => mem.setU64(out >>> 0, this.fd(fd, Rights.FD_TELL, Errno.SPIPE).tell())),
+        this.call('fd_tell', () => mem.setU64(out >>> 0, this.fd(fd, Rights.FD_TELL, Errno.SPIPE).tell())),
       fd_write: (fd: number, iovs: number, count: number, out: number) =>
-        this.call(() => {
+        this.call('fd_write', () => {
           const d = this.fd(fd, Rights.FD_WRITE, Errno.BADF);
           mem.setU32(out >>> 0, d.write(mem.iovecs(iovs >>> 0, count >>> 0)));
         }),
 
       path_create_directory: (fd: number, path: number, len: number) =>
-        this.call(() => {
+        this.call('path_create_directory', () => {
           mkdirSync(this.entry(this.dir(fd, Rights.PATH_CREATE_DIRECTORY), path, len, Errno.EXIST).host);
         }),
       path_filestat_get: (fd: number, flags: number, path: number, len: number, out: number) =>
-        this.call(() => {
+        this.call('path_filestat_get', () => {
           const at = this.lookup(this.dir(fd, Rights.PATH_FILESTAT_GET), path, len, flags);
           this.writeFilestat(out >>> 0, filestatOf(lstatSync(at.host, { bigint: true })));
         }),
@@ -505,7 +518,7 @@ export class WasiHost {
         mtim: bigint,
         fstflags: number,
       ) =>
-        this.call(() => {
+        this.call('path_filestat_set_times', () => {
           const at = this.lookup(this.dir(fd, Rights.PATH_FILESTAT_SET_TIMES), path, len, flags);
           const now = this.clocks.now(Clockid.REALTIME);
           const current = () => filestatOf(lstatSync(at.host, { bigint: true }));
@@ -522,7 +535,7 @@ export class WasiHost {
         newPath: number,
         newLen: number,
       ) =>
-        this.call(() => {
+        this.call('path_link', () => {
           const from = this.lookup(this.dir(oldFd, Rights.PATH_LINK_SOURCE), oldPath, oldLen, oldFlags);
           const to = this.entry(this.dir(newFd, Rights.PATH_LINK_TARGET), newPath, newLen, Errno.EXIST);
           linkSync(from.host, to.host);
@@ -538,7 +551,7 @@ export class WasiHost {
         fdflags: number,
         out: number,
       ) =>
-        this.call(() => {
+        this.call('path_open', () => {
           const dir = this.dir(fd, Rights.PATH_OPEN);
           if (oflags & Oflags.CREAT) this.fd(fd, Rights.PATH_CREATE_FILE);
           if (oflags & Oflags.TRUNC) this.fd(fd, Rights.PATH_FILESTAT_SET_SIZE);
@@ -559,7 +572,7 @@ export class WasiHost {
           this.fds.set(newFd, opened);
         }),
       path_readlink: (fd: number, path: number, len: number, buf: number, bufLen: number, out: number) =>
-        this.call(() => {
+        this.call('path_readlink', () => {
           const at = this.lookup(this.dir(fd, Rights.PATH_READLINK), path, len, 0);
           const target = readlinkSync(at.host, { encoding: 'buffer' });
           // Like readlink(2), a short buffer silently truncates.
@@ -568,25 +581,29 @@ export class WasiHost {
           mem.setU32(out >>> 0, n);
         }),
       path_remove_directory: (fd: number, path: number, len: number) =>
-        this.call(() => rmdirSync(this.entry(this.dir(fd, Rights.PATH_REMOVE_DIRECTORY), path, len, Errno.INVAL).host)),
+        this.call('path_remove_directory', () =>
+          rmdirSync(this.entry(this.dir(fd, Rights.PATH_REMOVE_DIRECTORY), path, len, Errno.INVAL).host),
+        ),
       path_rename: (fd: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) =>
-        this.call(() => {
+        this.call('path_rename', () => {
           const from = this.entry(this.dir(fd, Rights.PATH_RENAME_SOURCE), oldPath, oldLen, Errno.INVAL);
           const to = this.entry(this.dir(newFd, Rights.PATH_RENAME_TARGET), newPath, newLen, Errno.INVAL);
           renameSync(from.host, to.host);
         }),
       path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) =>
-        this.call(() => {
+        this.call('path_symlink', () => {
           // Any link text may be stored; it is checked when the link is followed.
           const target = mem.string(oldPath >>> 0, oldLen >>> 0);
           if (target.includes('\0')) throw new WasiError(Errno.INVAL);
           symlinkSync(target, this.entry(this.dir(fd, Rights.PATH_SYMLINK), newPath, newLen, Errno.EXIST).host);
         }),
       path_unlink_file: (fd: number, path: number, len: number) =>
-        this.call(() => unlinkSync(this.entry(this.dir(fd, Rights.PATH_UNLINK_FILE), path, len, Errno.INVAL).host)),
+        this.call('path_unlink_file', () =>
+          unlinkSync(this.entry(this.dir(fd, Rights.PATH_UNLINK_FILE), path, len, Errno.INVAL).host),
+        ),
 
       poll_oneoff: (inPtr: number, outPtr: number, count: number, nevents: number) =>
-        this.call(() =>
+        this.call('poll_oneoff', () =>
           pollOneoff(
             {
               memory: mem,
@@ -605,14 +622,14 @@ export class WasiHost {
       },
       proc_raise: () => Errno.NOSYS,
       random_get: (buf: number, len: number) =>
-        this.call(() => {
+        this.call('random_get', () => {
           randomFillSync(mem.bytes(buf >>> 0, len >>> 0));
         }),
       sched_yield: () => Errno.SUCCESS,
 
       // Sockets come later, as another descriptor kind; until then no fd is a socket.
       sock_accept: (fd: number, flags: number, out: number) =>
-        this.call(() => {
+        this.call('sock_accept', () => {
           const listener = this.socket(fd, Rights.SOCK_ACCEPT);
           if (flags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
           const accepted = listener.accept(flags);
@@ -622,7 +639,7 @@ export class WasiHost {
           mem.setU32(out >>> 0, newFd);
         }),
       sock_recv: (fd: number, iovs: number, count: number, riFlags: number, outLen: number, outFlags: number) =>
-        this.call(() => {
+        this.call('sock_recv', () => {
           const [n, roFlags] = this.socket(fd, Rights.FD_READ).recv(
             mem.iovecs(iovs >>> 0, count >>> 0),
             riFlags & Riflags.RECV_PEEK,
@@ -632,11 +649,11 @@ export class WasiHost {
           mem.setU16(outFlags >>> 0, roFlags);
         }),
       sock_send: (fd: number, iovs: number, count: number, _siFlags: number, out: number) =>
-        this.call(() => {
+        this.call('sock_send', () => {
           mem.setU32(out >>> 0, this.socket(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0)));
         }),
       sock_shutdown: (fd: number, how: number) =>
-        this.call(() => {
+        this.call('sock_shutdown', () => {
           if (how >>> 0 === 0 || how >>> 0 > 3) throw new WasiError(Errno.INVAL);
           this.socket(fd, Rights.SOCK_SHUTDOWN).shutdown(how >>> 0);
         }),

@@ -18,7 +18,11 @@ export class GuestMemory {
     this.buffer = undefined;
   }
 
-  private view(): DataView {
+  /**
+   * The view over current memory, once [ptr, ptr+size) is known to lie inside it: a guest pointer
+   * out of bounds is the guest's fault (EFAULT), never a RangeError from the host.
+   */
+  private view(ptr: number, size: number): DataView {
     if (this.memory === undefined) throw new Error('WASI host: bindMemory() was not called');
     const buffer = this.memory.buffer;
     if (buffer !== this.buffer) {
@@ -26,38 +30,38 @@ export class GuestMemory {
       this.dataView = new DataView(buffer);
       this.u8 = new Uint8Array(buffer);
     }
+    if (!(ptr >= 0 && size >= 0 && ptr + size <= this.u8.length)) throw new WasiError(Errno.FAULT);
     return this.dataView;
   }
 
   getU8(ptr: number): number {
-    return this.view().getUint8(ptr);
+    return this.view(ptr, 1).getUint8(ptr);
   }
   getU16(ptr: number): number {
-    return this.view().getUint16(ptr, true);
+    return this.view(ptr, 2).getUint16(ptr, true);
   }
   getU32(ptr: number): number {
-    return this.view().getUint32(ptr, true);
+    return this.view(ptr, 4).getUint32(ptr, true);
   }
   getU64(ptr: number): bigint {
-    return this.view().getBigUint64(ptr, true);
+    return this.view(ptr, 8).getBigUint64(ptr, true);
   }
   setU8(ptr: number, value: number): void {
-    this.view().setUint8(ptr, value);
+    this.view(ptr, 1).setUint8(ptr, value);
   }
   setU16(ptr: number, value: number): void {
-    this.view().setUint16(ptr, value, true);
+    this.view(ptr, 2).setUint16(ptr, value, true);
   }
   setU32(ptr: number, value: number): void {
-    this.view().setUint32(ptr, value, true);
+    this.view(ptr, 4).setUint32(ptr, value, true);
   }
   setU64(ptr: number, value: bigint): void {
-    this.view().setBigUint64(ptr, BigInt.asUintN(64, value), true);
+    this.view(ptr, 8).setBigUint64(ptr, BigInt.asUintN(64, value), true);
   }
 
-  /** A live view of guest bytes [ptr, ptr+len); RangeError (-> FAULT) when out of bounds. */
+  /** A live view of guest bytes [ptr, ptr+len); WasiError(FAULT) when out of bounds. */
   bytes(ptr: number, len: number): Uint8Array {
-    this.view();
-    if (ptr + len > this.u8.length) throw new RangeError('guest pointer out of bounds');
+    this.view(ptr, len);
     return this.u8.subarray(ptr, ptr + len);
   }
 

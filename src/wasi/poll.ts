@@ -64,7 +64,7 @@ export function pollOneoff(
         try {
           ready = ctx.descriptor(sub.fd).poll(sub.type === Eventtype.FD_READ ? 'read' : 'write');
         } catch (e) {
-          events.push({ userdata: sub.userdata, errno: errnoOf(e), type: sub.type, nbytes: 0n });
+          events.push({ userdata: sub.userdata, errno: errnoOf(e, 'poll_oneoff'), type: sub.type, nbytes: 0n });
           continue;
         }
         if (ready instanceof Wait) waits.push(ready);
@@ -108,7 +108,7 @@ function decode(ctx: PollContext, at: number, savedDeadline: string | undefined)
   try {
     now = ctx.clocks.now(id);
   } catch (e) {
-    return { kind: 'error', userdata, type, errno: errnoOf(e) };
+    return { kind: 'error', userdata, type, errno: errnoOf(e, 'poll_oneoff') };
   }
   const left = absolute ? timeout - now : timeout;
   const deadline = clock === id ? now + left : ctx.clocks.now(clock) + left;

@@ -28,6 +28,16 @@ test('roam run: missing module, invalid module, bad --dir and --env give one-lin
   assertOneLineError(roam(['run', '--env', 'NOEQUALS', echo.plain]), /expected KEY=VALUE/);
 });
 
+test('a Roam error is one line; ROAM_DEBUG=1 adds its code, its stack and its cause', () => {
+  const absent = join(dir, 'absent.wasm');
+  const args = ['build', absent, '-o', join(dir, 'out.wasm')];
+  assertOneLineError(roam(args), /^roam: .*absent\.wasm: no such file\n$/);
+  const debug = roam(args, { env: { ...process.env, ROAM_DEBUG: '1' } });
+  assert.equal(debug.status, 1);
+  assert.match(debug.stderr, /^roam: \[ROAM_BUILD\] BuildError: .*absent\.wasm: no such file\n {4}at /);
+  assert.match(debug.stderr, /\ncaused by: Error: ENOENT: no such file or directory/);
+});
+
 test('stdin from a pipe: data arriving over time is copied in order, plain and migratable', async () => {
   const chunks = ['alpha ', 'beta\n', 'gamma ', 'delta\n'];
   for (const module of [echo.plain, echo.roam]) {

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { sha256 } from '../../src/build/manifest.js';
+import type { ImageErrorCode } from '../../src/image/format.js';
 import { Image, writeImage } from '../../src/image/image.js';
 import { buildFixture, roam, roamInBackground, sleep, tempDir, waitForContainer } from '../helpers.js';
 
@@ -49,31 +50,60 @@ test('damaged images are refused with a clear error before anything is used', ()
     writeImage(archive, content, { archive: true, compression: 'deflate' });
     writeImage(directory, content, { archive: false, compression: 'deflate' });
   };
-  const cases: [string, () => void, string, RegExp][] = [
-    ['truncated archive', () => truncateSync(archive, readFileSync(archive).length - 100), archive, /truncated/],
-    ['cut inside the manifest', () => truncateSync(archive, 40), archive, /truncated/],
+  const cases: [string, () => void, string, ImageErrorCode, RegExp][] = [
+    [
+      'truncated archive',
+      () => truncateSync(archive, readFileSync(archive).length - 100),
+      archive,
+      'ROAM_IMAGE_CORRUPT',
+      /truncated/,
+    ],
+    ['cut inside the manifest', () => truncateSync(archive, 40), archive, 'ROAM_IMAGE_CORRUPT', /truncated/],
     [
       'flipped memory byte',
       () => flip(join(directory, 'memory.bin'), 100),
       directory,
+      'ROAM_IMAGE_CORRUPT',
       /checksum mismatch in memory chunk 0/,
     ],
-    ['flipped state byte', () => flip(join(directory, 'state.json'), 3), directory, /checksum mismatch in the state/],
-    ['missing part', () => rmSync(join(directory, 'memory.bin')), directory, /memory\.bin is missing/],
+    [
+      'flipped state byte',
+      () => flip(join(directory, 'state.json'), 3),
+      directory,
+      'ROAM_IMAGE_CORRUPT',
+      /checksum mismatch in the state/,
+    ],
+    [
+      'missing part',
+      () => rmSync(join(directory, 'memory.bin')),
+      directory,
+      'ROAM_IMAGE_CORRUPT',
+      /memory\.bin is missing/,
+    ],
     [
       'wrong version',
       () => editManifest(directory, (m) => (m.version = 99)),
       directory,
+      'ROAM_IMAGE_VERSION',
       /format version 99 is not supported/,
     ],
-    ['not an image', () => writeFileSync(archive, 'hello'), archive, /not a Roam checkpoint image/],
+    [
+      'not an image',
+      () => writeFileSync(archive, 'hello'),
+      archive,
+      'ROAM_IMAGE_NOT_IMAGE',
+      /not a Roam checkpoint image/,
+    ],
   ];
-  for (const [what, damage, path, message] of cases) {
+  for (const [what, damage, path, code, message] of cases) {
     fresh();
     damage();
-    assert.throws(() => Image.open(path), message, what);
+    assert.throws(() => Image.open(path), { code, message }, what);
   }
-  assert.throws(() => Image.open(join(dir, 'nothing-here')), /no such image/);
+  assert.throws(() => Image.open(join(dir, 'nothing-here')), {
+    code: 'ROAM_IMAGE_NOT_FOUND',
+    message: /no such image/,
+  });
 });
 
 test('roam restore refuses damaged images, a wrong module and a missing directory, in one line', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Clockid, Errno } from '../../src/wasi/constants.js';
+import { redirectHostBugReports } from '../../src/wasi/errors.js';
 import { WasiExit, WasiHost } from '../../src/wasi/host.js';
 import { Guest, tempDir } from './helpers.js';
 
@@ -114,10 +115,20 @@ test('memory growth is seen by later calls', () => {
   assert.equal(g.u32(count), 1);
 });
 
-test('a call before bindMemory fails with an errno instead of throwing', () => {
-  const host = new WasiHost();
-  const fns = host.imports() as Record<string, (...a: number[]) => number>;
-  assert.equal(fns.args_sizes_get!(0, 4), Errno.IO);
+test('a call before bindMemory fails with an errno instead of throwing, and is reported as a host bug', () => {
+  const reports: string[] = [];
+  const restore = redirectHostBugReports((text) => reports.push(text));
+  try {
+    const host = new WasiHost();
+    const fns = host.imports() as Record<string, (...a: number[]) => number>;
+    assert.equal(fns.args_sizes_get!(0, 4), Errno.IO);
+    assert.match(
+      reports.join(''),
+      /^roam: host bug in args_sizes_get: Error: WASI host: bindMemory\(\) was not called/,
+    );
+  } finally {
+    restore();
+  }
 });
 
 test('preopens: fd_prestat_get and fd_prestat_dir_name', () => {
@@ -142,10 +153,10 @@ test('preopens: fd_prestat_get and fd_prestat_dir_name', () => {
 });
 
 test('a missing preopen directory is a clear error at construction', () => {
-  assert.throws(
-    () => new WasiHost({ preopens: [{ guestPath: '/x', hostPath: '/nonexistent/roam-test' }] }),
-    /fd 3, directory "\/x".*ENOENT/,
-  );
+  assert.throws(() => new WasiHost({ preopens: [{ guestPath: '/x', hostPath: '/nonexistent/roam-test' }] }), {
+    code: 'ROAM_WASI_SETUP',
+    message: /fd 3, directory "\/x".*ENOENT/,
+  });
 });
 
 test('listening sockets come first (LISTEN_FDS) and do not hide the preopened directories from libc', () => {

@@ -94,6 +94,7 @@ test('restore without a needed preopen is a clear error', () => {
   g.openOk(3, 'data.txt');
   const state = viaJson(g.host.capture());
   assert.throws(() => WasiHost.restore(state, { preopens: [{ guestPath: '/other', hostPath: tempDir() }] }), {
+    code: 'ROAM_WASI_SETUP',
     message: /fd 3 \(directory "\/data"\) needs preopen "\/data", which was not given/,
   });
 });
@@ -115,6 +116,7 @@ test('restore of a file that disappeared names the guest path, and leaks nothing
   const state = viaJson(g.host.capture());
   rmSync(join(dir, 'sub', 'inner.txt'));
   assert.throws(() => WasiHost.restore(state, { preopens: [{ guestPath: '/data', hostPath: dir }] }), {
+    code: 'ROAM_WASI_SETUP',
     message: /fd 5, file "\/data\/sub\/inner.txt".*ENOENT/,
   });
 });
@@ -224,5 +226,5 @@ test('narrowed rights survive and are not widened by restore', () => {
 
 test('an unknown state version is refused', () => {
   const state = { ...Guest.create().host.capture(), version: 99 } as unknown as WasiHostState;
-  assert.throws(() => WasiHost.restore(state), /unsupported state version 99/);
+  assert.throws(() => WasiHost.restore(state), { code: 'ROAM_WASI_SETUP', message: /unsupported state version 99/ });
 });

@@ -1,7 +1,7 @@
 import { closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Errno, Filetype, Preopentype, Size } from '../constants.js';
-import { nodeCode, WasiError } from '../errors.js';
+import { nodeCode, WasiError, WasiSetupError } from '../errors.js';
 import { type Preopen, resolvePath } from '../sandbox.js';
 import { type Filestat, filestatOf, filetypeOf } from '../stat.js';
 import { type CommonState, Descriptor } from './descriptor.js';
@@ -53,7 +53,7 @@ export class DirectoryDescriptor extends Descriptor {
   /** Check the captured directory still exists (following the sandbox) and reopen it. */
   static restore(state: DirectoryState, preopen: Preopen): DirectoryDescriptor {
     const at = resolvePath(preopen.hostPath, '', state.path === '' ? '.' : state.path, true);
-    if (!statSync(at.host).isDirectory()) throw new Error(`${at.host} is not a directory`);
+    if (!statSync(at.host).isDirectory()) throw new WasiSetupError(`${at.host} is not a directory`);
     const dir = new DirectoryDescriptor(
       preopen,
       at.rel,

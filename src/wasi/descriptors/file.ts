@@ -34,6 +34,12 @@ function accessMode(rights: bigint): number {
   return write ? constants.O_WRONLY : constants.O_RDONLY;
 }
 
+/** `size` as a file size Node takes (a safe integer); EFBIG beyond, as from the kernel. */
+function fileSize(size: bigint): bigint {
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new WasiError(Errno.FBIG);
+  return size;
+}
+
 /**
  * A file (or device) opened under a preopen. The offset is kept here and every transfer is
  * positioned, so the host fd's own position never matters and the offset is plain state.
@@ -141,7 +147,7 @@ export class FileDescriptor extends Descriptor {
   }
 
   override setSize(size: bigint): void {
-    ftruncateSync(this.fd, Number(size));
+    ftruncateSync(this.fd, Number(fileSize(size)));
   }
 
   override setTimes(atime: number, mtime: number): void {
@@ -153,7 +159,7 @@ export class FileDescriptor extends Descriptor {
 
   /** Node has no fallocate; growing the file gives the same guarantee of size. */
   override allocate(offset: bigint, len: bigint): void {
-    const end = offset + len;
+    const end = fileSize(offset + len);
     if (fstatSync(this.fd, { bigint: true }).size < end) ftruncateSync(this.fd, Number(end));
   }
 

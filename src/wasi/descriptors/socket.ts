@@ -1,5 +1,5 @@
 import { Errno, Fdflags, Filetype, Preopentype, Rights } from '../constants.js';
-import { WasiError } from '../errors.js';
+import { WasiError, WasiSetupError } from '../errors.js';
 import type { Connection, Network } from '../network.js';
 import { maxUnackedBytes } from '../network.js';
 import type { Filestat } from '../stat.js';
@@ -103,7 +103,8 @@ export class SocketDescriptor extends NetworkDescriptor {
 
   static restore(network: Network, state: SocketState): SocketDescriptor {
     const connection = network.connection(state.conn);
-    if (!connection) throw new Error(`socket fd refers to connection ${state.conn}, which is not in the network state`);
+    if (!connection)
+      throw new WasiSetupError(`socket fd refers to connection ${state.conn}, which is not in the network state`);
     return new SocketDescriptor(network, connection, state);
   }
 
