@@ -14,14 +14,14 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
-import { migrationModes, postCopyModes } from '../migrate/sender.js';
+import { postCopyModes } from '../migrate/sender.js';
 import {
   dispatch,
   HttpError,
   hasToken,
-  isObject,
   jsonBody,
   listenOn,
+  parseBody,
   readBody,
   reply,
   serve,
@@ -33,9 +33,12 @@ import {
   type ContainerStatus,
   type IncomingReply,
   type IncomingRequest,
+  IncomingRequestSchema,
   type MigrateLine,
   type MigrateRequest,
+  MigrateRequestSchema,
   type StartRequest,
+  StartRequestSchema,
   terminalStatuses,
 } from './api.js';
 import { AgentClient } from './client.js';
@@ -121,7 +124,10 @@ export class Agent {
             [...this.containers.values()].map((c) => this.describe(c)),
           ),
       ],
-      ['POST /containers', async () => reply(res, 201, await this.start((await jsonBody(req)) as StartRequest))],
+      [
+        'POST /containers',
+        async () => reply(res, 201, await this.start(parseBody(StartRequestSchema, await jsonBody(req)))),
+      ],
       // The data channel listens where this request arrived: an address the source can reach.
       [
         'POST /migrations',
@@ -129,7 +135,10 @@ export class Agent {
           reply(
             res,
             201,
-            await this.incoming((await jsonBody(req)) as IncomingRequest, req.socket.localAddress ?? this.options.host),
+            await this.incoming(
+              parseBody(IncomingRequestSchema, await jsonBody(req)),
+              req.socket.localAddress ?? this.options.host,
+            ),
           ),
       ],
       [/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/, ([method, digest]) => this.module(req, res, method!, digest!)],
@@ -138,7 +147,7 @@ export class Agent {
       [/^POST \/containers\/([^/]+)\/stop$/, ([id]) => reply(res, 200, this.stop(this.find(id!)))],
       [
         /^POST \/containers\/([^/]+)\/migrate$/,
-        async ([id]) => this.migrate(this.find(id!), (await jsonBody(req)) as MigrateRequest, res),
+        async ([id]) => this.migrate(this.find(id!), parseBody(MigrateRequestSchema, await jsonBody(req)), res),
       ],
     ]);
     if (handled) return;
@@ -204,9 +213,8 @@ export class Agent {
     return container;
   }
 
-  private requireModule(digest: unknown): string {
-    if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest))
-      throw new HttpError(400, 'module: expected the sha256 digest of an uploaded module');
+  /** The path of a module this node has (the request's schema checked the digest's form). */
+  private requireModule(digest: string): string {
     const path = this.modulePath(digest);
     if (!existsSync(path))
       throw new HttpError(
@@ -216,27 +224,15 @@ export class Agent {
     return path;
   }
 
-  /** A request's guest ports, which need this node to have a gateway. */
-  private ports(value: unknown): number[] {
-    const ports = value ?? [];
-    if (
-      !Array.isArray(ports) ||
-      ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535) ||
-      new Set(ports).size !== ports.length
-    ) {
-      throw new HttpError(400, 'ports: expected distinct TCP port numbers');
-    }
+  /** A request's guest ports (checked by its schema), which need this node to have a gateway. */
+  private ports(ports: number[] = []): number[] {
     if (ports.length > 0 && !this.options.gateway)
       throw new HttpError(400, `node ${this.options.name} has no gateway (start its agent with --gateway) for ports`);
-    return ports as number[];
+    return ports;
   }
 
   private async start(request: StartRequest): Promise<ContainerInfo> {
-    if (!isObject(request))
-      throw new HttpError(400, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}');
     const modulePath = this.requireModule(request.module);
-    if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string'))
-      throw new HttpError(400, 'args: expected an array of strings');
     if (
       request.name !== undefined &&
       [...this.containers.values()].some(
@@ -247,8 +243,6 @@ export class Agent {
     }
     const ports = this.ports(request.ports);
     const dirs = request.dirs ?? [];
-    if (!Array.isArray(dirs) || dirs.some((d) => typeof d?.hostPath !== 'string' || typeof d?.guestPath !== 'string'))
-      throw new HttpError(400, 'dirs: expected [{hostPath, guestPath}]');
     for (const d of dirs) {
       if (!existsSync(d.hostPath) || !statSync(d.hostPath).isDirectory())
         throw new HttpError(400, `dir ${d.hostPath}: no such directory on node ${this.options.name}`);
@@ -293,12 +287,6 @@ export class Agent {
   }
 
   private async incoming(request: IncomingRequest, host: string): Promise<IncomingReply> {
-    if (!isObject(request) || typeof request.id !== 'string' || !idPattern.test(request.id))
-      throw new HttpError(400, 'id: expected a container ID (12 hex digits)');
-    if (!Array.isArray(request.guestPaths) || request.guestPaths.some((p) => typeof p !== 'string'))
-      throw new HttpError(400, 'guestPaths: expected an array of strings');
-    if (!Array.isArray(request.args) || !Array.isArray(request.history))
-      throw new HttpError(400, 'args and history: expected arrays');
     const ports = this.ports(request.ports);
     const modulePath = this.requireModule(request.module);
     if (this.options.dataPort && [...this.containers.values()].some((c) => c.info.status === 'incoming')) {
@@ -403,6 +391,8 @@ export class Agent {
       'content-type': 'application/octet-stream',
       ...(follow ? { trailer: 'X-Roam-Moved-To' } : {}),
     });
+    // The head goes now, even with no output yet: a client waits for it only so long.
+    res.flushHeaders();
     const pump = () => {
       const fd = openSync(container.logPath, 'r');
       try {
@@ -442,12 +432,9 @@ export class Agent {
     const { info } = container;
     if (info.status !== 'running' || !container.process)
       throw new HttpError(409, `container ${info.id} is not running (${info.status})`);
-    if (!isObject(request) || !request.to?.url || !request.to.name)
-      throw new HttpError(400, 'to: expected {name, url} of the destination agent');
     if (request.to.name === this.options.name)
       throw new HttpError(400, `container ${info.id} already runs on node ${this.options.name}`);
     const mode = request.mode ?? 'auto';
-    if (!migrationModes.includes(mode)) throw new HttpError(400, `mode: expected one of ${migrationModes.join(', ')}`);
     const token = request.to.token ?? this.options.token;
     const destinationUrl = this.reach(request.to.url);
     const destination = new AgentClient(destinationUrl, token);
@@ -482,7 +469,7 @@ export class Agent {
       });
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`);
+      throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`, { cause: error });
     }
     if (info.status !== 'running' || container.process !== child) {
       await destination.stop(info.id).catch(() => undefined);
@@ -541,5 +528,3 @@ export class Agent {
     }
   }
 }
-
-const idPattern = /^[0-9a-f]{12}$/;

@@ -1,82 +1,289 @@
-/** The agent's HTTP/JSON API, version 1 (documented in docs/agent-api.yaml): wire types. */
+/**
+ * The agent's HTTP/JSON API, version 1 (documented in docs/agent-api.yaml): wire types as valibot
+ * schemas, checked wherever they cross the wire (the agent checks request bodies, AgentClient the
+ * answers it reads). Each type is its schema's output, so there is one definition of each.
+ */
+import * as v from 'valibot';
 import type { DirtyTrackingMethod } from '../migrate/dirty/tracker.js';
 import type { MigrationMode, MigrationProgress, MigrationReport } from '../migrate/sender.js';
+import { describeIssues, jsonObject, jsonRecord, strictJsonObject, tcpPortSchema } from '../platform/http.js';
+import { type Isa, isas } from '../platform/isa.js';
 
 export const apiPrefix = '/v1';
 
-export type ContainerStatus =
-  | 'starting'
-  | 'incoming'
-  | 'running'
-  | 'migrating'
-  | 'moved'
-  | 'exited'
-  | 'failed'
-  | 'stopped';
+// Names the migration code owns as types, listed here so that reading the API does not load the
+// migration code; a Record of each type makes the compiler check that the lists are complete.
+const names = <T extends string>(set: Record<T, true>) => Object.keys(set) as T[];
+const modes = names<MigrationMode>({
+  'stop-copy': true,
+  'pre-copy': true,
+  'post-copy': true,
+  'pre-post': true,
+  auto: true,
+});
+const resolvedModes = names<MigrationReport['mode']>({
+  'stop-copy': true,
+  'pre-copy': true,
+  'post-copy': true,
+  'pre-post': true,
+});
+const trackingMethods = names<DirtyTrackingMethod>({ 'userfaultfd-wp': true, compare: true });
+const phases = names<MigrationProgress['phase']>({
+  connecting: true,
+  'pre-copy': true,
+  'stop-copy': true,
+  'post-copy': true,
+});
+
+// Building blocks.
+const text = v.string('expected a string');
+const strings = v.array(text, 'expected an array of strings');
+const count = v.pipe(
+  v.number('expected a number'),
+  v.integer('expected an integer'),
+  v.minValue(0, 'expected an integer >= 0'),
+);
+const positive = v.pipe(
+  v.number('expected a number'),
+  v.integer('expected an integer'),
+  v.minValue(1, 'expected >= 1'),
+);
+const timestamp = v.pipe(v.string('expected an ISO 8601 timestamp'), v.isoTimestamp('expected an ISO 8601 timestamp'));
+const digest = v.pipe(
+  v.string('expected the sha256 digest of an uploaded module'),
+  v.regex(/^[0-9a-f]{64}$/, 'expected the sha256 digest of an uploaded module'),
+);
+const containerId = v.pipe(
+  v.string('expected a container ID (12 hex digits)'),
+  v.regex(/^[0-9a-f]{12}$/, 'expected a container ID (12 hex digits)'),
+);
+
+const ports = v.pipe(
+  v.array(tcpPortSchema, 'expected an array of TCP port numbers'),
+  v.check((list) => new Set(list).size === list.length, 'expected distinct TCP port numbers'),
+);
+
+export const ContainerStatusSchema = v.picklist(
+  ['starting', 'incoming', 'running', 'migrating', 'moved', 'exited', 'failed', 'stopped'],
+  'expected a container status',
+);
+export type ContainerStatus = v.InferOutput<typeof ContainerStatusSchema>;
 /** Statuses of a container that no longer runs on that node. */
 export const terminalStatuses: readonly ContainerStatus[] = ['exited', 'failed', 'stopped', 'moved'];
 
-export interface ContainerInfo {
-  id: string;
-  name?: string;
-  node: string;
-  status: ContainerStatus;
-  moduleDigest: string;
-  args: string[];
-  /** Where each preopened directory lives on this node. */
-  dirs: { guestPath: string; hostPath: string }[];
-  createdAt: string;
-  pid?: number;
-  exitCode?: number;
-  error?: string;
-  /** Set once the container moved on: the node it went to. */
-  movedTo?: string;
-  /** Nodes it ran on before this one, oldest first. */
-  history: string[];
-  /** Guest ports it listens on; clients reach them through the cluster's gateway. */
-  ports: number[];
-}
+const DirSchema = jsonObject({ guestPath: text, hostPath: text }, 'a directory {guestPath, hostPath}');
 
-export interface StartRequest {
-  /** sha256 of a module already uploaded with PUT /v1/modules/{digest}. */
-  module: string;
-  args: string[];
-  env?: Record<string, string>;
-  /** Directories on this node to preopen. */
-  dirs?: { hostPath: string; guestPath: string }[];
-  name?: string;
-  /** Guest ports to listen on (needs the agent's --gateway): fds 3.. of the guest, LISTEN_FDS=N. */
-  ports?: number[];
-}
+/** GET /v1/containers (an array of them), GET /v1/containers/{id}, and the answers of start and stop. */
+export const ContainerInfoSchema = jsonObject(
+  {
+    id: containerId,
+    name: v.optional(text),
+    node: text,
+    status: ContainerStatusSchema,
+    moduleDigest: digest,
+    args: strings,
+    /** Where each preopened directory lives on this node. */
+    dirs: v.array(DirSchema, 'expected an array of {guestPath, hostPath}'),
+    createdAt: timestamp,
+    pid: v.optional(positive),
+    exitCode: v.optional(v.pipe(v.number('expected an integer'), v.integer('expected an integer'))),
+    error: v.optional(text),
+    /** Set once the container moved on: the node it went to. */
+    movedTo: v.optional(text),
+    /** Nodes it ran on before this one, oldest first. */
+    history: strings,
+    /** Guest ports it listens on; clients reach them through the cluster's gateway. */
+    ports,
+  },
+  'a container record {id, node, status, moduleDigest, args, dirs, createdAt, history, ports}',
+);
+export type ContainerInfo = v.InferOutput<typeof ContainerInfoSchema>;
+export const ContainerListSchema = v.array(ContainerInfoSchema, 'expected an array of container records');
 
-/** Sent by a source agent to the destination's: make ready to receive this container. */
-export interface IncomingRequest {
-  id: string;
-  name?: string;
-  module: string;
-  args: string[];
-  /** Guest paths of its preopened directories (their contents arrive over the data channel). */
-  guestPaths: string[];
-  createdAt: string;
-  history: string[];
-  ports: number[];
-}
+/** POST /v1/containers. */
+export const StartRequestSchema = jsonObject(
+  {
+    /** sha256 of a module already uploaded with PUT /v1/modules/{digest}. */
+    module: digest,
+    args: strings,
+    env: v.optional(jsonRecord(text, 'an object whose values are strings')),
+    /** Directories on this node to preopen. */
+    dirs: v.optional(
+      v.array(
+        jsonObject({ hostPath: text, guestPath: text }, 'a directory {hostPath, guestPath}'),
+        'expected [{hostPath, guestPath}]',
+      ),
+    ),
+    name: v.optional(v.pipe(text, v.nonEmpty('expected a non-empty string'))),
+    /** Guest ports to listen on (needs the agent's --gateway): fds 3.. of the guest, LISTEN_FDS=N. */
+    ports: v.optional(ports),
+  },
+  'a JSON object {module, args, env?, dirs?, name?, ports?}',
+);
+export type StartRequest = v.InferOutput<typeof StartRequestSchema>;
 
-export interface IncomingReply {
-  host: string;
-  port: number;
-  ticket: string;
-}
+/** POST /v1/migrations, sent by a source agent to the destination's: make ready to receive this container. */
+export const IncomingRequestSchema = jsonObject(
+  {
+    id: containerId,
+    name: v.optional(text),
+    module: digest,
+    args: strings,
+    /** Guest paths of its preopened directories (their contents arrive over the data channel). */
+    guestPaths: strings,
+    createdAt: timestamp,
+    history: strings,
+    ports: v.optional(ports),
+  },
+  'a JSON object {id, name?, module, args, guestPaths, createdAt, history, ports?}',
+);
+export type IncomingRequest = v.InferOutput<typeof IncomingRequestSchema>;
 
-export interface MigrateRequest {
-  /** The destination agent (token: this agent's own when absent, as in a local cluster). */
-  to: { name: string; url: string; token?: string };
-  mode?: MigrationMode;
-  maxRounds?: number;
-  dirtyTracking?: DirtyTrackingMethod;
-}
+export const IncomingReplySchema = jsonObject(
+  {
+    host: v.pipe(text, v.nonEmpty('expected a host')),
+    port: tcpPortSchema,
+    ticket: v.pipe(text, v.nonEmpty('expected a ticket')),
+  },
+  'the data channel {host, port, ticket}',
+);
+export type IncomingReply = v.InferOutput<typeof IncomingReplySchema>;
+
+/** POST /v1/containers/{id}/migrate. */
+export const MigrateRequestSchema = jsonObject(
+  {
+    /** The destination agent (token: this agent's own when absent, as in a local cluster). */
+    to: jsonObject(
+      {
+        name: v.pipe(text, v.nonEmpty('expected the name of the destination node')),
+        url: v.pipe(
+          v.string('expected the base URL of the destination agent'),
+          v.url('expected the base URL of the destination agent'),
+        ),
+        token: v.optional(text),
+      },
+      '{name, url} of the destination agent',
+    ),
+    mode: v.optional(v.picklist(modes, `expected one of ${modes.join(', ')}`)),
+    maxRounds: v.optional(positive),
+    dirtyTracking: v.optional(v.picklist(trackingMethods, `expected one of ${trackingMethods.join(', ')}`)),
+  },
+  'a JSON object {to: {name, url, token?}, mode?, maxRounds?, dirtyTracking?}',
+);
+export type MigrateRequest = v.InferOutput<typeof MigrateRequestSchema>;
+
+// The migrate stream's lines. Numbers of the report are not held to be integers: a committed
+// migration must never read as a failed one over a detail of its statistics.
+const number = v.number('expected a number');
+
+const MigrationProgressSchema = jsonObject(
+  {
+    phase: v.picklist(phases, `expected one of ${phases.join(', ')}`),
+    round: v.optional(number),
+    sentBytes: number,
+    memoryBytes: number,
+  },
+  'migration progress {phase, sentBytes, memoryBytes}',
+);
+
+const MigrationResultSchema = jsonObject(
+  {
+    mode: v.picklist(resolvedModes, `expected one of ${resolvedModes.join(', ')}`),
+    dirtyTracking: text,
+    memoryBytes: number,
+    sentBytes: number,
+    rounds: v.array(
+      jsonObject({ round: number, bytes: number, ms: number }, 'a round {round, bytes, ms}'),
+      'expected an array of rounds',
+    ),
+    downtimeMs: number,
+    stopCopyMs: jsonObject({ stop: number, finalRound: number, restore: number }, '{stop, finalRound, restore}'),
+    postCopy: v.optional(
+      jsonObject(
+        {
+          missingBytes: number,
+          requestedBytes: number,
+          pushedBytes: number,
+          residentMs: number,
+          faults: number,
+          faultWaitMsMean: number,
+          faultWaitMsMax: number,
+        },
+        'post-copy statistics',
+      ),
+    ),
+    totalMs: number,
+    from: text,
+    to: text,
+  },
+  'a migration report',
+);
+/** The sender's report, and the nodes it went from and to. */
+export type MigrationResult = v.InferOutput<typeof MigrationResultSchema>;
 
 /** POST /v1/containers/{id}/migrate answers with a stream of these, one JSON object per line. */
-export type MigrateLine = { progress: MigrationProgress } | { result: MigrationResult } | { error: string };
+export const MigrateLineSchema = v.union(
+  [
+    strictJsonObject({ progress: MigrationProgressSchema }, '{progress}'),
+    strictJsonObject({ result: MigrationResultSchema }, '{result}'),
+    strictJsonObject({ error: text }, '{error}'),
+  ],
+  // The option whose field the line has says what is wrong inside it.
+  (issue) => {
+    const inner = issue.issues?.find((i) => i.path?.[0]?.origin === 'value');
+    return inner ? describeIssues([inner]) : 'expected {progress}, {result} or {error}';
+  },
+);
+export type MigrateLine = v.InferOutput<typeof MigrateLineSchema>;
 
-export type MigrationResult = MigrationReport & { from: string; to: string };
+/** Every error answer (any status but 2xx). */
+export const ErrorReplySchema = jsonObject({ error: text }, 'an error {error}');
+export type ErrorReply = v.InferOutput<typeof ErrorReplySchema>;
+
+/** PUT /v1/modules/{digest}. */
+export const ModuleStoredSchema = jsonObject({ digest, bytes: count }, 'the stored module {digest, bytes}');
+
+/** A linear power model: watts at idle and at full load (for placement by energy). */
+export const PowerModelSchema = jsonObject(
+  {
+    idleWatts: v.pipe(number, v.minValue(0, 'expected watts >= 0')),
+    peakWatts: v.pipe(number, v.minValue(0, 'expected watts >= 0')),
+  },
+  'a power model {idleWatts, peakWatts}',
+);
+export type PowerModel = v.InferOutput<typeof PowerModelSchema>;
+
+const isaNames = Object.keys(isas) as Isa[];
+
+/** GET /v1/node. */
+export const NodeFactsSchema = jsonObject(
+  {
+    name: text,
+    isa: v.picklist(isaNames, `expected one of ${isaNames.join(', ')}`),
+    host: text,
+    cores: positive,
+    memoryBytes: count,
+    node: text,
+    v8: text,
+    /** True when this node's CPU is emulated (qemu-user: no userfaultfd either; or a VM under TCG): much slower. */
+    emulated: v.boolean('expected true or false'),
+    capabilities: jsonObject(
+      {
+        /** How pre-copy finds written pages here. */
+        dirtyTracking: v.picklist(trackingMethods, `expected one of ${trackingMethods.join(', ')}`),
+        /** Why exact kernel tracking is not used, when it is not. */
+        dirtyTrackingNote: v.optional(text),
+        /** Whether containers can arrive here by post-copy (userfaultfd lazy restore through the addon). */
+        postCopy: v.boolean('expected true or false'),
+        /** Why not, when not. */
+        postCopyNote: v.optional(text),
+      },
+      '{dirtyTracking, postCopy}',
+    ),
+    power: PowerModelSchema,
+    agentVersion: text,
+    startedAt: timestamp,
+  },
+  'node facts {name, isa, host, cores, memoryBytes, node, v8, emulated, capabilities, power, agentVersion, startedAt}',
+);
+export type NodeFacts = v.InferOutput<typeof NodeFactsSchema>;

@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import { type ContainerInfo, terminalStatuses } from '../agent/api.js';
+import type { AgentError } from '../agent/client.js';
 import type { NodeFacts } from '../agent/facts.js';
 import {
-  agentClient,
+  askEveryNode,
   type Cluster,
   followLogs,
   loadCluster,
   startCluster,
   stopCluster,
   stopContainer,
+  unreachable,
 } from '../cluster/cluster.js';
 import { type Isa, isas, isIsa } from '../platform/isa.js';
 import { isVmIsa, type VmIsa, vmIsas } from '../vm/arm64-vm.js';
@@ -95,19 +97,13 @@ export function registerClusterCommands(program: Command): void {
     .option('-a, --all', 'also containers that ended')
     .option('--json', 'machine-readable output')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
-      const cluster = loadCluster();
-      const lists = await Promise.all(
-        cluster.nodes.map((node) =>
-          agentClient(cluster, node)
-            .containers()
-            .catch((error: Error) => {
-              process.stderr.write(`roam ps: node ${node.name} is unreachable (${error.message})\n`);
-              return [] as ContainerInfo[];
-            }),
-        ),
-      );
-      const all = lists
-        .flat()
+      // Every agent is asked at once, each within AgentClient's time limit: a node that does not
+      // answer is reported, and the others are listed.
+      const answers = await askEveryNode(loadCluster(), (client) => client.containers());
+      for (const { node, error } of answers)
+        if (error) process.stderr.write(`roam ps: node ${node.name} ${trouble(error)}\n`);
+      const all = answers
+        .flatMap((a) => a.value ?? [])
         .filter((c) => c.status !== 'moved' && (opts.all || !terminalStatuses.includes(c.status)));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 1)}\n`);
@@ -144,22 +140,30 @@ export function registerClusterCommands(program: Command): void {
     });
 }
 
-/** Each node's facts as its agent tells them; a VM node's also say so (vm: its emulator). */
+/** How a node's failure to answer reads: unreachable (down, or silent), or what it answered. */
+function trouble(error: AgentError): string {
+  return `${unreachable(error) ? 'is unreachable' : 'failed'} (${error.message})`;
+}
+
+/**
+ * Each node's facts as its agent tells them, asked at once; a VM node's also say so (vm: its
+ * emulator); a node that does not answer in time is listed with its error.
+ */
 async function facts(cluster: Cluster): Promise<((NodeFacts & { vm?: string }) | { name: string; error: string })[]> {
-  return Promise.all(
-    cluster.nodes.map((node) =>
-      agentClient(cluster, node)
-        .node()
-        .then((f) => (node.vm ? { ...f, vm: node.vm.emulator } : f))
-        .catch((error: Error) => ({ name: node.name, error: error.message })),
-    ),
+  const answers = await askEveryNode(cluster, (client) => client.node());
+  return answers.map(({ node, value, error }) =>
+    error
+      ? { name: node.name, error: `${unreachable(error) ? 'unreachable: ' : ''}${error.message}` }
+      : node.vm
+        ? { ...value, vm: node.vm.emulator }
+        : value,
   );
 }
 
 function nodesTable(all: ((NodeFacts & { vm?: string }) | { name: string; error: string })[]): string {
   const rows = all.map((f) =>
     'error' in f
-      ? [f.name, '-', '-', '-', '-', '-', `unreachable: ${f.error}`, '-']
+      ? [f.name, '-', '-', '-', '-', '-', f.error, '-']
       : [
           f.name,
           f.isa + (f.vm ? ' (vm)' : f.emulated ? ' (qemu)' : ''),

@@ -4,37 +4,90 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import * as v from 'valibot';
 import { type ContainerInfo, type MigrationResult, type StartRequest, terminalStatuses } from '../agent/api.js';
-import { AgentClient } from '../agent/client.js';
+import { AgentClient, AgentError } from '../agent/client.js';
 import { manifestSection, sha256 } from '../build/manifest.js';
 import { hasCustomSection } from '../build/module-binary.js';
 import { GatewayClient } from '../gateway/client.js';
 import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
+import { RoamError } from '../platform/errors.js';
 import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
-import { hostIsa, type Isa } from '../platform/isa.js';
+import { check, jsonObject, tcpPortSchema } from '../platform/http.js';
+import { hostIsa, type Isa, isas } from '../platform/isa.js';
 import { logTail } from '../platform/log-tail.js';
 import { cacheDir } from '../platform/paths.js';
 import { checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm, type VmIsa } from '../vm/arm64-vm.js';
 
-export interface ClusterNode {
-  name: string;
-  isa: Isa;
-  url: string;
-  pid: number;
-  stateDir: string;
-  /** Set when the node is a full-system VM (pid is qemu's; its agent is reached through port forwards). */
-  vm?: { emulator: 'qemu-system-aarch64'; apiPort: number; dataPort: number; log: string };
-}
+const text = v.string('expected a string');
+const pid = v.pipe(
+  v.number('expected a process ID'),
+  v.integer('expected a process ID'),
+  v.minValue(0, 'expected a process ID'),
+);
+const isaNames = Object.keys(isas) as Isa[];
 
-/** A local cluster started by `roam up`: a gateway and agents on loopback sharing one token. */
-export interface Cluster {
-  token: string;
-  createdAt: string;
-  nodes: ClusterNode[];
-  gateway?: { url: string; tunnel: string; pid: number; stateDir: string };
-}
+const ClusterNodeSchema = jsonObject(
+  {
+    name: text,
+    isa: v.picklist(isaNames, `expected one of ${isaNames.join(', ')}`),
+    url: text,
+    pid,
+    stateDir: text,
+    /** Set when the node is a full-system VM (pid is qemu's; its agent is reached through port forwards). */
+    vm: v.optional(
+      jsonObject(
+        {
+          emulator: v.literal('qemu-system-aarch64', 'expected qemu-system-aarch64'),
+          apiPort: tcpPortSchema,
+          dataPort: tcpPortSchema,
+          log: text,
+        },
+        'a VM {emulator, apiPort, dataPort, log}',
+      ),
+    ),
+  },
+  'a node {name, isa, url, pid, stateDir, vm?}',
+);
+export type ClusterNode = v.InferOutput<typeof ClusterNodeSchema>;
 
-export class ClusterError extends Error {}
+/** A local cluster started by `roam up`: a gateway and agents on loopback sharing one token (the cluster file). */
+const ClusterSchema = jsonObject(
+  {
+    token: text,
+    createdAt: text,
+    nodes: v.array(ClusterNodeSchema, 'expected an array of nodes'),
+    gateway: v.optional(
+      jsonObject({ url: text, tunnel: text, pid, stateDir: text }, 'a gateway {url, tunnel, pid, stateDir}'),
+    ),
+  },
+  'a cluster {token, createdAt, nodes, gateway?}',
+);
+export type Cluster = v.InferOutput<typeof ClusterSchema>;
+
+export type ClusterErrorCode =
+  | 'ROAM_CLUSTER_NOT_UP'
+  | 'ROAM_CLUSTER_FILE_INVALID'
+  | 'ROAM_CLUSTER_ALREADY_UP'
+  | 'ROAM_CLUSTER_START_FAILED'
+  | 'ROAM_CLUSTER_NO_NODE'
+  | 'ROAM_CLUSTER_NO_GATEWAY'
+  | 'ROAM_CLUSTER_NO_CONTAINER'
+  | 'ROAM_CLUSTER_NOT_RUNNING'
+  | 'ROAM_CLUSTER_SAME_NODE'
+  | 'ROAM_CLUSTER_BAD_MODULE'
+  | 'ROAM_CLUSTER_MIGRATION_FAILED';
+
+/** What `roam up` and the cluster commands refuse or fail at (docs/errors-agent.md lists the codes). */
+export class ClusterError extends RoamError {
+  constructor(
+    readonly code: ClusterErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
 
 /** Where `roam up` records its cluster (ROAM_CLUSTER_DIR keeps test clusters apart). */
 export function clusterDir(): string {
@@ -44,24 +97,78 @@ export function clusterDir(): string {
 const clusterFile = () => join(clusterDir(), 'cluster.json');
 
 export function loadCluster(): Cluster {
-  if (!existsSync(clusterFile())) throw new ClusterError('no cluster is up: start one with roam up');
-  return JSON.parse(readFileSync(clusterFile(), 'utf8')) as Cluster;
+  const file = clusterFile();
+  if (!existsSync(file)) throw new ClusterError('ROAM_CLUSTER_NOT_UP', 'no cluster is up: start one with roam up');
+  const damaged = (detail: string, cause?: unknown) =>
+    new ClusterError(
+      'ROAM_CLUSTER_FILE_INVALID',
+      `the cluster file ${file} is damaged (${detail}): stop its daemons by hand if any still run, then remove it`,
+      { cause },
+    );
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw damaged(error instanceof SyntaxError ? 'not JSON' : (error as Error).message, error);
+  }
+  const checked = check(ClusterSchema, value);
+  if (!checked.ok) throw damaged(checked.message);
+  return checked.value;
 }
 
 export function clusterNode(cluster: Cluster, name: string): ClusterNode {
   const node = cluster.nodes.find((n) => n.name === name);
   if (!node)
-    throw new ClusterError(`no node ${name} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+    throw new ClusterError(
+      'ROAM_CLUSTER_NO_NODE',
+      `no node ${name} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+    );
   return node;
 }
 
-export function agentClient(cluster: Cluster, node: ClusterNode): AgentClient {
-  return new AgentClient(node.url, cluster.token);
+/** `timeoutMs`: how long a small call may wait for the agent (AgentClient's default otherwise). */
+export function agentClient(cluster: Cluster, node: ClusterNode, options: { timeoutMs?: number } = {}): AgentClient {
+  return new AgentClient(node.url, cluster.token, options);
+}
+
+/** One node's answer, or why it gave none. */
+export type NodeAnswer<T> =
+  | { node: ClusterNode; value: T; error?: undefined }
+  | { node: ClusterNode; value?: undefined; error: AgentError };
+
+/**
+ * Asks every node's agent at once. A node that cannot be reached, does not answer in time, or
+ * answers with an error comes back with its AgentError, so one dead node never holds up the rest.
+ */
+export function askEveryNode<T>(
+  cluster: Cluster,
+  ask: (client: AgentClient, node: ClusterNode) => Promise<T>,
+  options: { timeoutMs?: number } = {},
+): Promise<NodeAnswer<T>[]> {
+  return Promise.all(
+    cluster.nodes.map((node) =>
+      ask(agentClient(cluster, node, options), node).then(
+        (value): NodeAnswer<T> => ({ node, value }),
+        (error: unknown): NodeAnswer<T> => {
+          if (error instanceof AgentError) return { node, error };
+          throw error;
+        },
+      ),
+    ),
+  );
+}
+
+/** Whether an agent's failure means it could not be asked at all (down, or not answering). */
+export function unreachable(error: AgentError): boolean {
+  return error.code === 'ROAM_AGENT_UNREACHABLE' || error.code === 'ROAM_AGENT_TIMEOUT';
 }
 
 function gatewayClient(cluster: Cluster): GatewayClient {
   if (!cluster.gateway)
-    throw new ClusterError('this cluster has no gateway to publish ports: roam down, then roam up again');
+    throw new ClusterError(
+      'ROAM_CLUSTER_NO_GATEWAY',
+      'this cluster has no gateway to publish ports: roam down, then roam up again',
+    );
   return new GatewayClient(cluster.gateway.url, cluster.token);
 }
 
@@ -98,17 +205,19 @@ export async function locateContainer(
 
 /** Every node's record of a container (by ID or name) that has not moved on; at least one. */
 async function findCopies(cluster: Cluster, idOrName: string): Promise<{ node: ClusterNode; info: ContainerInfo }[]> {
-  const found = await Promise.all(
-    cluster.nodes.map(async (node) => {
-      const list = await agentClient(cluster, node)
-        .containers()
-        .catch(() => [] as ContainerInfo[]);
-      const info = list.find((c) => (c.id === idOrName || c.name === idOrName) && c.status !== 'moved');
-      return info ? { node, info } : undefined;
-    }),
-  );
-  const copies = found.filter((f) => f !== undefined);
-  if (copies.length === 0) throw new ClusterError(`no container ${idOrName} in the cluster`);
+  const answers = await askEveryNode(cluster, (client) => client.containers());
+  const copies: { node: ClusterNode; info: ContainerInfo }[] = [];
+  for (const answer of answers) {
+    const info = answer.value?.find((c) => (c.id === idOrName || c.name === idOrName) && c.status !== 'moved');
+    if (info) copies.push({ node: answer.node, info });
+  }
+  if (copies.length === 0) {
+    const silent = answers.filter((a) => a.error).map((a) => `${a.node.name}: ${a.error!.message}`);
+    throw new ClusterError(
+      'ROAM_CLUSTER_NO_CONTAINER',
+      `no container ${idOrName} in the cluster${silent.length > 0 ? ` (nodes not asked: ${silent.join('; ')})` : ''}`,
+    );
+  }
   return copies;
 }
 
@@ -146,6 +255,7 @@ export async function startCluster(
     const running = loadCluster();
     if ((await Promise.all([...running.nodes.map((n) => n.pid), running.gateway?.pid ?? 0].map(alive))).some(Boolean)) {
       throw new ClusterError(
+        'ROAM_CLUSTER_ALREADY_UP',
         `a cluster is already up (${running.nodes.map((n) => n.name).join(', ')}): roam down first`,
       );
     }
@@ -166,7 +276,7 @@ export async function startCluster(
     '0',
   ]);
   try {
-    const ready = await gateway.ready<{ url: string; tunnel: string }>(timeoutMs, (r) =>
+    const ready = await gateway.ready(GatewayReadySchema, timeoutMs, (r) =>
       new GatewayClient(r.url, cluster.token).ports(),
     );
     cluster.gateway = { url: ready.url, tunnel: ready.tunnel, pid: gateway.pid, stateDir: gatewayDir };
@@ -192,7 +302,7 @@ export async function startCluster(
     const node: ClusterNode = { name, isa: isas[i]!, url: '', pid: daemon.pid, stateDir };
     cluster.nodes.push(node);
     return daemon
-      .ready<{ url: string }>(timeoutMs, (r) => new AgentClient(r.url, cluster.token).node())
+      .ready(AgentReadySchema, timeoutMs, (r) => new AgentClient(r.url, cluster.token).node())
       .then((r) => {
         node.url = r.url;
         options.onNode?.(node);
@@ -233,6 +343,10 @@ export async function startCluster(
   return cluster;
 }
 
+/** What `roam gateway --ready-file` and `roam agent --ready-file` write once they listen. */
+const GatewayReadySchema = jsonObject({ url: text, tunnel: text }, 'the gateway {url, tunnel}');
+const AgentReadySchema = jsonObject({ url: text }, 'the agent {url}');
+
 /** Starts `roam ARGS` in the background on `isa`, its output in STATE-DIR/daemon.log. */
 function startDaemon(token: string, label: string, isa: Isa, stateDir: string, args: string[]) {
   rmSync(stateDir, { recursive: true, force: true });
@@ -252,18 +366,38 @@ function startDaemon(token: string, label: string, isa: Isa, stateDir: string, a
   let exited = false;
   child.on('exit', () => (exited = true));
   /** Waits for the ready file, then for `probe` (an API call) to succeed. */
-  const ready = async <T>(timeoutMs: number, probe: (ready: T) => Promise<unknown>): Promise<T> => {
+  const ready = async <S extends v.GenericSchema>(
+    schema: S,
+    timeoutMs: number,
+    probe: (ready: v.InferOutput<S>) => Promise<unknown>,
+  ): Promise<v.InferOutput<S>> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (exited) throw new ClusterError(`${label} exited during start-up; see ${logPath}:\n${logTail(logPath)}`);
+      if (exited)
+        throw new ClusterError(
+          'ROAM_CLUSTER_START_FAILED',
+          `${label} exited during start-up; see ${logPath}:\n${logTail(logPath)}`,
+        );
       if (existsSync(readyFile)) {
-        const value = JSON.parse(readFileSync(readyFile, 'utf8')) as T;
-        await probe(value);
-        return value;
+        let checked: ReturnType<typeof check<S>>;
+        try {
+          checked = check(schema, JSON.parse(readFileSync(readyFile, 'utf8')));
+        } catch (error) {
+          throw new ClusterError('ROAM_CLUSTER_START_FAILED', `${label} wrote no JSON to ${readyFile}`, {
+            cause: error,
+          });
+        }
+        if (!checked.ok)
+          throw new ClusterError('ROAM_CLUSTER_START_FAILED', `${label} announced itself wrongly: ${checked.message}`);
+        await probe(checked.value);
+        return checked.value;
       }
       await sleep(100);
     }
-    throw new ClusterError(`${label} did not answer within ${timeoutMs / 1000} s; see ${logPath}`);
+    throw new ClusterError(
+      'ROAM_CLUSTER_START_FAILED',
+      `${label} did not answer within ${timeoutMs / 1000} s; see ${logPath}`,
+    );
   };
   return { pid: child.pid ?? 0, ready };
 }
@@ -310,7 +444,7 @@ export async function migrateContainer(
 ): Promise<MigrationResult> {
   const destination = clusterNode(cluster, to);
   const { node, info } = await locateContainer(cluster, idOrName);
-  if (node.name === to) throw new ClusterError(`container ${info.id} already runs on ${to}`);
+  if (node.name === to) throw new ClusterError('ROAM_CLUSTER_SAME_NODE', `container ${info.id} already runs on ${to}`);
   const last = await agentClient(cluster, node).migrate(
     info.id,
     { to: { name: destination.name, url: destination.url }, mode: options.mode, maxRounds: options.maxRounds },
@@ -318,8 +452,9 @@ export async function migrateContainer(
       if ('progress' in line) options.onProgress?.(line.progress);
     },
   );
-  if ('error' in last) throw new ClusterError(last.error);
-  if (!('result' in last)) throw new ClusterError('the migration ended without a result');
+  if ('error' in last) throw new ClusterError('ROAM_CLUSTER_MIGRATION_FAILED', last.error);
+  if (!('result' in last))
+    throw new ClusterError('ROAM_CLUSTER_MIGRATION_FAILED', 'the migration ended without a result');
   return last.result;
 }
 
@@ -340,11 +475,16 @@ export async function startOnNode(
     bytes = readFileSync(modulePath);
   } catch (error) {
     throw new ClusterError(
+      'ROAM_CLUSTER_BAD_MODULE',
       `${modulePath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      { cause: error },
     );
   }
   if (!hasCustomSection(bytes, manifestSection))
-    throw new ClusterError(`${modulePath} is not migratable: build it with roam build first`);
+    throw new ClusterError(
+      'ROAM_CLUSTER_BAD_MODULE',
+      `${modulePath} is not migratable: build it with roam build first`,
+    );
   const gateway = publish.length > 0 ? gatewayClient(cluster) : undefined;
   const digest = sha256(bytes);
   if (!(await client.hasModule(digest))) await client.putModule(digest, bytes);
@@ -371,7 +511,10 @@ export async function stopContainer(
   const copies = await findCopies(cluster, idOrName);
   const live = copies.filter((c) => !terminalStatuses.includes(c.info.status));
   if (live.length === 0)
-    throw new ClusterError(`container ${copies[0]!.info.id} is not running (${copies[0]!.info.status})`);
+    throw new ClusterError(
+      'ROAM_CLUSTER_NOT_RUNNING',
+      `container ${copies[0]!.info.id} is not running (${copies[0]!.info.status})`,
+    );
   const sourceLast = [...live].sort(
     (a, b) => Number(a.info.status === 'migrating') - Number(b.info.status === 'migrating'),
   );

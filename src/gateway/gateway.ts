@@ -6,7 +6,20 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dispatch, HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../platform/http.js';
+import * as v from 'valibot';
+import {
+  dispatch,
+  HttpError,
+  hasToken,
+  isObject,
+  jsonBody,
+  jsonObject,
+  listenOn,
+  parseBody,
+  reply,
+  serve,
+  tcpPortSchema,
+} from '../platform/http.js';
 import {
   type Attach,
   dropAcknowledged,
@@ -29,12 +42,35 @@ export interface GatewayOptions {
   detachedGraceMs?: number;
 }
 
-/** A published endpoint: clients of hostPort reach guest port `port` of container `container`. */
-export interface Publication {
-  hostPort: number;
-  container: string;
-  port: number;
-}
+/**
+ * POST /v1/ports (docs/gateway-api.yaml), and what the gateway answers about each publication: a
+ * published endpoint, whose clients of hostPort reach guest port `port` of container `container`.
+ */
+const publicationEntries = {
+  hostPort: tcpPortSchema,
+  container: v.pipe(
+    v.string('expected a container ID (12 hex digits)'),
+    v.regex(/^[0-9a-f]{12}$/, 'expected a container ID (12 hex digits)'),
+  ),
+  port: tcpPortSchema,
+};
+export const PublicationSchema = jsonObject(publicationEntries, 'a JSON object {hostPort, container, port}');
+export type Publication = v.InferOutput<typeof PublicationSchema>;
+
+/** GET /v1/ports: every publication, whether its container's tunnel is attached, and its client connections. */
+export const PortInfoSchema = jsonObject(
+  {
+    ...publicationEntries,
+    attached: v.boolean('expected true or false'),
+    connections: v.pipe(
+      v.number('expected a number'),
+      v.integer('expected an integer'),
+      v.minValue(0, 'expected >= 0'),
+    ),
+  },
+  'a publication {hostPort, container, port, attached, connections}',
+);
+export type PortInfo = v.InferOutput<typeof PortInfoSchema>;
 
 /** Bytes from one client the container has not acknowledged beyond which the client is not read. */
 const maxUnackedIn = 1 << 20;
@@ -74,7 +110,7 @@ class ClientConnection {
  * Owns the public endpoints of a cluster's containers. Clients connect here; their bytes go
  * through the tunnel of the container, wherever it runs. When the tunnel goes (the container
  * migrates) the connections are held, client bytes buffered, and when the container attaches from
- * its new node each side resends exactly what the other lacks (see tunnel-protocol.ts).
+ * its new node each side resends exactly what the other lacks (see protocol/tunnel.ts).
  */
 export class Gateway {
   private readonly publications = new Map<number, { publication: Publication; server: Server }>();
@@ -110,14 +146,17 @@ export class Gateway {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const handled = await dispatch(`${req.method} ${path}`, [
       ['GET /v1/ports', () => reply(res, 200, this.list())],
-      ['POST /v1/ports', async () => reply(res, 201, await this.publish((await jsonBody(req)) as Publication))],
+      [
+        'POST /v1/ports',
+        async () => reply(res, 201, await this.publish(parseBody(PublicationSchema, await jsonBody(req)))),
+      ],
       [/^DELETE \/v1\/containers\/([0-9a-f]{12})$/, ([id]) => reply(res, 200, this.unpublishContainer(id!))],
     ]);
     if (handled) return;
     throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
   }
 
-  private list(): (Publication & { attached: boolean; connections: number })[] {
+  private list(): PortInfo[] {
     return [...this.publications.values()].map(({ publication: p }) => ({
       ...p,
       attached: this.tunnels.has(p.container),
@@ -126,16 +165,6 @@ export class Gateway {
   }
 
   private async publish(request: Publication): Promise<Publication> {
-    const port = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 65535;
-    if (
-      !isObject(request) ||
-      !port(request.hostPort) ||
-      !port(request.port) ||
-      typeof request.container !== 'string' ||
-      !/^[0-9a-f]{12}$/.test(request.container)
-    ) {
-      throw new HttpError(400, 'expected {hostPort, container, port}: TCP ports and a container ID');
-    }
     if (this.publications.has(request.hostPort))
       throw new HttpError(
         409,
@@ -150,6 +179,7 @@ export class Gateway {
       throw new HttpError(
         409,
         `cannot listen on ${this.options.host}:${publication.hostPort}: ${(error as Error).message}`,
+        { cause: error },
       );
     }
     this.publications.set(publication.hostPort, { publication, server });

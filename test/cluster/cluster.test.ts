@@ -22,8 +22,9 @@ before(() => {
 });
 after(cleanup);
 
-test('the agent API and the CLI answer bad requests with clear errors', { timeout: 120_000 }, async () => {
+test('the agent API and the CLI answer bad requests with clear errors', { timeout: 180_000 }, async () => {
   const cluster = new TestCluster(join(dir, 'errors'));
+  let frozen = 0;
   try {
     assert.match(cluster.roam(['ps']).stderr, /no cluster is up: start one with roam up/);
     cluster.up('x64,x64');
@@ -63,7 +64,7 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
     // The HTTP API itself: token, unknown container, unknown route, bad body.
     const state = JSON.parse(readFileSync(join(dir, 'errors', 'cluster.json'), 'utf8')) as {
       token: string;
-      nodes: { url: string }[];
+      nodes: { url: string; pid: number }[];
     };
     const url = state.nodes[0]!.url;
     const call = async (path: string, init: RequestInit = {}, token = state.token) => {
@@ -91,7 +92,28 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
         .status,
       409,
     );
-    assert.equal((await call(`/v1/containers/${id}/migrate`, { method: 'POST', body: '{}' })).status, 400);
+    assert.deepEqual(
+      await call('/v1/containers', { method: 'POST', body: JSON.stringify({ module: 'x', args: [] }) }),
+      {
+        status: 400,
+        body: { error: 'module: expected the sha256 digest of an uploaded module' },
+      },
+    );
+    assert.deepEqual(
+      await call('/v1/containers', { method: 'POST', body: JSON.stringify({ module: '0'.repeat(64), args: [7] }) }),
+      { status: 400, body: { error: 'args[0]: expected a string' } },
+    );
+    assert.deepEqual(await call(`/v1/containers/${id}/migrate`, { method: 'POST', body: '{}' }), {
+      status: 400,
+      body: { error: 'to: expected {name, url} of the destination agent' },
+    });
+    assert.deepEqual(
+      await call(`/v1/containers/${id}/migrate`, {
+        method: 'POST',
+        body: JSON.stringify({ to: { name: 'x64-2', url: state.nodes[1]!.url }, mode: 'teleport' }),
+      }),
+      { status: 400, body: { error: 'mode: expected one of stop-copy, pre-copy, post-copy, pre-post, auto' } },
+    );
 
     // A container that crashes (here: killed) ends alone; its agent and the others go on.
     const victim = cluster.run('x64', [module, '--', '400000000']);
@@ -105,10 +127,28 @@ test('the agent API and the CLI answer bad requests with clear errors', { timeou
     assert.equal(cluster.where(id).status, 'running');
     assert.equal(JSON.parse(cluster.ok(['nodes', '--json'])).length, 2);
 
+    // A node whose agent accepts connections but never answers (stopped): listed as unreachable
+    // once the client's time limit passes, the other nodes as usual.
+    frozen = state.nodes[1]!.pid;
+    process.kill(frozen, 'SIGSTOP');
+    const ps = cluster.roam(['ps']);
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.match(
+      ps.stderr,
+      /node x64-2 is unreachable \(the agent at .* did not answer GET \/v1\/containers within 10 s\)/,
+    );
+    assert.match(ps.stdout, new RegExp(id));
+    const facts = JSON.parse(cluster.ok(['nodes', '--json'])) as { name: string; error?: string }[];
+    assert.equal(facts[0]!.error, undefined);
+    assert.match(facts[1]!.error ?? '', /^unreachable: the agent at .* did not answer GET \/v1\/node within 10 s/);
+    process.kill(frozen, 'SIGCONT');
+    frozen = 0;
+
     cluster.ok(['stop', id]);
     assert.equal(cluster.where(id).status, 'stopped');
     assert.match(cluster.roam(['stop', id]).stderr, /no container .* in the cluster|is not running/);
   } finally {
+    if (frozen) process.kill(frozen, 'SIGCONT');
     cluster.down();
   }
 });
