@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dispatch, HttpError, hasToken, isObject, jsonBody, listenOn, reply, serve } from '../platform/http.js';
+import { decode } from '../protocol/framing.js';
 import {
   type Attach,
   dropAcknowledged,
@@ -16,6 +17,7 @@ import {
   readOffset,
   TunnelFrame,
   TunnelParser,
+  TunnelPayload,
 } from '../protocol/tunnel.js';
 
 export interface GatewayOptions {
@@ -202,14 +204,9 @@ export class Gateway {
     const parser = new TunnelParser((type, conn, payload) => {
       if (container === undefined) {
         if (type !== TunnelFrame.Attach) return socket.destroy();
-        const attach = JSON.parse(payload.toString('utf8')) as Attach;
-        if (
-          !isObject(attach) ||
-          !sameToken(String(attach.token), this.options.token) ||
-          typeof attach.container !== 'string' ||
-          !Array.isArray(attach.conns)
-        )
-          return socket.destroy();
+        // A malformed Attach throws out of push(): the socket is destroyed below.
+        const attach = decode(TunnelPayload.Attach, payload);
+        if (!sameToken(attach.token, this.options.token)) return socket.destroy();
         parser.maxFrameBytes = maxFrameBytes;
         container = attach.container;
         this.attach(attach, socket);
