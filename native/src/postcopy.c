@@ -18,7 +18,7 @@
  * (which unregisters the memory) and reports to JS. If the source is lost first, it reports the
  * error and leaves the userfaultfd open: the guest must stay blocked rather than read zeros.
  *
- * Page channels (little-endian u32s):
+ * Page channels (little-endian u32s; the format and its constants: src/protocol/page-channel.ts):
  *   source -> here, on each: [len][ticket] once, then chunks [offset][length | ZERO_CHUNK][bytes, unless ZERO_CHUNK]
  *   here -> source, on the fault channel: requests [offset][length], and when complete [RESIDENT][0]
  *
@@ -38,14 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "page_channel.h" /* GRANULE, ZERO_CHUNK, RESIDENT, MAX_CHUNK, MAX_TICKET...: generated from src/protocol/page-channel.ts */
 #include "uffd.h"
 
 #define ERR_CODE "ERR_ROAM_NATIVE"
-#define GRANULE (64 * 1024)
-#define MAX_CHUNK (4 * 1024 * 1024)
-#define ZERO_CHUNK 0x80000000u
-#define RESIDENT 0xffffffffu
-#define MAX_TICKET 256
 
 #ifdef __linux__
 #include <fcntl.h>
@@ -68,10 +64,10 @@ typedef struct {
 /* One page channel's input: its hello, then chunk headers and payloads. */
 typedef struct {
   int fd;
-  uint8_t hello[4 + MAX_TICKET];
+  uint8_t hello[TICKET_LENGTH_BYTES + MAX_TICKET];
   size_t hello_have;
   bool hello_done;
-  uint8_t header[8];
+  uint8_t header[MESSAGE_BYTES];
   size_t header_have;
   bool in_payload;
   uint32_t chunk_offset, chunk_length;
@@ -134,7 +130,7 @@ static void queue_message(lazy_t *l, uint32_t offset, uint32_t length) {
   /* out_cap holds one request per granule plus the final message: never full. */
   put_le32(l->out + l->out_len, offset);
   put_le32(l->out + l->out_len + 4, length);
-  l->out_len += 8;
+  l->out_len += MESSAGE_BYTES;
 }
 
 static bool flush_out(lazy_t *l) {
@@ -253,7 +249,7 @@ static bool read_channel(lazy_t *l, channel_t *c, int chunks) {
     uint8_t *dst;
     size_t want;
     if (!c->hello_done) {
-      size_t need = c->hello_have < 4 ? 4 : 4 + l->ticket_len;
+      size_t need = c->hello_have < TICKET_LENGTH_BYTES ? TICKET_LENGTH_BYTES : TICKET_LENGTH_BYTES + l->ticket_len;
       dst = c->hello + c->hello_have;
       want = need - c->hello_have;
     } else if (c->in_payload) {
@@ -261,7 +257,7 @@ static bool read_channel(lazy_t *l, channel_t *c, int chunks) {
       want = c->chunk_length - c->payload_have;
     } else {
       dst = c->header + c->header_have;
-      want = 8 - c->header_have;
+      want = MESSAGE_BYTES - c->header_have;
     }
     ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
     if (n < 0) {
@@ -276,9 +272,9 @@ static bool read_channel(lazy_t *l, channel_t *c, int chunks) {
     }
     if (!c->hello_done) {
       c->hello_have += (size_t)n;
-      if (c->hello_have == 4 && get_le32(c->hello) != l->ticket_len) return set_message(l, "page channel: wrong ticket");
-      if (c->hello_have == 4 + l->ticket_len) {
-        if (memcmp(c->hello + 4, l->ticket, l->ticket_len) != 0) return set_message(l, "page channel: wrong ticket");
+      if (c->hello_have == TICKET_LENGTH_BYTES && get_le32(c->hello) != l->ticket_len) return set_message(l, "page channel: wrong ticket");
+      if (c->hello_have == TICKET_LENGTH_BYTES + l->ticket_len) {
+        if (memcmp(c->hello + TICKET_LENGTH_BYTES, l->ticket, l->ticket_len) != 0) return set_message(l, "page channel: wrong ticket");
         c->hello_done = true;
       }
     } else if (c->in_payload) {
@@ -290,7 +286,7 @@ static bool read_channel(lazy_t *l, channel_t *c, int chunks) {
       }
     } else {
       c->header_have += (size_t)n;
-      if (c->header_have == 8 && !start_chunk(l, c)) return false;
+      if (c->header_have == MESSAGE_BYTES && !start_chunk(l, c)) return false;
     }
   }
   return true;
@@ -545,7 +541,7 @@ napi_value roam_lazy_restore(napi_env env, napi_callback_info info) {
   l->requested_ns = calloc(granules, sizeof *l->requested_ns);
   l->channels[PUSH].staging = malloc(MAX_CHUNK);
   l->channels[FAULT].staging = malloc(GRANULE);
-  l->out_cap = (granules + 1) * 8;
+  l->out_cap = (granules + 1) * MESSAGE_BYTES;
   l->out = malloc(l->out_cap);
   l->ticket_len = ticket_len;
   memcpy(l->ticket, ticket_data, ticket_len);

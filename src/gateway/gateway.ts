@@ -11,7 +11,6 @@ import {
   dispatch,
   HttpError,
   hasToken,
-  isObject,
   jsonBody,
   jsonObject,
   listenOn,
@@ -20,6 +19,7 @@ import {
   serve,
   tcpPortSchema,
 } from '../platform/http.js';
+import { decode } from '../protocol/framing.js';
 import {
   type Attach,
   dropAcknowledged,
@@ -29,6 +29,7 @@ import {
   readOffset,
   TunnelFrame,
   TunnelParser,
+  TunnelPayload,
 } from '../protocol/tunnel.js';
 
 export interface GatewayOptions {
@@ -232,14 +233,9 @@ export class Gateway {
     const parser = new TunnelParser((type, conn, payload) => {
       if (container === undefined) {
         if (type !== TunnelFrame.Attach) return socket.destroy();
-        const attach = JSON.parse(payload.toString('utf8')) as Attach;
-        if (
-          !isObject(attach) ||
-          !sameToken(String(attach.token), this.options.token) ||
-          typeof attach.container !== 'string' ||
-          !Array.isArray(attach.conns)
-        )
-          return socket.destroy();
+        // A malformed Attach throws out of push(): the socket is destroyed below.
+        const attach = decode(TunnelPayload.Attach, payload);
+        if (!sameToken(attach.token, this.options.token)) return socket.destroy();
         parser.maxFrameBytes = maxFrameBytes;
         container = attach.container;
         this.attach(attach, socket);

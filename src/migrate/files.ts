@@ -12,7 +12,15 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
-import { type FileHeader, Frame, type FrameWriter, ProtocolError } from '../protocol/data-channel.js';
+import {
+  decodeFile,
+  encodeFile,
+  type FileDelete,
+  type FileHeader,
+  Frame,
+  type FrameWriter,
+} from '../protocol/data-channel.js';
+import { ProtocolError } from '../protocol/framing.js';
 
 /** Bytes of file content per FILE frame. */
 const pieceBytes = 1 << 20;
@@ -74,7 +82,7 @@ function sendEntry(writer: FrameWriter, dir: number, root: string, path: string,
   const mode = Number(lstatSync(full).mode & 0o7777);
   if (kind !== 'file') {
     const target = kind === 'symlink' ? readlinkSync(full) : undefined;
-    writer.send(Frame.File, fileFrame({ dir, path, kind, mode, size: 0, offset: 0, target }, new Uint8Array(0)));
+    writer.send(Frame.File, encodeFile({ dir, path, kind, mode, size: 0, offset: 0, target }, new Uint8Array(0)));
     return 0;
   }
   const fd = openSync(full, 'r');
@@ -87,7 +95,7 @@ function sendEntry(writer: FrameWriter, dir: number, root: string, path: string,
       if (length === 0 && offset > 0) break;
       writer.send(
         Frame.File,
-        fileFrame({ dir, path, kind, mode, size: offset + length, offset }, piece.subarray(0, length)),
+        encodeFile({ dir, path, kind, mode, size: offset + length, offset }, piece.subarray(0, length)),
       );
       offset += length;
       if (length < pieceBytes) break;
@@ -98,23 +106,15 @@ function sendEntry(writer: FrameWriter, dir: number, root: string, path: string,
   }
 }
 
-function fileFrame(header: FileHeader, bytes: Uint8Array): Buffer {
-  const head = Buffer.from(JSON.stringify(header));
-  const length = Buffer.allocUnsafe(4);
-  length.writeUInt32LE(head.length);
-  return Buffer.concat([length, head, bytes]);
-}
-
 /** The destination side: writes received entries under the container's new directories. */
 export class DirectoryReceiver {
   constructor(private readonly roots: string[]) {
     for (const root of roots) mkdirSync(root, { recursive: true });
   }
 
+  /** A FILE frame's payload; throws a ProtocolError if it is malformed or points outside the directories. */
   applyFile(payload: Buffer): void {
-    const headLength = payload.readUInt32LE(0);
-    const header = JSON.parse(payload.subarray(4, 4 + headLength).toString('utf8')) as FileHeader;
-    const bytes = payload.subarray(4 + headLength);
+    const { header, bytes } = decodeFile(payload);
     const full = this.resolve(header.dir, header.path);
     if (header.kind === 'directory') {
       mkdirSync(full, { recursive: true });
@@ -134,7 +134,7 @@ export class DirectoryReceiver {
     }
   }
 
-  applyDelete(payload: { dir: number; path: string }): void {
+  applyDelete(payload: FileDelete): void {
     rmSync(this.resolve(payload.dir, payload.path), { force: true, recursive: true });
   }
 

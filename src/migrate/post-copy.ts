@@ -1,20 +1,25 @@
 import { connect, type Socket } from 'node:net';
 import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
+import { ChunkQueue } from '../protocol/framing.js';
+import {
+  encodeChunkHeader,
+  encodePageHello,
+  granuleBytes,
+  residentMarker,
+  takeMessage,
+} from '../protocol/page-channel.js';
 import { MigrationError } from './errors.js';
 import { failpointActive, killAgentAt } from './failpoint.js';
+
+export { granuleBytes };
 
 /**
  * Post-copy's page channels: two more TCP connections from the source to the destination, next
  * to the data channel, whose ends the destination's native thread owns (native/src/postcopy.c).
  * On the fault channel it asks for the 64 KiB granules the guest faults on and gets them back;
  * on the push channel the source streams all the rest in order. Separate, so that an answer
- * never waits behind pushed megabytes. Little-endian u32s:
- *   source -> destination, on each: [ticket length][ticket], then chunks [offset][length | zeroChunk][bytes]
- *   destination -> source, on the fault channel: requests [offset][length]; [resident][0] once every page arrived
+ * never waits behind pushed megabytes. The wire format and its constants: protocol/page-channel.ts.
  */
-export const granuleBytes = 64 * 1024;
-const zeroChunk = 0x80000000;
-const resident = 0xffffffff;
 /** Pushed chunks hold up to this much; requests get exactly their granule. */
 const pushChunkBytes = 1 << 20;
 /** Pushes wait while this much is queued in Node for the push channel. */
@@ -58,11 +63,13 @@ function openPageChannel(host: string, port: number, ticket: string): Promise<So
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, noDelay: true });
     socket.once('connect', () => {
-      const bytes = Buffer.from(ticket);
-      const hello = Buffer.alloc(4 + bytes.length);
-      hello.writeUInt32LE(bytes.length, 0);
-      bytes.copy(hello, 4);
-      socket.write(hello);
+      try {
+        socket.write(encodePageHello(ticket));
+      } catch (error) {
+        socket.destroy();
+        reject(new MigrationError(`cannot open the page channel: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
       resolve(socket);
     });
     socket.once('error', (error) =>
@@ -115,24 +122,20 @@ export class PageServer {
     this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
     this.missingBytes = rangeBytes(missing);
     this.cursor = missing[0] ?? 0;
-    let pending: Buffer = Buffer.alloc(0);
+    const pending = new ChunkQueue();
     this.done = new Promise((resolve, reject) => {
       fault.on('data', (chunk: Buffer) => {
-        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-        let at = 0;
-        for (; at + 8 <= pending.length; at += 8) {
-          const offset = pending.readUInt32LE(at);
-          const length = pending.readUInt32LE(at + 4);
-          if (offset === resident) {
+        pending.push(chunk);
+        for (let message = takeMessage(pending); message; message = takeMessage(pending)) {
+          if (message.offset === residentMarker) {
             this.finished = true;
             push.end();
             fault.end();
             resolve({ pushedBytes: this.pushedBytes, requestedBytes: this.requestedBytes });
             return;
           }
-          this.answer(offset, length);
+          this.answer(message.offset, message.length);
         }
-        pending = pending.subarray(at);
       });
       const lost = (why: string) => {
         if (!this.finished) reject(new MigrationError(`page channel: ${why}`));
@@ -226,16 +229,9 @@ export class PageServer {
   /** One chunk; all-zero ones go as a header alone. */
   private sendChunk(socket: Socket, offset: number, length: number): void {
     const bytes = this.memory.subarray(offset, offset + length);
-    const header = Buffer.allocUnsafe(8);
-    header.writeUInt32LE(offset, 0);
-    if (isZero(bytes)) {
-      header.writeUInt32LE((length | zeroChunk) >>> 0, 4);
-      socket.write(header);
-    } else {
-      header.writeUInt32LE(length, 4);
-      socket.write(header);
-      socket.write(bytes);
-    }
+    const zero = isZero(bytes);
+    socket.write(encodeChunkHeader(offset, length, zero));
+    if (!zero) socket.write(bytes);
     if (this.sentBytes >= this.missingBytes / 4) killAgentAt('source-post-copy');
   }
 }

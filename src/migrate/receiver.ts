@@ -7,17 +7,20 @@ import type { LazyRestoreStats } from '../native/addon.js';
 import {
   decodeMissing,
   Frame,
+  FramePayload,
   FrameReader,
   FrameWriter,
-  json,
   type PageSink,
-  ProtocolError,
+  unexpected,
 } from '../protocol/data-channel.js';
+import { ChannelClosedError, decode, ProtocolError } from '../protocol/framing.js';
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
 import { allGranules, type GranuleRanges } from './post-copy.js';
 
 const maxMemoryBytes = maxWasm32Pages * wasmPageBytes;
+/** Frames are at most this large until the source's Hello proved it knows the ticket. */
+const maxHelloBytes = 64 << 10;
 
 /** What the receiver needs of the container being built on the destination. */
 export interface MigrationSink {
@@ -74,13 +77,13 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       hash.update(bytes);
     },
   };
-  const reader = new FrameReader(socket, pages);
+  // Until the ticket checked out, frames stay small (a Hello is).
+  const reader = new FrameReader(socket, pages, { maxPayload: maxHelloBytes });
   const writer = new FrameWriter(socket);
   try {
-    const hello = json<{ ticket: string; memoryBytes: number; postCopy?: boolean; wholeMemory?: boolean }>(
-      await reader.expect(Frame.Hello),
-    );
+    const hello = decode(FramePayload.Hello, await reader.expect(Frame.Hello));
     if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
+    reader.maxPayload = 0xffffffff;
     if (hello.postCopy && !sink.lazyRestore)
       throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
     memory = await sink.prepare(hello.memoryBytes, hello.postCopy === true);
@@ -94,27 +97,40 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
     writer.send(Frame.Ready, {});
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
+    /** The round whose pages are arriving (between its Round and RoundEnd frames), 0 between rounds. */
     let round = 0;
+    /** The final (stop-copy) round arrived and checked out: no more pages may come. */
+    let finalRound = false;
     for (;;) {
-      const { type, payload } = await reader.next();
+      const frame = await reader.next();
+      const { type, payload } = frame;
       if (type === Frame.Round) {
-        const header = json<{ round: number; memoryBytes: number }>(payload);
+        const header = decode(FramePayload.Round, payload);
+        if (round) throw new ProtocolError(`round ${header.round} began inside round ${round}`);
+        if (finalRound) throw new ProtocolError(`round ${header.round} began after the final round`);
         round = header.round;
         const current = memory.buffer.byteLength;
         if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / wasmPageBytes);
+      } else if (type === Frame.Pages && frame.streamed) {
+        // Its bytes are in memory already; they count only inside a round (its checksum covers them).
+        if (!round) throw new ProtocolError('pages outside a round');
       } else if (type === Frame.RoundEnd) {
-        const end = json<{ sha256: string; final?: boolean }>(payload);
+        const end = decode(FramePayload.RoundEnd, payload);
+        if (!round) throw new ProtocolError('RoundEnd outside a round');
         const digest = hash.digest('hex');
         hash = createHash('sha256');
         if (digest !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
-        if (!end.final) writer.send(Frame.RoundAck, { round });
+        if (end.final) finalRound = true;
+        else writer.send(Frame.RoundAck, { round });
+        round = 0;
       } else if (type === Frame.File || type === Frame.FileDelete) {
         files ??= new DirectoryReceiver(sink.directories);
         if (type === Frame.File) files.applyFile(payload);
-        else files.applyDelete(json(payload));
+        else files.applyDelete(decode(FramePayload.FileDelete, payload));
       } else if (type === Frame.PostCopy) {
         if (!hello.postCopy || lazy)
           throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
+        if (round || finalRound) throw new ProtocolError('PostCopy frame inside or after the final round');
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
         if (memoryBytes > current) memory.grow((memoryBytes - current) / wasmPageBytes);
@@ -126,17 +142,29 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       } else if (type === Frame.State) {
         killAgentAt('destination-state');
         const started = performance.now();
-        const { state } = json<{ state: ContainerState }>(payload);
+        const { state } = decode(FramePayload.State, payload);
+        // The memory the guest runs with must be all here and checked: a final round that
+        // checked out, or in post-copy, the lazy restore of what is missing.
+        if (round) throw new ProtocolError(`State inside round ${round}`);
+        if (hello.postCopy ? !lazy : !finalRound)
+          throw new ProtocolError(
+            hello.postCopy
+              ? 'State before the missing memory was announced (PostCopy)'
+              : 'State before the final round of memory checked out',
+          );
         if (state.preopens.length !== sink.directories.length)
           throw new ProtocolError('the state does not match the announced directories');
         new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
-        state.preopens = state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! }));
+        const restored = {
+          ...state,
+          preopens: state.preopens.map((p, i) => ({ guestPath: p.guestPath, hostPath: sink.directories[i]! })),
+        } as unknown as ContainerState;
         // The guest must not touch its memory before the lazy restore holds the missing ranges.
         await lazy;
         // Committed by the source's sending State: run at once. Nothing after run() can fail
         // before Running, so that an Error frame always means the guest never ran here.
         killAgentAt('destination-commit');
-        const resumedAt = await sink.run(state);
+        const resumedAt = await sink.run(restored);
         const now = performance.now();
         writer.send(Frame.Running, { restoreMs: resumedAt - started, sinceResumeMs: now - resumedAt });
         await writer.flush().catch(() => undefined); // the source may already be gone: we run anyway
@@ -147,21 +175,21 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         socket.end();
         return;
       } else if (type === Frame.Abort) {
-        throw new ProtocolError(`the source aborted: ${json<{ reason: string }>(payload).reason}`);
+        throw new ProtocolError(`the source aborted: ${decode(FramePayload.Abort, payload).reason}`);
       } else {
-        throw new ProtocolError(`unexpected ${Frame[type] ?? type} frame`);
+        throw unexpected(frame);
       }
     }
   } catch (error) {
-    if (!(error instanceof ProtocolError && /closed/.test(error.message)))
-      writer.send(Frame.Error, { message: (error as Error).message });
+    // Tells the source why, unless the channel is gone already.
+    if (!(error instanceof ChannelClosedError)) writer.send(Frame.Error, { message: (error as Error).message });
     socket.end();
     throw error;
   }
 }
 
 function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(String(a));
+  const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }

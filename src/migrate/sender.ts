@@ -6,12 +6,13 @@ import type { LazyRestoreStats } from '../native/addon.js';
 import {
   encodeMissing,
   Frame,
+  FramePayload,
   FrameReader,
   FrameWriter,
-  json,
   maxPagesPayload,
   PeerError,
 } from '../protocol/data-channel.js';
+import { decode, ProtocolError } from '../protocol/framing.js';
 import type { DirtyTracker } from './dirty/tracker.js';
 import { MigrationError } from './errors.js';
 import { DirectorySender } from './files.js';
@@ -98,6 +99,8 @@ export interface SendOptions {
   onProgress?: (progress: MigrationProgress) => void;
 }
 
+/** The largest frame the destination sends (its answers are small JSON). */
+const maxAnswerBytes = 1 << 20;
 /** Below this, pre-copy has nothing to gain over a plain stop-and-copy. */
 const autoPreCopyBytes = 8 << 20;
 /** From this size, 'auto' prefers one pre-copy round then post-copy where the destination can. */
@@ -152,7 +155,8 @@ export async function migrateOut(
   progress('connecting');
   const socket = await open(target);
   const writer = new FrameWriter(socket);
-  const reader = new FrameReader(socket);
+  // The destination's frames are small JSON answers.
+  const reader = new FrameReader(socket, undefined, { maxPayload: maxAnswerBytes });
   let stopped = false;
   let committing = false;
   let ranThere = false;
@@ -169,7 +173,7 @@ export async function migrateOut(
     // Opened before the stop, so that they cost no downtime.
     const channels = lazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
     channels?.catch(() => undefined);
-    await reader.expect(Frame.Ready);
+    decode(FramePayload.Ready, await reader.expect(Frame.Ready));
     if (mode !== 'post-copy') tracker = source.tracker(source.memory());
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
@@ -206,7 +210,10 @@ export async function migrateOut(
       sentBytes += files.send(writer);
       // The final (stop-copy) round is not acknowledged: the destination checks it before it
       // restores the state, and answers Error instead of Running if it does not check out.
-      if (phase !== 'stop-copy') await reader.expect(Frame.RoundAck);
+      if (phase !== 'stop-copy') {
+        const ack = decode(FramePayload.RoundAck, await reader.expect(Frame.RoundAck));
+        if (ack.round !== round) throw new ProtocolError(`round ${round} acknowledged as round ${ack.round}`);
+      }
       rounds.push({ round, bytes, ms: performance.now() - roundStarted });
       progress(phase, round);
       return bytes;
@@ -273,9 +280,7 @@ export async function migrateOut(
     // How long before its Running frame the destination let the guest go: not downtime.
     let sinceResumeMs = 0;
     try {
-      ({ restoreMs, sinceResumeMs } = json<{ restoreMs: number; sinceResumeMs: number }>(
-        await reader.expect(Frame.Running),
-      ));
+      ({ restoreMs, sinceResumeMs } = decode(FramePayload.Running, await reader.expect(Frame.Running)));
     } catch (error) {
       if (error instanceof PeerError) throw error;
       if (!(await target.confirmRunning().catch(() => false))) throw error;
@@ -290,7 +295,7 @@ export async function migrateOut(
       const ticker = setInterval(() => progress('post-copy'), 250);
       const [served, resident] = await Promise.all([
         pages.done,
-        reader.expect(Frame.Resident).then((payload) => json<{ stats: LazyRestoreStats }>(payload).stats),
+        reader.expect(Frame.Resident).then((payload): LazyRestoreStats => decode(FramePayload.Resident, payload).stats),
       ])
         .catch((error: Error) => {
           // Whichever connection noticed first: the destination is gone before it had everything.

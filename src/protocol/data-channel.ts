@@ -1,10 +1,22 @@
 import type { Socket } from 'node:net';
-import { wasmPageBytes } from '../build/module-binary.js';
+import * as v from 'valibot';
+import { maxWasm32Pages, wasmPageBytes } from '../build/module-binary.js';
+import {
+  ChannelClosedError,
+  decode,
+  type FrameLayout,
+  FrameSplitter,
+  frameHeader,
+  frameSchema,
+  MalformedFrameError,
+  ProtocolError,
+} from './framing.js';
 
 /**
  * The data channel of a migration: one TCP connection from the source container process to the
- * destination's, carrying frames of [u8 type][u32 LE payload length][payload]. Control frames
- * carry JSON; PAGES, FILE and LOG frames carry bytes.
+ * destination's, carrying frames of [u8 type][u32 LE payload length][payload] (framing.ts).
+ * Control frames carry JSON, checked against their schema (FramePayload) as they are decoded;
+ * PAGES, FILE and LOG frames carry bytes.
  */
 export enum Frame {
   /** s->d {ticket}: proves the source was sent by the destination's agent. */
@@ -25,7 +37,10 @@ export enum Frame {
   FileDelete,
   /** s->d bytes: the container's log so far. */
   Log,
-  /** s->d {state}: the stopped guest's state; all pages, files and log were sent. */
+  /**
+   * s->d {state}: the stopped guest's state; all pages, files and log were sent. Refused unless
+   * the final round checked out (post-copy: unless the missing ranges were announced).
+   */
   State,
   /**
    * d->s {restoreMs, sinceResumeMs}: the guest runs on the destination, restored from State at once
@@ -47,36 +62,120 @@ export enum Frame {
   Resident,
 }
 
-export interface FileHeader {
-  /** Index of the preopened directory. */
-  dir: number;
-  /** Path relative to it, '/'-separated. */
-  path: string;
-  kind: 'file' | 'directory' | 'symlink';
-  mode: number;
-  /** Whole file size (kind 'file'); pieces of one file arrive in order, at increasing offsets. */
-  size: number;
-  offset: number;
-  /** Symlink target (kind 'symlink'). */
-  target?: string;
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const u32 = v.pipe(count, v.maxValue(0xffffffff));
+/** A wasm32 linear memory's size: whole 64 KiB pages, 4 GiB at most. */
+const memoryBytes = v.pipe(
+  count,
+  v.maxValue(maxWasm32Pages * wasmPageBytes),
+  v.check((n) => n % wasmPageBytes === 0, 'not a whole number of 64 KiB pages'),
+);
+const milliseconds = v.pipe(v.number(), v.finite());
+
+/** The JSON payloads of the control frames, by frame; decode(FramePayload.X, payload) checks one. */
+export const FramePayload = {
+  Hello: frameSchema(
+    'Hello',
+    v.object({
+      ticket: v.string(),
+      memoryBytes,
+      /** The source will open the page channels: the destination runs the guest before all pages are there. */
+      postCopy: v.optional(v.boolean()),
+      /** Post-copy proper: all of the announced memory will come over the page channels. */
+      wholeMemory: v.optional(v.boolean()),
+    }),
+  ),
+  Ready: frameSchema('Ready', v.object({})),
+  Round: frameSchema('Round', v.object({ round: v.pipe(u32, v.minValue(1)), memoryBytes })),
+  RoundEnd: frameSchema(
+    'RoundEnd',
+    v.object({
+      sha256: v.pipe(v.string(), v.hexadecimal(), v.length(64)),
+      bytes: count,
+      final: v.optional(v.boolean()),
+    }),
+  ),
+  RoundAck: frameSchema('RoundAck', v.object({ round: u32 })),
+  FileDelete: frameSchema('FileDelete', v.object({ dir: u32, path: v.string() })),
+  /** The container state itself is checked where it is loaded; here it must be an object with its preopens. */
+  State: frameSchema(
+    'State',
+    v.object({
+      state: v.looseObject({ preopens: v.array(v.looseObject({ guestPath: v.string() })) }),
+    }),
+  ),
+  Running: frameSchema('Running', v.object({ restoreMs: milliseconds, sinceResumeMs: milliseconds })),
+  Abort: frameSchema('Abort', v.object({ reason: v.string() })),
+  Error: frameSchema('Error', v.object({ message: v.string() })),
+  Resident: frameSchema(
+    'Resident',
+    v.object({
+      stats: v.object({
+        faults: v.number(),
+        requestedBytes: v.number(),
+        receivedBytes: v.number(),
+        zeroBytes: v.number(),
+        duplicateBytes: v.number(),
+        faultWaitMsMean: v.number(),
+        faultWaitMsMax: v.number(),
+        ms: v.number(),
+      }),
+    }),
+  ),
+};
+
+export type Hello = v.InferOutput<typeof FramePayload.Hello>;
+export type FileDelete = v.InferOutput<typeof FramePayload.FileDelete>;
+
+/** The JSON header of a FILE frame ([u32 LE header length][FileHeader JSON][bytes]). */
+export const FileHeader = frameSchema(
+  'File',
+  v.pipe(
+    v.object({
+      /** Index of the preopened directory. */
+      dir: u32,
+      /** Path relative to it, '/'-separated. */
+      path: v.string(),
+      kind: v.picklist(['file', 'directory', 'symlink']),
+      mode: u32,
+      /** Whole file size (kind 'file'); pieces of one file arrive in order, at increasing offsets. */
+      size: count,
+      offset: count,
+      /** Symlink target (kind 'symlink'). */
+      target: v.optional(v.string()),
+    }),
+    v.check((header) => header.kind !== 'symlink' || header.target !== undefined, 'a symlink without its target'),
+  ),
+);
+export type FileHeader = v.InferOutput<typeof FileHeader>;
+
+/** The payload of a FILE frame: its header and the piece of the file. */
+export function encodeFile(header: FileHeader, bytes: Uint8Array): Buffer {
+  const head = Buffer.from(JSON.stringify(header));
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32LE(head.length);
+  return Buffer.concat([length, head, bytes]);
 }
 
-export class ProtocolError extends Error {}
+export function decodeFile(payload: Buffer): { header: FileHeader; bytes: Buffer } {
+  const headLength = payload.length >= 4 ? payload.readUInt32LE(0) : -1;
+  if (headLength < 0 || 4 + headLength > payload.length)
+    throw new MalformedFrameError(`malformed File frame: ${payload.length} bytes cannot hold its header`);
+  return { header: decode(FileHeader, payload.subarray(4, 4 + headLength)), bytes: payload.subarray(4 + headLength) };
+}
 
 /** The peer's own Error frame: it gave up (a destination that sends one never ran the guest). */
-export class PeerError extends ProtocolError {}
+export class PeerError extends ProtocolError {
+  override readonly code: string = 'ROAM_PEER';
+}
 
-const headerBytes = 5;
+export const dataChannelLayout: FrameLayout = { headerBytes: 5, lengthAt: 1 };
 /** Payload of one PAGES frame at most; bigger ranges are split. */
 export const maxPagesPayload = 1 << 20;
+/** PAGES frames begin with the u32 LE offset of their bytes in memory. */
+const pagesOffsetBytes = 4;
 
-function encodeFrame(type: Frame, payload: Uint8Array | object = new Uint8Array(0)): Buffer[] {
-  const body = payload instanceof Uint8Array ? payload : Buffer.from(JSON.stringify(payload));
-  const header = Buffer.allocUnsafe(headerBytes);
-  header.writeUInt8(type, 0);
-  header.writeUInt32LE(body.length, 1);
-  return [header, body as Buffer];
-}
+const frameName = (type: number) => Frame[type] ?? `unknown (${type})`;
 
 /** Writes frames to a socket, resolving flush() once everything written so far reached the kernel. */
 export class FrameWriter {
@@ -84,19 +183,16 @@ export class FrameWriter {
 
   constructor(private readonly socket: Socket) {}
 
-  send(type: Frame, payload?: Uint8Array | object): void {
-    this.write(encodeFrame(type, payload));
+  /** One frame; an object payload goes as JSON. */
+  send(type: Frame, payload: Uint8Array | object = new Uint8Array(0)): void {
+    const body = payload instanceof Uint8Array ? payload : Buffer.from(JSON.stringify(payload));
+    this.write([frameHeader(dataChannelLayout, type, body.length), body]);
   }
 
   /** One frame whose payload is the concatenation of `parts` (written without copying them). */
   sendParts(type: Frame, parts: Uint8Array[]): void {
-    const header = Buffer.allocUnsafe(headerBytes);
-    header.writeUInt8(type, 0);
-    header.writeUInt32LE(
-      parts.reduce((n, p) => n + p.length, 0),
-      1,
-    );
-    this.write([header, ...parts]);
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    this.write([frameHeader(dataChannelLayout, type, length), ...parts]);
   }
 
   private write(parts: Uint8Array[]): void {
@@ -118,13 +214,18 @@ export class FrameWriter {
 
 export interface ReceivedFrame {
   type: Frame;
+  /** A streamed PAGES frame (its bytes went to the PageSink): only its offset field. */
   payload: Buffer;
+  /** A PAGES frame whose bytes went to the PageSink as they arrived. */
+  streamed: boolean;
 }
 
 /**
  * Takes PAGES frames as their bytes arrive, instead of queueing whole frames: no copy into a
  * frame buffer. Called in stream order, ahead of frames still queued for next(); the protocol
  * makes that safe (pages of a round are sent only after the previous round was acknowledged).
+ * Each such frame is still queued for next() once all of its bytes went here (streamed, with its
+ * offset field as payload), so that the consumer sees where it fell among the other frames.
  */
 export interface PageSink {
   /**
@@ -138,35 +239,64 @@ export interface PageSink {
 
 /**
  * Splits the incoming byte stream into frames, delivered in order to one consumer through next().
- * End of stream or a socket error make next() reject with a ProtocolError.
+ * End of stream or a socket error make next() reject with a ChannelClosedError (a
+ * TruncatedStreamError if it ended inside a frame); a frame over `maxPayload` with a
+ * FrameTooLargeError.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
   private readonly frames: ReceivedFrame[] = [];
+  private readonly splitter: FrameSplitter;
   private failure: Error | undefined;
   private waiter: (() => void) | undefined;
-  /** The PAGES frame being streamed to the sink: where its next bytes go, and how many are left. */
-  private streaming: { offset: number; remaining: number } | undefined;
 
-  constructor(
-    socket: Socket,
-    private readonly pageSink?: PageSink,
-  ) {
+  constructor(socket: Socket, pageSink?: PageSink, options: { maxPayload?: number } = {}) {
+    let pagesAt = 0;
+    this.splitter = new FrameSplitter(
+      {
+        layout: dataChannelLayout,
+        channel: 'data channel',
+        maxPayload: options.maxPayload,
+        stream: pageSink && {
+          type: Frame.Pages,
+          prefixBytes: pagesOffsetBytes,
+          sink: {
+            begin: (_header, offsetField, length) => {
+              pagesAt = offsetField.readUInt32LE(0);
+              pageSink.begin(offsetField, length);
+            },
+            data: (bytes, at) => pageSink.data(pagesAt + at, bytes),
+          },
+        },
+      },
+      (header, payload, streamed) => this.frames.push({ type: header[0] as Frame, payload, streamed }),
+    );
     socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
       try {
-        this.split();
+        this.splitter.push(chunk);
       } catch (error) {
-        // The page sink refused bytes (out of bounds...): nothing further on this connection counts.
+        // Too large, or the page sink refused bytes (out of bounds...): nothing further on this
+        // connection counts, and the peer, maybe in the middle of a round of pages, learns at once.
         this.fail(error as Error);
         socket.destroy();
       }
+      if (this.frames.length > 0) this.wake();
     });
-    socket.on('end', () => this.fail(new ProtocolError('the peer closed the data channel')));
-    socket.on('close', () => this.fail(new ProtocolError('the data channel closed')));
-    socket.on('error', (error) => this.fail(new ProtocolError(`data channel: ${error.message}`)));
+    const closed = (error: ChannelClosedError) => {
+      try {
+        this.splitter.end();
+        this.fail(error);
+      } catch (truncated) {
+        this.fail(truncated as Error);
+      }
+    };
+    socket.on('end', () => closed(new ChannelClosedError('the peer closed the data channel')));
+    socket.on('close', () => closed(new ChannelClosedError('the data channel closed')));
+    socket.on('error', (error) => closed(new ChannelClosedError(`data channel: ${error.message}`, { cause: error })));
+  }
+
+  /** Payloads larger than this are refused from now on (small until the peer proved who it is). */
+  set maxPayload(bytes: number) {
+    this.splitter.maxPayload = bytes;
   }
 
   async next(): Promise<ReceivedFrame> {
@@ -181,9 +311,8 @@ export class FrameReader {
   /** The next frame, which must be of `type` (an Error frame from the peer becomes a PeerError). */
   async expect(type: Frame): Promise<Buffer> {
     const frame = await this.next();
-    if (frame.type === type) return frame.payload;
-    if (frame.type === Frame.Error) throw new PeerError(json<{ message: string }>(frame.payload).message);
-    throw new ProtocolError(`expected ${Frame[type]}, got ${Frame[frame.type] ?? frame.type}`);
+    if (frame.type === type && !frame.streamed) return frame.payload;
+    throw unexpected(frame, Frame[type]);
   }
 
   private fail(error: Error): void {
@@ -196,59 +325,17 @@ export class FrameReader {
     this.waiter = undefined;
     waiter?.();
   }
+}
 
-  private split(): void {
-    for (;;) {
-      if (this.streaming) {
-        if (this.buffered === 0) break;
-        const bytes = this.take(Math.min(this.chunks[0]!.length, this.streaming.remaining));
-        this.pageSink!.data(this.streaming.offset, bytes);
-        this.streaming.offset += bytes.length;
-        this.streaming.remaining -= bytes.length;
-        if (this.streaming.remaining === 0) this.streaming = undefined;
-        continue;
-      }
-      if (this.buffered < headerBytes) break;
-      const head = this.peek(headerBytes);
-      const length = head.readUInt32LE(1);
-      if (this.pageSink && head.readUInt8(0) === Frame.Pages && length >= 4) {
-        if (this.buffered < headerBytes + 4) break;
-        this.take(headerBytes);
-        const offsetField = Buffer.from(this.take(4));
-        this.pageSink.begin(offsetField, length - 4);
-        if (length > 4) this.streaming = { offset: offsetField.readUInt32LE(0), remaining: length - 4 };
-        continue;
-      }
-      if (this.buffered < headerBytes + length) break;
-      this.take(headerBytes);
-      this.frames.push({ type: head.readUInt8(0) as Frame, payload: this.take(length) });
-    }
-    if (this.frames.length > 0) this.wake();
-  }
-
-  private peek(length: number): Buffer {
-    this.coalesce(length);
-    return this.chunks[0]!.subarray(0, length);
-  }
-
-  private take(length: number): Buffer {
-    if (length === 0) return Buffer.alloc(0);
-    this.coalesce(length);
-    const first = this.chunks[0]!;
-    const out = first.subarray(0, length);
-    if (first.length === length) this.chunks.shift();
-    else this.chunks[0] = first.subarray(length);
-    this.buffered -= length;
-    return out;
-  }
-
-  /** Merges leading chunks until the first holds `length` bytes (they are buffered). */
-  private coalesce(length: number): void {
-    if (this.chunks[0]!.length >= length) return;
-    let count = 0;
-    for (let total = 0; total < length; count++) total += this.chunks[count]!.length;
-    this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count)));
-  }
+/**
+ * The error for a frame that has no place where it came: the peer's own Error frame becomes a
+ * PeerError, anything else a ProtocolError that names it.
+ */
+export function unexpected(frame: ReceivedFrame, expected?: string): ProtocolError {
+  if (frame.type === Frame.Error && !frame.streamed)
+    return new PeerError(decode(FramePayload.Error, frame.payload).message);
+  const name = frameName(frame.type);
+  return new ProtocolError(expected ? `expected ${expected}, got a ${name} frame` : `unexpected ${name} frame`);
 }
 
 export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer {
@@ -259,16 +346,9 @@ export function encodeMissing(memoryBytes: number, missing: Uint32Array): Buffer
 }
 
 export function decodeMissing(payload: Buffer): { memoryBytes: number; missing: Uint32Array } {
-  if (payload.length < 4 || payload.length % 8 !== 4) throw new ProtocolError('malformed PostCopy frame');
+  if (payload.length < 4 || payload.length % 8 !== 4)
+    throw new MalformedFrameError(`malformed PostCopy frame: ${payload.length} bytes are no u32 and pairs of them`);
   const missing = new Uint32Array((payload.length - 4) / 4);
   for (let i = 0; i < missing.length; i++) missing[i] = payload.readUInt32LE(4 + i * 4);
   return { memoryBytes: payload.readUInt32LE(0) * wasmPageBytes, missing };
-}
-
-export function json<T>(payload: Buffer): T {
-  try {
-    return JSON.parse(payload.toString('utf8')) as T;
-  } catch {
-    throw new ProtocolError('malformed control frame');
-  }
 }

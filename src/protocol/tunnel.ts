@@ -1,6 +1,10 @@
+import * as v from 'valibot';
+import { type FrameLayout, FrameSplitter, frameSchema, MalformedFrameError } from './framing.js';
+
 /**
  * The tunnel between the gateway and a container: one TCP connection carrying every client
- * connection of the container, as frames [u8 type][u32 LE conn][u32 LE length][payload]. Byte
+ * connection of the container, as frames [u8 type][u32 LE conn][u32 LE length][payload]
+ * (framing.ts); JSON payloads are checked against TunnelPayload as they are decoded. Byte
  * streams carry absolute offsets and are acknowledged, so that after a migration the gateway and
  * the container's new home resend exactly what the other side lacks: no byte lost or doubled.
  */
@@ -17,22 +21,36 @@ export enum TunnelFrame {
   Fin,
 }
 
-/** What a container tells the gateway when it (re)connects: the connections it knows and how far. */
-export interface Attach {
-  container: string;
-  /** Token of the cluster: the gateway accepts tunnels from its own containers only. */
-  token: string;
-  conns: { conn: number; received: number; finReceived: boolean }[];
-}
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 
-const tunnelHeaderBytes = 9;
+/** The JSON payloads of the tunnel's frames, by frame; decode(TunnelPayload.X, payload) checks one. */
+export const TunnelPayload = {
+  /** What a container tells the gateway when it (re)connects: the connections it knows and how far. */
+  Attach: frameSchema(
+    'Attach',
+    v.object({
+      container: v.string(),
+      /** Token of the cluster: the gateway accepts tunnels from its own containers only. */
+      token: v.string(),
+      conns: v.array(
+        v.object({ conn: v.pipe(count, v.maxValue(0xffffffff)), received: count, finReceived: v.boolean() }),
+      ),
+    }),
+  ),
+  Open: frameSchema('Open', v.object({ port: v.pipe(count, v.maxValue(65535)) })),
+};
+
+export type Attach = v.InferOutput<typeof TunnelPayload.Attach>;
+
+export const tunnelLayout: FrameLayout = { headerBytes: 9, lengthAt: 5 };
 
 export function encodeTunnelFrame(type: TunnelFrame, conn: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
-  const frame = Buffer.allocUnsafe(tunnelHeaderBytes + payload.length);
+  const { headerBytes, lengthAt } = tunnelLayout;
+  const frame = Buffer.allocUnsafe(headerBytes + payload.length);
   frame.writeUInt8(type, 0);
   frame.writeUInt32LE(conn, 1);
-  frame.writeUInt32LE(payload.length, 5);
-  frame.set(payload, tunnelHeaderBytes);
+  frame.writeUInt32LE(payload.length, lengthAt);
+  frame.set(payload, headerBytes);
   return frame;
 }
 
@@ -44,42 +62,42 @@ export function offsetPayload(offset: number, extra: Uint8Array | number = new U
   return out;
 }
 
+/** The u64 LE offset that Data, Ack and Fin payloads begin with. */
 export function readOffset(payload: Buffer): number {
+  if (payload.length < 8) throw new MalformedFrameError(`tunnel: ${payload.length} bytes hold no stream offset`);
   return Number(payload.readBigUInt64LE(0));
 }
 
 /** The largest frame accepted once a tunnel is attached (a guest's single send, say). */
 export const maxFrameBytes = 64 << 20;
 
-export class TunnelError extends Error {}
-
 /** Splits a byte stream into tunnel frames; chunks are joined only once a whole frame is there. */
 export class TunnelParser {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  /** Frames larger than this are refused (small until the peer is known). */
-  maxFrameBytes = 64 << 10;
+  private readonly splitter: FrameSplitter;
 
-  constructor(private readonly onFrame: (type: TunnelFrame, conn: number, payload: Buffer) => void) {}
+  constructor(onFrame: (type: TunnelFrame, conn: number, payload: Buffer) => void) {
+    this.splitter = new FrameSplitter(
+      // Small until the peer is known.
+      { layout: tunnelLayout, channel: 'tunnel', maxPayload: 64 << 10 },
+      (header, payload) => onFrame(header[0] as TunnelFrame, header.readUInt32LE(1), payload),
+    );
+  }
 
-  /** Throws a TunnelError on a frame larger than allowed: the connection is then unusable. */
+  /** Payloads larger than this are refused. */
+  get maxFrameBytes(): number {
+    return this.splitter.maxPayload;
+  }
+
+  set maxFrameBytes(bytes: number) {
+    this.splitter.maxPayload = bytes;
+  }
+
+  /**
+   * Throws a FrameTooLargeError (a ProtocolError) on a frame larger than allowed, and what onFrame
+   * threw: the connection is then unusable.
+   */
   push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    while (this.buffered >= tunnelHeaderBytes) {
-      if (this.chunks[0]!.length < tunnelHeaderBytes) this.chunks = [Buffer.concat(this.chunks)];
-      const head = this.chunks[0]!;
-      const length = head.readUInt32LE(5);
-      if (length > this.maxFrameBytes) throw new TunnelError(`tunnel frame of ${length} bytes refused`);
-      const total = tunnelHeaderBytes + length;
-      if (this.buffered < total) return;
-      const frame = head.length >= total ? head : Buffer.concat(this.chunks);
-      this.onFrame(frame.readUInt8(0) as TunnelFrame, frame.readUInt32LE(1), frame.subarray(tunnelHeaderBytes, total));
-      const rest = frame.subarray(total);
-      this.chunks = head.length >= total ? [rest, ...this.chunks.slice(1)] : [rest];
-      if (this.chunks[0]!.length === 0) this.chunks.shift();
-      this.buffered -= total;
-    }
+    this.splitter.push(chunk);
   }
 }
 

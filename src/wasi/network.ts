@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { decode } from '../protocol/framing.js';
 import {
   type Attach,
   dropAcknowledged,
@@ -8,6 +9,7 @@ import {
   readOffset,
   TunnelFrame,
   TunnelParser,
+  TunnelPayload,
 } from '../protocol/tunnel.js';
 import { Wait } from './descriptors/descriptor.js';
 
@@ -63,7 +65,7 @@ export class Connection {
 }
 
 /**
- * The container's end of the gateway tunnel (see gateway/tunnel-protocol.ts), owned by the WASI
+ * The container's end of the gateway tunnel (see protocol/tunnel.ts), owned by the WASI
  * host: client connections with their unread input and unacknowledged output. It connects
  * lazily, on the guest's first socket call, so a restored guest attaches only once it runs. A
  * capture freezes it (no more input is taken or acknowledged), so the captured state has every
@@ -206,7 +208,9 @@ export class Network {
       try {
         parser.push(chunk);
       } catch {
-        socket.destroy(); // a broken tunnel is reopened; the offsets make up for it
+        // A malformed or oversized frame (a ProtocolError): a broken tunnel is reopened; the
+        // offsets make up for it.
+        socket.destroy();
       }
     });
     // A lost tunnel is reopened at the guest's next socket call; nothing is lost meanwhile.
@@ -221,7 +225,7 @@ export class Network {
     let c = this.conns.get(conn);
     if (type === TunnelFrame.Open) {
       if (!c) {
-        const { port } = JSON.parse(payload.toString('utf8')) as { port: number };
+        const { port } = decode(TunnelPayload.Open, payload);
         c = new Connection({
           conn,
           port,
