@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import type { MigrationResult } from '../agent/api.js';
 import {
   type Cluster,
-  ClusterError,
   followLogs,
   loadCluster,
   locateContainer,
@@ -16,6 +15,7 @@ import {
   startOnNode,
   stopCluster,
 } from '../cluster/cluster.js';
+import { hasCode } from '../platform/errors.js';
 import { type Isa, isas } from '../platform/isa.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
 import { parsePositiveInt, UserError } from './options.js';
@@ -43,7 +43,7 @@ async function demoCluster(): Promise<{ cluster: Cluster; ours: boolean }> {
     if (missing.length > 0) throw new UserError(`the cluster that is up lacks ${missing.join(', ')}: roam down first`);
     return { cluster, ours: false };
   } catch (error) {
-    if (!(error instanceof ClusterError)) throw error;
+    if (!hasCode(error, 'ROAM_CLUSTER_NOT_UP')) throw error;
   }
   console.log(`== starting a local cluster: ${Object.keys(isas).join(', ')} (foreign ISAs under qemu-user)`);
   const cluster = await startCluster(Object.keys(isas) as Isa[], {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { debugEnabled, describeError, isRoamError } from '../platform/errors.js';
+import { describeError } from '../platform/errors.js';
 
 /** Runs the CLI; commands report their status through process.exitCode. */
 async function main(argv: string[]): Promise<void> {
@@ -32,33 +32,12 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-/**
- * Error classes of folders not yet converted to RoamError (docs/errors.md, "other folders"):
- * their messages are one line for the user, as before. Each name goes once its class extends
- * RoamError; then this set and its use below go.
- */
-const notYetRoamErrors = new Set([
-  'AgentError',
-  'ClusterError',
-  'ContainerError',
-  'ContainerThreadError',
-  'ControlError',
-  'GatewayError',
-  'GuestThreadError',
-  'HttpError',
-  'PeerError',
-  'ProtocolError',
-  'TunnelError',
-]);
-
 main(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;
     return;
   }
   // A RoamError is one line for the user (ROAM_DEBUG=1: code, stack, causes); anything else is a bug: its stack.
-  const legacy =
-    !isRoamError(error) && error instanceof Error && notYetRoamErrors.has(error.constructor.name) && !debugEnabled();
-  process.stderr.write(`roam: ${legacy ? error.message : describeError(error)}\n`);
+  process.stderr.write(`roam: ${describeError(error)}\n`);
   process.exitCode = 1;
 });

@@ -73,7 +73,9 @@ function restoreElsewhere(isa: Isa, args: string[]): Promise<number> {
     // Stopping this process stops the emulated one too.
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
-    child.on('error', (error) => reject(new UserError(`cannot start Node for ${isa}: ${error.message}`)));
+    child.on('error', (error) =>
+      reject(new UserError(`cannot start Node for ${isa}: ${error.message}`, { cause: error })),
+    );
     child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
 }

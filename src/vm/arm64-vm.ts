@@ -199,7 +199,7 @@ export async function startArm64Vm(options: VmOptions): Promise<StartedVm> {
 /**
  * Whether the agent answers GET /v1/node with the token within `timeoutMs`. qemu accepts a
  * forwarded connection before the guest listens, so only an HTTP answer counts, and a request the
- * guest never answers is abandoned (AgentClient has no time limit).
+ * guest never answers is abandoned after `timeoutMs`, well before AgentClient's own limit.
  */
 function answers(url: string, token: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {

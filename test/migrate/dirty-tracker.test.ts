@@ -7,6 +7,7 @@ import { UffdWpTracker } from '../../src/migrate/dirty/native-tracker.js';
 import { createDirtyTracker } from '../../src/migrate/dirty/select.js';
 import type { DirtyRange, DirtyTracker } from '../../src/migrate/dirty/tracker.js';
 import { nativeAddon, nativeDirtyTracking } from '../../src/native/addon.js';
+import { skipIfMissing } from '../helpers.js';
 
 const wasmPage = 65536;
 const native = nativeDirtyTracking();
@@ -23,7 +24,7 @@ const kinds: Kind[] = [
   {
     name: 'userfaultfd-wp',
     unit: nativeAddon()?.pageSize ?? 4096,
-    skip: native.ok ? false : `exact dirty tracking unavailable here: ${native.reason}`,
+    skip: skipIfMissing(native.ok ? false : `exact dirty tracking unavailable here: ${native.reason}`),
     create(memory) {
       const tracker = UffdWpTracker.create(memory);
       assert.ok(tracker, 'UffdWpTracker.create');

@@ -17,9 +17,10 @@ import {
   startLazyRestore,
 } from '../../src/migrate/post-copy.js';
 import { decodeMissing, encodeMissing } from '../../src/protocol/data-channel.js';
+import { skipIfMissing } from '../helpers.js';
 
 const support = lazyRestoreSupport();
-const skip = support.ok ? false : `post-copy unavailable here: ${support.reason}`;
+const skip = skipIfMissing(support.ok ? false : `post-copy unavailable here: ${support.reason}`);
 const ticket = 'a'.repeat(48);
 
 /** Source contents: pseudo-random granules, every fifth one all zero (sent as a header alone). */
