@@ -5,6 +5,7 @@ import { RoamError } from '../platform/errors.js';
 import { runCc } from './cc.js';
 import { instrument } from './instrument.js';
 import { type BuildOptions, type ModuleManifest, sha256 } from './manifest.js';
+import { isWasmFile } from './module-binary.js';
 
 /** `roam build` was given inputs it cannot build from, or compiling them failed. */
 export class BuildError extends RoamError {
@@ -23,11 +24,11 @@ export interface BuildResult {
  * flags) through `roam cc`. Writes OUT and OUT.manifest.json (the manifest plus the digest).
  */
 export function build(inputs: string[], compilerArgs: string[], output: string, options: BuildOptions): BuildResult {
-  const wasmInputs = inputs.filter((input) => input.endsWith('.wasm'));
+  const wasmInputs = inputs.filter((input) => input.endsWith('.wasm') || isWasmFile(input));
   let plain: Uint8Array;
   if (wasmInputs.length > 0) {
     if (inputs.length !== 1 || compilerArgs.length > 0)
-      throw new BuildError('roam build takes one .wasm module, or C sources and compiler flags');
+      throw new BuildError('roam build takes one WebAssembly module, or C sources and compiler flags');
     try {
       plain = readFileSync(wasmInputs[0]!);
     } catch (error) {

@@ -1,9 +1,14 @@
 import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { RoamError } from '../platform/errors.js';
-import { compileFlags, findToolchain } from './toolchain.js';
+import { compileFlags, findToolchain, type Toolchain } from './toolchain.js';
 
 /** 8 MiB, Linux's default: real programs (jq's parser, SQLite's planner) recurse deeply. */
 export const defaultStackSize = 8 * 1024 * 1024;
+
+export type Language = 'c' | 'c++';
 
 const noLinkFlags = new Set(['-c', '-S', '-E', '-M', '-MM', '-fsyntax-only']);
 const queryFlags = new Set([
@@ -21,6 +26,29 @@ const emulationLibraries = [
   '-lwasi-emulated-getpid',
   '-lwasi-emulated-mman',
 ];
+/** Options whose value is the next argument (so that value is not an input file). */
+const optionsWithValue = new Set([
+  '-o',
+  '-I',
+  '-D',
+  '-U',
+  '-L',
+  '-l',
+  '-x',
+  '-include',
+  '-imacros',
+  '-isystem',
+  '-idirafter',
+  '-iquote',
+  '-MF',
+  '-MT',
+  '-MQ',
+  '-Xlinker',
+  '-Xclang',
+  '-mllvm',
+  '-arch',
+]);
+const sourceFile = /\.(c|cc|cpp|cxx|c\+\+|C|s|S|m)$/;
 
 /** A `roam cc` command line that cannot work for wasm32-wasi. */
 export class CcUsageError extends RoamError {
@@ -31,13 +59,14 @@ export class CcUsageError extends RoamError {
  * Translates a gcc-style command line into a clang command line for wasm32-wasi.
  * Works for single commands and for autoconf/make builds (`CC="roam cc"`).
  */
-export function clangArguments(args: string[]): string[] {
+export function clangArguments(args: string[], language: Language = 'c'): string[] {
   const toolchain = findToolchain();
   const kept = args.filter((arg) => !droppedFlags.has(arg));
-  if (kept.includes('-shared')) throw new CcUsageError('roam cc: wasm32-wasi has no shared libraries (-shared)');
   if (kept.some((arg) => queryFlags.has(arg) || arg.startsWith('-print-'))) return ['--target=wasm32-wasi', ...kept];
 
   const compile = [
+    // libc++'s headers come first: they #include_next the C library's.
+    ...(language === 'c++' ? ['-nostdinc++', '-isystem', toolchain.cxxInclude, '-fno-exceptions'] : []),
     ...compileFlags(toolchain),
     // setjmp/longjmp through host invoke_* wrappers: unlike Wasm EH it survives Asyncify.
     '-mllvm',
@@ -53,7 +82,7 @@ export function clangArguments(args: string[]): string[] {
   return [
     ...compile,
     ...(command ? ['-nostartfiles', toolchain.commandStart] : []),
-    ...kept,
+    ...withArchivesForSharedLibraries(kept),
     ...toolchain.runtimeObjects,
     '-Wl,--stack-first', // an overflow runs below address 0 and traps instead of corrupting data
     ...(userSetStack ? [] : [`-Wl,-z,stack-size=${defaultStackSize}`]),
@@ -62,10 +91,108 @@ export function clangArguments(args: string[]): string[] {
   ];
 }
 
-/** Runs clang for `roam cc ARGS`; returns its exit status. */
-export function runCc(args: string[]): number {
+/** Runs clang for `roam cc ARGS` (or clang++ for `roam c++ ARGS`); returns its exit status. */
+export function runCc(args: string[], language: Language = 'c'): number {
   const toolchain = findToolchain();
-  const result = spawnSync(toolchain.clang, clangArguments(args), { stdio: 'inherit' });
+  if (args.includes('-shared')) return buildStaticLibrary(toolchain, args, language);
+  return run(compilerOf(toolchain, language), clangArguments(args, language));
+}
+
+const compilerOf = (toolchain: Toolchain, language: Language) =>
+  language === 'c++' ? toolchain.clangxx : toolchain.clang;
+
+function run(command: string, args: string[]): number {
+  const result = spawnSync(command, args, { stdio: 'inherit' });
   if (result.error) throw result.error;
   return result.status ?? 1;
+}
+
+/**
+ * `-shared -o libfoo.so a.c b.o`: WebAssembly has no shared libraries, so the output becomes a
+ * static archive of the same name (wasm-ld reads an archive whatever its name, so a later
+ * `-lfoo` links it). Sources are compiled first; objects and archives go in as they are.
+ */
+function buildStaticLibrary(toolchain: Toolchain, args: string[], language: Language): number {
+  const { inputs, output, flags } = splitCommandLine(args.filter((arg) => arg !== '-shared'));
+  if (!output) throw new CcUsageError('roam cc -shared: name the library with -o');
+  process.stderr.write(`roam cc: WebAssembly has no shared libraries: ${output} is a static archive instead\n`);
+  const compileOnly = flags.filter((group) => !/^-(Wl,|[lL]|Xlinker)/.test(group[0]!)).flat();
+  const work = mkdtempSync(join(tmpdir(), 'roam-shared-'));
+  try {
+    const members: string[] = [];
+    for (const [index, input] of inputs.entries()) {
+      if (!sourceFile.test(input)) {
+        members.push(input);
+        continue;
+      }
+      const object = join(work, `${index}-${basename(input)}.o`);
+      const status = run(
+        compilerOf(toolchain, language),
+        clangArguments([...compileOnly, '-c', input, '-o', object], language),
+      );
+      if (status !== 0) return status;
+      members.push(object);
+    }
+    rmSync(output, { force: true });
+    return run(toolchain.ar, ['rcs', output, ...members]);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `-lfoo` where the -L directories hold no libfoo.a but a libfoo.so that `roam cc -shared` made
+ * (an archive): wasm-ld looks for .a files only, so such a library is named by its path.
+ */
+function withArchivesForSharedLibraries(args: string[]): string[] {
+  const dirs: string[] = [];
+  for (const [i, arg] of args.entries()) {
+    if (arg === '-L' && args[i + 1]) dirs.push(args[i + 1]!);
+    else if (arg.startsWith('-L') && arg.length > 2) dirs.push(arg.slice(2));
+  }
+  if (dirs.length === 0) return args;
+  return args.map((arg) => {
+    if (!arg.startsWith('-l') || arg.length <= 2) return arg;
+    const name = arg.slice(2);
+    if (dirs.some((dir) => existsSync(join(dir, `lib${name}.a`)))) return arg;
+    return dirs.map((dir) => join(dir, `lib${name}.so`)).find(isArchive) ?? arg;
+  });
+}
+
+function isArchive(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const magic = Buffer.alloc(8);
+      readSync(fd, magic, 0, 8, 0);
+      return magic.toString('latin1') === '!<arch>\n';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The input files, the output (-o) and every other option of a compiler command line, each with
+ * its value when that is a separate argument.
+ */
+function splitCommandLine(args: string[]): { inputs: string[]; output: string | undefined; flags: string[][] } {
+  const inputs: string[] = [];
+  const flags: string[][] = [];
+  let output: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-o') {
+      output = args[++i];
+    } else if (optionsWithValue.has(arg)) {
+      flags.push([arg, args[++i] ?? '']);
+    } else if (arg.startsWith('-')) {
+      flags.push([arg]);
+    } else {
+      inputs.push(arg);
+    }
+  }
+  return { inputs, output, flags };
 }

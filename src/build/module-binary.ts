@@ -1,3 +1,5 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+
 /** Small readers of the wasm binary format, for what binaryen.js does not expose. */
 
 interface Section {
@@ -128,3 +130,20 @@ export function withSharedMemory(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   parts.push(bytes.subarray(copiedUpTo));
   return Uint8Array.from(Buffer.concat(parts));
 }
+
+/** True when the file at `path` is a WebAssembly binary (by its magic bytes, whatever its name). */
+export function isWasmFile(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const magic = Buffer.alloc(4);
+      return readSync(fd, magic, 0, 4, 0) === 4 && magic.equals(wasmMagic);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+const wasmMagic = Buffer.from([0, 0x61, 0x73, 0x6d]);

@@ -1,6 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RoamError } from '../platform/errors.js';
 import { cacheDir, packageRoot } from '../platform/paths.js';
@@ -8,6 +18,12 @@ import { cacheDir, packageRoot } from '../platform/paths.js';
 /** clang + wasi-libc as installed by scripts/setup (Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32). */
 export interface Toolchain {
   clang: string;
+  /** clang++ for `roam c++` (the same clang as a C++ driver). */
+  clangxx: string;
+  /** llvm-ar, for the static archives that stand in for shared libraries. */
+  ar: string;
+  /** libc++'s headers for wasm32-wasi (libc++-14-dev-wasm32). */
+  cxxInclude: string;
   /** clang's own headers (stddef.h, stdarg.h...), searched after ours and before wasi-libc's. */
   resourceInclude: string;
   sysrootInclude: string;
@@ -29,13 +45,21 @@ let cached: Toolchain | undefined;
 export function findToolchain(): Toolchain {
   if (cached) return cached;
   const clang = process.env.ROAM_CLANG ?? 'clang';
-  const resourceDir = clangResourceDir(clang);
+  const binary = findExecutable(clang);
+  if (!binary) {
+    throw new ToolchainError(`cannot find '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
+  }
+  const resourceDir = clangResourceDir(clang, binary);
   const sysrootInclude = process.env.ROAM_WASI_INCLUDE ?? '/usr/include/wasm32-wasi';
   if (!existsSync(join(sysrootInclude, 'stdio.h'))) {
     throw new ToolchainError(`wasi-libc headers not found in ${sysrootInclude}: run scripts/setup`);
   }
   const toolchain: Toolchain = {
     clang,
+    // clang picks its driver mode from its name: clang++ next to the clang that was found.
+    clangxx: process.env.ROAM_CLANGXX ?? `${binary}++`,
+    ar: process.env.ROAM_AR ?? join(dirname(binary), 'llvm-ar'),
+    cxxInclude: join(sysrootInclude, 'c++', 'v1'),
     resourceInclude: join(resourceDir, 'include'),
     sysrootInclude,
     runtimeObjects: [],
@@ -47,16 +71,27 @@ export function findToolchain(): Toolchain {
   return toolchain;
 }
 
-/** clang's resource directory, remembered per clang binary: configure runs roam cc a thousand times. */
-function clangResourceDir(clang: string): string {
-  let binary: string;
-  try {
-    binary = execFileSync('sh', ['-c', 'readlink -f "$(command -v "$1")"', 'sh', clang], { encoding: 'utf8' }).trim();
-  } catch {
-    binary = '';
+/**
+ * The real path of an executable named on PATH (or given as a path), without spawning a shell:
+ * configure runs roam cc a thousand times.
+ */
+function findExecutable(name: string): string | undefined {
+  const candidates = name.includes('/')
+    ? [name]
+    : (process.env.PATH ?? '').split(':').map((dir) => join(dir || '.', name));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return realpathSync(candidate);
+    } catch {
+      // not there
+    }
   }
-  if (!binary)
-    throw new ToolchainError(`cannot find '${clang}': install the toolchain with scripts/setup (or set ROAM_CLANG)`);
+  return undefined;
+}
+
+/** clang's resource directory, remembered per clang binary (asking clang costs a process). */
+function clangResourceDir(clang: string, binary: string): string {
   const memo = cacheDir(
     'runtime',
     `resource-dir.${createHash('sha256')

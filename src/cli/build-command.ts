@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { defaultBuildOptions } from '../build/manifest.js';
+import { isWasmFile } from '../build/module-binary.js';
 import { parsePositiveInt, UserError } from './options.js';
 
 export function registerBuild(program: Command): void {
@@ -33,7 +34,10 @@ export function registerBuild(program: Command): void {
         opts: { output: string; asyncifyBuffer: number; pollInterval: number; optimizeLevel: number },
       ) => {
         // Unknown options and their values are compiler flags (-O2, -I dir, -DX...).
-        const sources = inputs.filter((arg) => !arg.startsWith('-') && /\.(c|cc|cpp|cxx|o|a|wasm)$/.test(arg));
+        // A module may have any name (make calls programs `bzip2`, not `bzip2.wasm`).
+        const sources = inputs.filter(
+          (arg) => !arg.startsWith('-') && (/\.(c|cc|cpp|cxx|o|a|wasm)$/.test(arg) || isWasmFile(arg)),
+        );
         const compilerArgs = inputs.filter((arg) => !sources.includes(arg));
         if (sources.length === 0) throw new UserError('roam build: no input module or source files');
         // Binaryen is large (seconds to load under qemu): only the build command pays for it.

@@ -1,21 +1,22 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
 import { describeError } from '../platform/errors.js';
 
 /** Runs the CLI; commands report their status through process.exitCode. */
 async function main(argv: string[]): Promise<void> {
-  // `roam cc` forwards a compiler command line verbatim, and runs once per file in a configure
-  // or make build: load nothing else.
-  if (argv[2] === 'cc') {
+  // `roam cc` and `roam c++` forward a compiler command line verbatim, and run once per file in a
+  // configure or make build: load nothing else.
+  if (argv[2] === 'cc' || argv[2] === 'c++') {
     const { runCc } = await import('../build/cc.js');
-    process.exitCode = runCc(argv.slice(3));
+    process.exitCode = runCc(argv.slice(3), argv[2] === 'c++' ? 'c++' : 'c');
     return;
   }
+  const { Command } = await import('commander');
   const program = new Command('roam')
     .description('Live-migrate running WebAssembly programs between CPU architectures')
     .version('0.1.0')
     .exitOverride();
   program.command('cc').description('C compiler driver for wasm32-wasi (gcc-compatible arguments)');
+  program.command('c++').description('C++ compiler driver for wasm32-wasi (g++-compatible arguments)');
   for (const register of await Promise.all([
     import('./build-command.js').then((m) => m.registerBuild),
     import('./run-command.js').then((m) => m.registerRun),
@@ -32,8 +33,8 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-main(process.argv).catch((error: unknown) => {
-  if (error instanceof CommanderError) {
+main(process.argv).catch(async (error: unknown) => {
+  if (error instanceof (await import('commander')).CommanderError) {
     process.exitCode = error.exitCode;
     return;
   }
