@@ -5,9 +5,11 @@ import {
   constants,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -31,6 +33,8 @@ export interface Toolchain {
   runtimeObjects: string[];
   /** Replaces wasi-libc's crt1-command.o in commands (see runtime/src/crt1-command.c). */
   commandStart: string;
+  /** libroam-posix.a: the POSIX layer every link gets (runtime/posix/, docs/posix.md); weak definitions. */
+  posixLibrary: string;
 }
 
 const runtimeSources = ['sjlj.c', 'stack.s'];
@@ -58,15 +62,18 @@ export function findToolchain(): Toolchain {
     clang,
     // clang picks its driver mode from its name: clang++ next to the clang that was found.
     clangxx: process.env.ROAM_CLANGXX ?? `${binary}++`,
+    // llvm-ar from the same LLVM as clang (package llvm-14).
     ar: process.env.ROAM_AR ?? join(dirname(binary), 'llvm-ar'),
     cxxInclude: join(sysrootInclude, 'c++', 'v1'),
     resourceInclude: join(resourceDir, 'include'),
     sysrootInclude,
     runtimeObjects: [],
     commandStart: '',
+    posixLibrary: '',
   };
   toolchain.runtimeObjects = runtimeSources.map((source) => buildRuntimeObject(toolchain, source));
   toolchain.commandStart = buildRuntimeObject(toolchain, 'crt1-command.c');
+  toolchain.posixLibrary = buildPosixLibrary(toolchain);
   cached = toolchain;
   return toolchain;
 }
@@ -121,6 +128,54 @@ function buildRuntimeObject(toolchain: Toolchain, source: string): string {
   return object;
 }
 
+/** Every file under dir (recursively), sorted, as paths relative to dir. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((file) => statSync(join(dir, file)).isFile())
+    .sort();
+}
+
+/**
+ * Compiles runtime/posix/*.c into libroam-posix.a in the cache, once per content hash of
+ * runtime/posix and runtime/include (the layer's headers) and the clang binary.
+ */
+function buildPosixLibrary(toolchain: Toolchain): string {
+  const posix = join(packageRoot, 'runtime', 'posix');
+  const include = join(packageRoot, 'runtime', 'include');
+  const hash = createHash('sha256').update(toolchain.clang);
+  for (const [dir, label] of [
+    [posix, 'posix'],
+    [include, 'include'],
+  ] as const) {
+    for (const file of filesUnder(dir)) hash.update(`${label}/${file}\0`).update(readFileSync(join(dir, file)));
+  }
+  const dir = cacheDir('runtime');
+  const archive = join(dir, `libroam-posix.${hash.digest('hex').slice(0, 16)}.a`);
+  if (existsSync(archive)) return archive;
+  mkdirSync(dir, { recursive: true });
+  const work = `${archive}.${process.pid}.tmp`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work);
+  try {
+    const objects = readdirSync(posix)
+      .filter((name) => name.endsWith('.c'))
+      .sort()
+      .map((source) => {
+        const object = join(work, source.replace(/\.c$/, '.o'));
+        execFileSync(toolchain.clang, [...compileFlags(toolchain), '-O2', '-c', join(posix, source), '-o', object], {
+          stdio: 'inherit',
+        });
+        return object;
+      });
+    const temp = join(work, 'libroam-posix.a');
+    execFileSync(toolchain.ar, ['rcs', temp, ...objects], { stdio: 'inherit' });
+    renameSync(temp, archive);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return archive;
+}
+
 /** Target, include order and emulation defines for every compile. */
 export function compileFlags(toolchain: Toolchain): string[] {
   return [
@@ -138,5 +193,8 @@ export function compileFlags(toolchain: Toolchain): string[] {
     '-D_WASI_EMULATED_PROCESS_CLOCKS',
     '-D_WASI_EMULATED_GETPID',
     '-D_WASI_EMULATED_MMAN',
+    // Programs take their POSIX paths on __unix__ (zstd, lz4); the layer (runtime/posix) backs them.
+    '-D__unix__=1',
+    '-D__unix=1',
   ];
 }

@@ -1,0 +1,35 @@
+/* wasi-libc's <stdlib.h> plus what the POSIX layer defines (runtime/posix/, docs/posix.md). */
+#include_next <stdlib.h>
+
+#ifndef ROAM_STDLIB_H
+#define ROAM_STDLIB_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* tempfiles.c: in $TMPDIR, else /tmp. */
+int mkstemp(char *);
+int mkostemp(char *, int);
+char *mkdtemp(char *);
+
+/* files.c */
+char *realpath(const char *__restrict, char *__restrict);
+
+/* For system()'s status, as glibc's <stdlib.h> defines them (also in <sys/wait.h>). */
+#ifndef WEXITSTATUS
+#define WNOHANG 1
+#define WUNTRACED 2
+#define WEXITSTATUS(s) (((s) & 0xff00) >> 8)
+#define WTERMSIG(s) ((s) & 0x7f)
+#define WSTOPSIG(s) WEXITSTATUS(s)
+#define WIFEXITED(s) (!WTERMSIG(s))
+#define WIFSTOPPED(s) ((short)((((s) & 0xffff) * 0x10001) >> 8) > 0x7f00)
+#define WIFSIGNALED(s) (((s) & 0xffff) - 1U < 0xffu)
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
