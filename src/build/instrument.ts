@@ -10,10 +10,16 @@ import {
 } from './manifest.js';
 import { activeDataSegments, hasCustomSection } from './module-binary.js';
 
-/** Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's asyncify-imports). */
+/**
+ * Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's
+ * asyncify-imports). A host import that can block is listed here (whatever its module: the engine
+ * wraps what the manifest lists); roam_posix has none yet.
+ */
 export const suspendingImports = [
   'roam.migration_point',
   'wasi_snapshot_preview1.fd_read',
+  // A write to a full pipe (roam_posix.fd_pipe) waits for the reader.
+  'wasi_snapshot_preview1.fd_write',
   'wasi_snapshot_preview1.poll_oneoff',
   'wasi_snapshot_preview1.sock_accept',
   'wasi_snapshot_preview1.sock_recv',

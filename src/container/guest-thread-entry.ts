@@ -8,6 +8,7 @@ import type { Blocker } from '../engine/blocking.js';
 import { Instance } from '../engine/instance.js';
 import { compileModule } from '../engine/module.js';
 import { isRoamError } from '../platform/errors.js';
+import { HOST_MODULES } from '../wasi/constants.js';
 import { WasiExit, WasiHost } from '../wasi/host.js';
 import {
   ContainerError,
@@ -74,8 +75,8 @@ async function receive(
   if (!loaded.manifest)
     throw new ContainerError(`${init.label} is a plain module: build it with roam build to restore it`);
   const names = WebAssembly.Module.imports(loaded.module)
-    .filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function')
-    .map((i) => i.name);
+    .filter((i) => HOST_MODULES.includes(i.module) && i.kind === 'function')
+    .map(({ module, name }) => ({ module, name }));
   const late = new LateHost(names);
   let blocker!: Blocker;
   const instance = new Instance(

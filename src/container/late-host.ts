@@ -7,17 +7,20 @@ import type { WasiHost } from '../wasi/host.js';
  */
 export class LateHost implements GuestHost {
   private target: WasiHost | undefined;
-  private targetImports: WebAssembly.ModuleImports = {};
+  private targetImports: Record<string, WebAssembly.ModuleImports> = {};
   private memory: WebAssembly.Memory | undefined;
 
-  constructor(private readonly importNames: string[]) {}
+  /** @param importNames the module's function imports from the host's modules. */
+  constructor(private readonly importNames: { module: string; name: string }[]) {}
 
-  imports(): WebAssembly.ModuleImports {
-    const imports: WebAssembly.ModuleImports = {};
-    for (const name of this.importNames) {
-      imports[name] = (...args: unknown[]) => (this.targetImports[name] as (...a: unknown[]) => unknown)(...args);
+  imports(): Record<string, WebAssembly.ModuleImports> {
+    const modules: Record<string, WebAssembly.ModuleImports> = {};
+    for (const { module, name } of this.importNames) {
+      modules[module] ??= {};
+      modules[module][name] = (...args: unknown[]) =>
+        (this.targetImports[module]![name] as (...a: unknown[]) => unknown)(...args);
     }
-    return imports;
+    return modules;
   }
 
   bindMemory(memory: WebAssembly.Memory): void {

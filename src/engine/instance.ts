@@ -8,7 +8,11 @@ import { setjmpImports } from './setjmp.js';
 
 /** What the engine needs from a system-interface host (the WASI host implements it). */
 export interface GuestHost {
-  imports(): WebAssembly.ModuleImports;
+  /**
+   * The import modules the host provides, by module name (the WASI host: wasi_snapshot_preview1
+   * and roam_posix). Functions the manifest lists as suspending are wrapped, whatever their module.
+   */
+  imports(): Record<string, WebAssembly.ModuleImports>;
   bindMemory(memory: WebAssembly.Memory): void;
   /** Plain JSON-able state; the caller rebuilds a host from it on restore. */
   capture(): unknown;
@@ -64,8 +68,6 @@ export class GuestTrap extends RoamError {
   readonly code = 'ROAM_GUEST_TRAP';
 }
 
-const wasiModule = 'wasi_snapshot_preview1';
-
 /**
  * One running module on this node's V8. An instrumented module runs as an async loop: whenever
  * the guest unwinds (a blocking call, a stop request) the loop awaits, then rewinds it.
@@ -95,13 +97,13 @@ export class Instance {
     this.manifest = loaded.manifest;
     const host = makeHost(this.manifest ? this.suspendingBlocker() : synchronousBlocker);
     this.host = host;
-    const wasiImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
+    const hostImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
     const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
     const roam: WebAssembly.ModuleImports = {
       ...sjlj.roam,
       migration_point: this.wrapSuspendingImport(() => this.migrationPoint()),
     };
-    this.instance = new WebAssembly.Instance(loaded.module, { [wasiModule]: wasiImports, env: sjlj.env!, roam });
+    this.instance = new WebAssembly.Instance(loaded.module, { ...hostImports, env: sjlj.env!, roam });
     const memory = this.instance.exports.memory;
     if (!(memory instanceof WebAssembly.Memory))
       throw new ModuleLoadError('ROAM_MODULE_INVALID', 'module exports no memory');
@@ -265,13 +267,30 @@ export class Instance {
     if (this.stopRequested()) this.asyncify!.startUnwind();
   }
 
-  private wrapSuspending(imports: WebAssembly.ModuleImports): WebAssembly.ModuleImports {
-    const wrapped: WebAssembly.ModuleImports = { ...imports };
+  /**
+   * The host's modules with every function the manifest lists as suspending (`module.field`, a
+   * trailing `*` matching any suffix) wrapped; the engine's own modules (env, roam) are not the
+   * host's and are left alone here.
+   */
+  private wrapSuspending(
+    modules: Record<string, WebAssembly.ModuleImports>,
+  ): Record<string, WebAssembly.ModuleImports> {
+    const wrapped: Record<string, WebAssembly.ModuleImports> = {};
+    for (const [module, imports] of Object.entries(modules)) wrapped[module] = { ...imports };
     for (const name of this.manifest!.suspendingImports) {
-      const [module, field] = name.split('.') as [string, string];
-      const fn = imports[field];
-      if (module === wasiModule && typeof fn === 'function')
-        wrapped[field] = this.wrapSuspendingImport(fn as (...args: never[]) => unknown);
+      const dot = name.indexOf('.');
+      const module = name.slice(0, dot);
+      const field = name.slice(dot + 1);
+      const imports = modules[module];
+      if (dot < 0 || imports === undefined) continue;
+      const matches = field.endsWith('*')
+        ? Object.keys(imports).filter((key) => key.startsWith(field.slice(0, -1)))
+        : [field];
+      for (const key of matches) {
+        const fn = imports[key];
+        if (typeof fn === 'function')
+          wrapped[module]![key] = this.wrapSuspendingImport(fn as (...args: never[]) => unknown);
+      }
     }
     return wrapped;
   }

@@ -3,6 +3,13 @@
  * (WebAssembly/WASI, legacy/preview1/witx/typenames.witx).
  */
 
+/** The import module of WASI preview 1. */
+export const WASI_MODULE = 'wasi_snapshot_preview1';
+/** Roam's own import module beside it: what POSIX needs and WASI lacks (fd_dup, fd_dup2, fd_pipe). */
+export const POSIX_MODULE = 'roam_posix';
+/** Every import module the host provides. */
+export const HOST_MODULES: readonly string[] = [WASI_MODULE, POSIX_MODULE];
+
 export const Errno = {
   SUCCESS: 0,
   TOOBIG: 1,

@@ -23,16 +23,19 @@ import {
   Filetype,
   Lookupflags,
   Oflags,
+  POSIX_MODULE,
   RIGHTS_ALL,
   RIGHTS_STDIO,
   Riflags,
   Rights,
   Size,
+  WASI_MODULE,
   Whence,
 } from './constants.js';
 import { type Descriptor, type DescriptorState, Wait } from './descriptors/descriptor.js';
 import { DirectoryDescriptor, type DirectoryState } from './descriptors/directory.js';
 import { FileDescriptor } from './descriptors/file.js';
+import { type Pipe, PipeDescriptor } from './descriptors/pipe.js';
 import {
   ListenerDescriptor,
   type ListenerState,
@@ -42,6 +45,7 @@ import {
 } from './descriptors/socket.js';
 import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
 import { errnoOf, nodeCode, WasiError, WasiExit, WasiSetupError } from './errors.js';
+import { FdTable, MAX_FDS } from './fd-table.js';
 import { GuestMemory } from './memory.js';
 import { Network, type NetworkOptions, type NetworkState } from './network.js';
 import { pollOneoff } from './poll.js';
@@ -72,7 +76,13 @@ export interface WasiOptions {
 /** Options for restoring: args and env come from the captured state. */
 export type WasiRestoreOptions = Omit<WasiOptions, 'args' | 'env'>;
 
-export type FdState = DescriptorState & { fd: number };
+/** An fd that shares the open description of the lower fd `of` (fd_dup), captured there. */
+export interface DupState {
+  kind: 'dup';
+  of: number;
+}
+
+export type FdState = (DescriptorState | DupState) & { fd: number };
 
 /** Everything the host knows about the guest, as plain JSON-able data. */
 export interface WasiHostState {
@@ -86,32 +96,36 @@ export interface WasiHostState {
   network?: NetworkState;
 }
 
-const STATE_VERSION = 1;
+/** 2: fds sharing a description (dup) and pipes. */
+const STATE_VERSION = 2;
 
 const encoder = new TextEncoder();
 const u64 = (value: bigint) => BigInt.asUintN(64, value);
 const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 
 /**
- * The wasi_snapshot_preview1 host. Imports decode guest memory and dispatch to descriptors;
+ * The wasi_snapshot_preview1 host, with Roam's roam_posix module beside it (what POSIX needs and
+ * WASI lacks: dup, pipe). Imports decode guest memory and dispatch to descriptors;
  * every failure inside a call becomes an errno (proc_exit's WasiExit excepted): nothing thrown
  * by node:fs or a bad guest pointer reaches the engine. Only known failures map to their errno
  * (errors.ts); anything else is a host bug, reported on stderr once per function, and EIO.
  *
  * Usage: new WasiHost(options) or WasiHost.restore(state, options); instantiate with
- * { wasi_snapshot_preview1: host.imports() }; bindMemory() with the instance's memory before
+ * host.imports() (both modules); bindMemory() with the instance's memory before
  * running; capture() whenever the guest is stopped; close() once it will not run again.
  */
 export class WasiHost {
   private readonly memory = new GuestMemory();
-  private readonly fds = new Map<number, Descriptor>();
+  private readonly fds = new FdTable();
+  /** The id the next fd_pipe gets: unique among the pipes of this host (and of its captures). */
+  private nextPipeId = 0;
   private readonly blocker: Blocker;
   private readonly clocks: Clocks;
   private readonly args: string[];
   private readonly env: string[];
   private readonly argsEncoded: Uint8Array[];
   private readonly envEncoded: Uint8Array[];
-  private importObject: WebAssembly.ModuleImports | undefined;
+  private importObject: Record<string, WebAssembly.ModuleImports> | undefined;
   private readonly network: Network | undefined;
   /** What the suspended guest waits on; obsolete once the guest runs (or is captured) again. */
   private waiting: Wait | undefined;
@@ -150,15 +164,23 @@ export class WasiHost {
 
   /**
    * The state of the stopped guest. A wait it was suspended on is cancelled (the engine re-runs
-   * the call on resume), so no timer or stdin read outlives the guest on this host.
+   * the call on resume), so no timer or stdin read outlives the guest on this host. An open
+   * description is captured once, at its lowest fd; its other fds are aliases of that one.
    */
   capture(): WasiHostState {
     this.dropWait();
+    const first = new Map<Descriptor, number>();
+    const fds = this.fds.entries().map(([fd, d]): FdState => {
+      const of = first.get(d);
+      if (of !== undefined) return { fd, kind: 'dup', of };
+      first.set(d, fd);
+      return { fd, ...d.capture() };
+    });
     return {
       version: STATE_VERSION,
       args: [...this.args],
       env: [...this.env],
-      fds: [...this.fds].sort(([a], [b]) => a - b).map(([fd, d]) => ({ fd, ...d.capture() })),
+      fds,
       clocks: this.clocks.capture(),
       ...(this.network ? { network: this.network.capture() } : {}),
     };
@@ -178,8 +200,7 @@ export class WasiHost {
    */
   close(): void {
     this.dropWait();
-    for (const d of this.fds.values()) d.close();
-    this.fds.clear();
+    for (const d of this.fds.clear()) d.close();
     this.network?.shutdown();
   }
 
@@ -194,19 +215,41 @@ export class WasiHost {
       stdout: options.stdout ?? 1,
       stderr: options.stderr ?? 2,
     };
+    const pipes = new Map<number, Pipe>();
     try {
+      const seen = new Set<number>();
+      const dups: (FdState & DupState)[] = [];
       for (const state of fds) {
-        if (this.fds.has(state.fd)) throw new WasiSetupError(`WASI host: fd ${state.fd} appears twice in the state`);
-        this.fds.set(state.fd, this.openOne(state, preopens, stdio));
+        if (seen.has(state.fd)) throw new WasiSetupError(`WASI host: fd ${state.fd} appears twice in the state`);
+        if (!(Number.isInteger(state.fd) && state.fd >= 0 && state.fd < MAX_FDS))
+          throw new WasiSetupError(`WASI host: fd ${state.fd} in the state is not a valid fd number`);
+        seen.add(state.fd);
+        if (state.kind === 'dup') dups.push(state);
+        else this.fds.set(state.fd, this.openOne(state, preopens, stdio, pipes));
       }
+      // Aliases last, so that they may name any fd; they share its descriptor, as before capture.
+      const aliases = new Set(dups.map((dup) => dup.fd));
+      for (const dup of dups) {
+        const d = aliases.has(dup.of) ? undefined : this.fds.get(dup.of);
+        if (d === undefined)
+          throw new WasiSetupError(`WASI host: fd ${dup.fd} shares fd ${dup.of}, which the state does not describe`);
+        this.fds.set(dup.fd, d);
+      }
+      this.nextPipeId = Math.max(0, ...[...pipes.keys()].map((id) => id + 1));
     } catch (e) {
       this.close();
       throw e;
     }
   }
 
-  private openOne(state: FdState, preopens: Map<string, Preopen>, stdio: Record<StdioStream, number>): Descriptor {
+  private openOne(
+    state: DescriptorState & { fd: number },
+    preopens: Map<string, Preopen>,
+    stdio: Record<StdioStream, number>,
+    pipes: Map<number, Pipe>,
+  ): Descriptor {
     if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
+    if (state.kind === 'pipe') return PipeDescriptor.restore(state, pipes, this.blocker.canSuspend);
     if (state.kind === 'listener' || state.kind === 'socket') {
       if (!this.network) throw new WasiSetupError(`WASI host: fd ${state.fd} is a socket but the host has no network`);
       return state.kind === 'listener'
@@ -233,9 +276,12 @@ export class WasiHost {
     }
   }
 
-  /** The function table for the `wasi_snapshot_preview1` import module (the same object each time). */
-  imports(): WebAssembly.ModuleImports {
-    this.importObject ??= this.makeImports();
+  /**
+   * The import modules, by name: `wasi_snapshot_preview1` and `roam_posix` (the same objects each
+   * time). A module that imports neither of them simply ignores it.
+   */
+  imports(): Record<string, WebAssembly.ModuleImports> {
+    this.importObject ??= { [WASI_MODULE]: this.makeImports(), [POSIX_MODULE]: this.makePosixImports() };
     return this.importObject;
   }
 
@@ -273,9 +319,10 @@ export class WasiHost {
     return d;
   }
 
-  /** The socket behind `fd`: ENOTSOCK for any other kind, then the rights check. */
+  /** The socket behind `fd`: ENOTSOCK for any other kind (pipes too), then the rights check. */
   private socket(fd: number, rights: bigint): Descriptor {
-    if (this.fd(fd, 0n).filetype !== Filetype.SOCKET_STREAM) throw new WasiError(Errno.NOTSOCK);
+    const d = this.fd(fd, 0n);
+    if (d.filetype !== Filetype.SOCKET_STREAM || d instanceof PipeDescriptor) throw new WasiError(Errno.NOTSOCK);
     return this.fd(fd, rights);
   }
 
@@ -298,12 +345,6 @@ export class WasiHost {
 
   private entry(dir: DirectoryDescriptor, ptr: number, len: number, notNameErrno: number): Resolved {
     return resolveEntry(dir.preopen.hostPath, dir.path, this.memory.string(ptr >>> 0, len >>> 0), notNameErrno);
-  }
-
-  private lowestFreeFd(): number {
-    let fd = 0;
-    while (this.fds.has(fd)) fd++;
-    return fd;
   }
 
   private writeFilestat(ptr: number, st: Filestat): void {
@@ -395,9 +436,8 @@ export class WasiHost {
         this.call('fd_allocate', () => this.fd(fd, Rights.FD_ALLOCATE).allocate(u64(offset), u64(len))),
       fd_close: (fd: number) =>
         this.call('fd_close', () => {
-          const d = this.fd(fd, 0n);
-          this.fds.delete(fd >>> 0);
-          d.close();
+          this.fd(fd, 0n);
+          this.fds.delete(fd >>> 0)?.close();
         }),
       fd_datasync: (fd: number) => this.call('fd_datasync', () => this.fd(fd, Rights.FD_DATASYNC).datasync()),
       fd_fdstat_get: (fd: number, out: number) =>
@@ -479,11 +519,12 @@ export class WasiHost {
       fd_renumber: (from: number, to: number) =>
         this.call('fd_renumber', () => {
           const moved = this.fd(from, 0n);
-          const replaced = this.fd(to, 0n);
-          if (moved === replaced) return;
-          this.fds.set(to >>> 0, moved);
+          this.fd(to, 0n);
+          if (from >>> 0 === to >>> 0) return;
+          // `moved` keeps a reference through `to`, so dropping `from` never closes it.
+          const replaced = this.fds.set(to >>> 0, moved);
           this.fds.delete(from >>> 0);
-          replaced.close();
+          replaced?.close();
         }),
       fd_seek: (fd: number, offset: bigint, whence: number, out: number) =>
         this.call('fd_seek', () => {
@@ -496,8 +537,9 @@ export class WasiHost {
         this.call('fd_tell', () => mem.setU64(out >>> 0, this.fd(fd, Rights.FD_TELL, Errno.SPIPE).tell())),
       fd_write: (fd: number, iovs: number, count: number, out: number) =>
         this.call('fd_write', () => {
-          const d = this.fd(fd, Rights.FD_WRITE, Errno.BADF);
-          mem.setU32(out >>> 0, d.write(mem.iovecs(iovs >>> 0, count >>> 0)));
+          const n = this.fd(fd, Rights.FD_WRITE, Errno.BADF).write(mem.iovecs(iovs >>> 0, count >>> 0));
+          if (n instanceof Wait) return n;
+          mem.setU32(out >>> 0, n);
         }),
 
       path_create_directory: (fd: number, path: number, len: number) =>
@@ -561,8 +603,8 @@ export class WasiHost {
           const base = u64(rightsBase) & dir.rightsInheriting;
           const inheriting = u64(rightsInheriting) & dir.rightsInheriting;
           const at = this.lookup(dir, path, len, dirflags);
+          const newFd = this.fds.lowestFree();
           const opened = this.openAt(dir, at, oflags, base, inheriting, fdflags);
-          const newFd = this.lowestFreeFd();
           try {
             mem.setU32(out >>> 0, newFd);
           } catch (e) {
@@ -627,14 +669,14 @@ export class WasiHost {
         }),
       sched_yield: () => Errno.SUCCESS,
 
-      // Sockets come later, as another descriptor kind; until then no fd is a socket.
       sock_accept: (fd: number, flags: number, out: number) =>
         this.call('sock_accept', () => {
           const listener = this.socket(fd, Rights.SOCK_ACCEPT);
           if (flags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
+          const newFd = this.fds.lowestFree();
+          mem.bytes(out >>> 0, 4); // EFAULT before a connection is taken
           const accepted = listener.accept(flags);
           if (accepted instanceof Wait) return accepted;
-          const newFd = this.lowestFreeFd();
           this.fds.set(newFd, accepted);
           mem.setU32(out >>> 0, newFd);
         }),
@@ -650,12 +692,58 @@ export class WasiHost {
         }),
       sock_send: (fd: number, iovs: number, count: number, _siFlags: number, out: number) =>
         this.call('sock_send', () => {
-          mem.setU32(out >>> 0, this.socket(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0)));
+          const n = this.socket(fd, Rights.FD_WRITE).send(mem.iovecs(iovs >>> 0, count >>> 0));
+          if (n instanceof Wait) return n;
+          mem.setU32(out >>> 0, n);
         }),
       sock_shutdown: (fd: number, how: number) =>
         this.call('sock_shutdown', () => {
           if (how >>> 0 === 0 || how >>> 0 > 3) throw new WasiError(Errno.INVAL);
           this.socket(fd, Rights.SOCK_SHUTDOWN).shutdown(how >>> 0);
+        }),
+    };
+  }
+
+  /**
+   * The `roam_posix` module: what a POSIX layer needs and WASI lacks. Each function returns an
+   * errno (0 on success) and writes its results through pointers, as WASI functions do. None of
+   * them blocks; reads and writes on pipes go through fd_read/fd_write.
+   */
+  private makePosixImports(): WebAssembly.ModuleImports {
+    const mem = this.memory;
+    return {
+      /** fd_dup(fd, min_fd, *result): a new fd, the lowest free >= min_fd, sharing fd's description. */
+      fd_dup: (fd: number, minFd: number, out: number) =>
+        this.call('fd_dup', () => {
+          const d = this.fd(fd, 0n);
+          if (!(minFd >= 0 && minFd < MAX_FDS)) throw new WasiError(Errno.INVAL);
+          const newFd = this.fds.lowestFree(minFd);
+          mem.setU32(out >>> 0, newFd);
+          this.fds.set(newFd, d);
+        }),
+      /** fd_dup2(fd, to): `to` (closed first if open) shares fd's description; fd == to only checks fd. */
+      fd_dup2: (fd: number, to: number) =>
+        this.call('fd_dup2', () => {
+          const d = this.fd(fd, 0n);
+          if (!(to >= 0 && to < MAX_FDS)) throw new WasiError(Errno.BADF);
+          const replaced = this.fds.set(to, d);
+          try {
+            replaced?.close();
+          } catch {
+            // As dup2(2): a failure closing what `to` referred to is not reported.
+          }
+        }),
+      /** fd_pipe(*fds): [read_fd, write_fd], the two lowest free fds, ends of a new pipe. */
+      fd_pipe: (out: number) =>
+        this.call('fd_pipe', () => {
+          const readFd = this.fds.lowestFree();
+          const writeFd = this.fds.lowestFree(readFd + 1);
+          mem.bytes(out >>> 0, 8); // EFAULT before anything exists
+          const [r, w] = PipeDescriptor.create(this.nextPipeId++, this.blocker.canSuspend);
+          mem.setU32(out >>> 0, readFd);
+          mem.setU32((out >>> 0) + 4, writeFd);
+          this.fds.set(readFd, r);
+          this.fds.set(writeFd, w);
         }),
     };
   }

@@ -120,7 +120,7 @@ test('a call before bindMemory fails with an errno instead of throwing, and is r
   const restore = redirectHostBugReports((text) => reports.push(text));
   try {
     const host = new WasiHost();
-    const fns = host.imports() as Record<string, (...a: number[]) => number>;
+    const fns = host.imports().wasi_snapshot_preview1 as Record<string, (...a: number[]) => number>;
     assert.equal(fns.args_sizes_get!(0, 4), Errno.IO);
     assert.match(
       reports.join(''),

@@ -52,10 +52,13 @@ export class Guest {
   readonly memory = new WebAssembly.Memory({ initial: 2 });
   private next = 1024;
   private readonly fns: Record<string, Fn>;
+  private readonly posixFns: Record<string, Fn>;
 
   constructor(readonly host: WasiHost) {
     host.bindMemory(this.memory);
-    this.fns = host.imports() as Record<string, Fn>;
+    const modules = host.imports();
+    this.fns = modules.wasi_snapshot_preview1 as Record<string, Fn>;
+    this.posixFns = modules.roam_posix as Record<string, Fn>;
   }
 
   static create(options: WasiOptions = {}): Guest {
@@ -65,6 +68,13 @@ export class Guest {
   call(name: string, ...args: (number | bigint)[]): number {
     const fn = this.fns[name];
     if (fn === undefined) throw new Error(`no import ${name}`);
+    return fn(...args);
+  }
+
+  /** Call a roam_posix import. */
+  posix(name: string, ...args: (number | bigint)[]): number {
+    const fn = this.posixFns[name];
+    if (fn === undefined) throw new Error(`no roam_posix import ${name}`);
     return fn(...args);
   }
 

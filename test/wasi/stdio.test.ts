@@ -122,7 +122,7 @@ test('no stdin read or timer outlives a wait: after a poll, and once the guest i
     const memory = new WebAssembly.Memory({ initial: 1 });
     host.bindMemory(memory);
     const view = new DataView(memory.buffer);
-    const fns = host.imports();
+    const fns = host.imports().wasi_snapshot_preview1;
     // poll_oneoff on stdin and a clock: the clock ends the wait (mode 'fired': at once, without suspending).
     view.setUint8(8, 1);
     view.setUint32(16, 0, true);

@@ -3,6 +3,7 @@ import { WasiError } from '../errors.js';
 import type { Filestat } from '../stat.js';
 import type { DirectoryState } from './directory.js';
 import type { FileState } from './file.js';
+import type { PipeState } from './pipe.js';
 import type { ListenerState, SocketState } from './socket.js';
 import type { StdioState } from './stdio.js';
 
@@ -30,7 +31,7 @@ export interface CommonState {
   fdflags: number;
 }
 
-export type DescriptorState = StdioState | FileState | DirectoryState | ListenerState | SocketState;
+export type DescriptorState = StdioState | FileState | DirectoryState | ListenerState | SocketState | PipeState;
 
 /**
  * One open guest fd. Each kind overrides what it supports; the defaults answer the way POSIX
@@ -50,7 +51,8 @@ export abstract class Descriptor {
   read(_iovs: Uint8Array[]): number | Wait {
     throw new WasiError(Errno.BADF);
   }
-  write(_iovs: Uint8Array[]): number {
+  /** A Wait only from kinds whose writes can block (pipes); fd_write is a suspending import. */
+  write(_iovs: Uint8Array[]): number | Wait {
     throw new WasiError(Errno.BADF);
   }
   pread(_iovs: Uint8Array[], _offset: bigint): number {
@@ -100,6 +102,7 @@ export abstract class Descriptor {
   poll(_kind: 'read' | 'write'): bigint | Wait {
     return 0n;
   }
+  /** The description's last fd was closed (the host counts the fds that share it). */
   close(): void {}
   /** What fd_prestat_get reports: set for the fds a guest finds at start-up, else EBADF. */
   prestat(): { type: number; name: string } | undefined {
@@ -113,7 +116,7 @@ export abstract class Descriptor {
   recv(_iovs: Uint8Array[], _peek: number): [number | Wait, number] {
     throw new WasiError(Errno.NOTSOCK);
   }
-  send(iovs: Uint8Array[]): number {
+  send(iovs: Uint8Array[]): number | Wait {
     if (this.filetype !== 6) throw new WasiError(Errno.NOTSOCK);
     return this.write(iovs);
   }
