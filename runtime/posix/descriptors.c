@@ -1,7 +1,8 @@
 /*
- * Descriptors. WASI preview 1 can neither copy a descriptor nor make a pipe: dup, dup2, dup3,
- * pipe, pipe2 and fcntl(F_DUPFD) fail with ENOSYS and say so once. All of them funnel into
- * copyDescriptor() and makePipe() below, so that host support (planned) changes only those two.
+ * Descriptors. WASI preview 1 can neither copy a descriptor nor make a pipe; Roam's host adds both
+ * in its `roam_posix` import module (src/wasi/host.ts), whose descriptors are captured and moved
+ * with the guest like any other. dup, dup2, dup3, pipe, pipe2 and fcntl(F_DUPFD) funnel into
+ * copyDescriptor() and makePipe() below.
  *
  * No terminal is reachable through WASI: the termios calls fail with ENOTTY, as Linux does for a
  * descriptor that is not a terminal.
@@ -11,42 +12,58 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 #include <wasi/api.h>
 #include "posix.h"
 
-/* ---- the two operations the host will provide ---- */
+/* ---- the two operations of Roam's host ---- */
 
-static int copyDescriptor(const char *function, int fd, int lowest, int flags) {
-  (void)lowest, (void)flags;
-  if (roam_check_fd(fd) != 0) return -1;
-  return roam_unsupported(function, ROAM_NO_DESCRIPTOR_COPIES, ENOSYS);
+#define ROAM_POSIX(name) __attribute__((import_module("roam_posix"), import_name(#name)))
+ROAM_POSIX(fd_dup) uint16_t roam_fd_dup(int32_t fd, int32_t lowest, int32_t *result);
+ROAM_POSIX(fd_dup2) uint16_t roam_fd_dup2(int32_t fd, int32_t target);
+ROAM_POSIX(fd_pipe) uint16_t roam_fd_pipe(int32_t *fds);
+
+/* A copy of fd: at exactly `target` (dup2, dup3) or at the lowest free number >= `lowest`. */
+static int copyDescriptor(int fd, int lowest, int target) {
+  int32_t result = target;
+  uint16_t error = target >= 0 ? roam_fd_dup2(fd, target) : roam_fd_dup(fd, lowest, &result);
+  if (error != 0) return errno = error, -1;
+  return result;
 }
 
-static int makePipe(const char *function, int fds[2], int flags) {
-  (void)fds, (void)flags;
-  return roam_unsupported(function, ROAM_NO_DESCRIPTOR_COPIES, ENOSYS);
+static int makePipe(int fds[2], int flags) {
+  if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) != 0) return errno = EINVAL, -1;
+  int32_t ends[2];
+  uint16_t error = roam_fd_pipe(ends);
+  if (error != 0) return errno = error, -1;
+  if (flags & O_NONBLOCK) {
+    for (int i = 0; i < 2; i++) __wasi_fd_fdstat_set_flags((__wasi_fd_t)ends[i], __WASI_FDFLAGS_NONBLOCK);
+  }
+  fds[0] = ends[0];
+  fds[1] = ends[1];
+  return 0;
 }
 
 /* ---- dup, pipe ---- */
 
-ROAM_WEAK int dup(int fd) { return copyDescriptor("dup", fd, 0, 0); }
+ROAM_WEAK int dup(int fd) { return copyDescriptor(fd, 0, -1); }
 
 ROAM_WEAK int dup2(int fd, int target) {
   if (fd == target) return roam_check_fd(fd) == 0 ? fd : -1; /* nothing to copy */
   if (target < 0) return errno = EBADF, -1;
-  return copyDescriptor("dup2", fd, target, 0);
+  return copyDescriptor(fd, 0, target);
 }
 
 ROAM_WEAK int dup3(int fd, int target, int flags) {
   if (fd == target || (flags & ~O_CLOEXEC) != 0) return errno = EINVAL, -1;
   if (target < 0) return errno = EBADF, -1;
-  return copyDescriptor("dup3", fd, target, flags);
+  return copyDescriptor(fd, 0, target);
 }
 
-ROAM_WEAK int pipe(int fds[2]) { return makePipe("pipe", fds, 0); }
-ROAM_WEAK int pipe2(int fds[2], int flags) { return makePipe("pipe2", fds, flags); }
+ROAM_WEAK int pipe(int fds[2]) { return makePipe(fds, 0); }
+ROAM_WEAK int pipe2(int fds[2], int flags) { return makePipe(fds, flags); }
 
 /*
  * fcntl: wasi-libc's commands over the same WASI calls, plus F_DUPFD/F_DUPFD_CLOEXEC on the dup
@@ -61,7 +78,7 @@ ROAM_WEAK int fcntl(int fd, int cmd, ...) {
     int lowest = va_arg(ap, int);
     va_end(ap);
     if (lowest < 0) return errno = EINVAL, -1;
-    return copyDescriptor("fcntl(F_DUPFD)", fd, lowest, cmd == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0);
+    return copyDescriptor(fd, lowest, -1);
   }
   case F_GETFD:
     return roam_check_fd(fd) == 0 ? FD_CLOEXEC : -1;
@@ -171,4 +188,22 @@ ROAM_WEAK void cfmakeraw(struct termios *t) {
   t->c_cflag |= CS8;
   t->c_cc[VMIN] = 1;
   t->c_cc[VTIME] = 0;
+}
+
+/* ---- fstat: pipes are FIFOs ---- */
+
+ROAM_POSIX(fd_is_pipe) uint16_t roam_fd_is_pipe(int32_t fd);
+int __real_fstat(int fd, struct stat *st);
+
+/*
+ * WASI has no FIFO filetype, so wasi-libc's fstat reports a pipe as a socket; the host knows
+ * better. roam cc links with --wrap=fstat, so every fstat call (wasi-libc's own included) comes
+ * here first.
+ */
+int __wrap_fstat(int fd, struct stat *st) {
+  int result = __real_fstat(fd, st);
+  if (result == 0 && S_ISSOCK(st->st_mode) && roam_fd_is_pipe(fd) == 0) {
+    st->st_mode = (st->st_mode & ~S_IFMT) | S_IFIFO;
+  }
+  return result;
 }

@@ -21,7 +21,6 @@ void roam_notice(const char *function, const char *message);
 
 /* Why the calls of a kind fail, one wording for the notices and docs/posix.md. */
 #define ROAM_NO_PROCESSES "a WASI guest is one process and cannot start others"
-#define ROAM_NO_DESCRIPTOR_COPIES "WASI preview 1 has no dup or pipe; host support is planned"
 #define ROAM_NO_DYNAMIC_LOADING "there are no shared objects to load"
 
 /* 0 if fd is an open descriptor; otherwise errno is EBADF and the result -1. */

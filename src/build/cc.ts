@@ -87,6 +87,7 @@ export function clangArguments(args: string[], language: Language = 'c'): string
     '-Wl,--stack-first', // an overflow runs below address 0 and traps instead of corrupting data
     ...(userSetStack ? [] : [`-Wl,-z,stack-size=${defaultStackSize}`]),
     '-Wl,--export-table', // invoke_* wrappers call through the table
+    '-Wl,--wrap=fstat', // the POSIX layer tells pipes (FIFOs) from sockets
     toolchain.posixLibrary,
     ...emulationLibraries,
   ];

@@ -733,6 +733,12 @@ export class WasiHost {
             // As dup2(2): a failure closing what `to` referred to is not reported.
           }
         }),
+      /**
+       * fd_is_pipe(fd): 0 when fd is an end of a pipe, NOTSUP when it is something else. WASI has
+       * no FIFO filetype (pipes report SOCKET_STREAM): fstat asks this to report S_IFIFO.
+       */
+      fd_is_pipe: (fd: number) =>
+        this.call('fd_is_pipe', () => (this.fd(fd, 0n) instanceof PipeDescriptor ? Errno.SUCCESS : Errno.NOTSUP)),
       /** fd_pipe(*fds): [read_fd, write_fd], the two lowest free fds, ends of a new pipe. */
       fd_pipe: (out: number) =>
         this.call('fd_pipe', () => {

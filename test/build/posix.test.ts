@@ -92,11 +92,12 @@ SIGALRM caught: 1
 pause without timer: -1 ENOSYS
 sigsuspend without timer: -1 ENOSYS
 -- descriptors
-dup: -1 ENOSYS
-pipe: -1 ENOSYS
+dup: 4 -
+pipe: 0 -
+pipe carries: hello
 dup2 same: 1 -
 dup2 closed: -1 EBADF
-fcntl F_DUPFD: -1 ENOSYS
+fcntl F_DUPFD: 10 -
 fcntl F_GETFD: 1 -
 F_GETFL rdwr: 1
 F_SETFL append: 0 -
@@ -143,7 +144,6 @@ pthread_mutex_lock: 0 then EBUSY
 const unsupported = (fn: string, why: string, result: string, errno: string) =>
   `roam: ${fn} is not available in WebAssembly (${why}); returning ${result} with errno ${errno}\n`;
 const processes = 'a WASI guest is one process and cannot start others';
-const copies = 'WASI preview 1 has no dup or pipe; host support is planned';
 const noSignals = 'no signal can arrive: nothing sends signals to a WebAssembly guest yet';
 
 /** Each unsupported call once, in call order (fork and mkfifo are called twice), and syslog's line. */
@@ -157,9 +157,6 @@ const expectedStderr = [
   unsupported('kill()', 'a WASI guest sees no other process to signal', '-1', 'ENOSYS'),
   unsupported('pause()', noSignals, '-1', 'ENOSYS'),
   unsupported('sigsuspend()', noSignals, '-1', 'ENOSYS'),
-  unsupported('dup()', copies, '-1', 'ENOSYS'),
-  unsupported('pipe()', copies, '-1', 'ENOSYS'),
-  unsupported('fcntl(F_DUPFD)', copies, '-1', 'ENOSYS'),
   unsupported('madvise()', 'WebAssembly memory cannot be discarded or given back', '-1', 'EINVAL'),
   unsupported('dlopen()', 'there are no shared objects to load', 'NULL', 'ENOSYS'),
   'posix[42]: hello 42\n',

@@ -152,7 +152,7 @@ test('roam: a guest stopped with a dup and a pipe holding data goes on after a r
     .map(({ module, name }) => ({ module, name }));
   assert.deepEqual(
     names.filter((i) => i.module === POSIX_MODULE).map((i) => i.name),
-    ['fd_dup', 'fd_dup2', 'fd_pipe'],
+    ['fd_dup', 'fd_dup2', 'fd_pipe', 'fd_is_pipe'],
   );
   const late = new LateHost(names);
   let blocker!: Blocker;

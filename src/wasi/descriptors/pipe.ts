@@ -114,9 +114,8 @@ export class Pipe {
 
 /**
  * One end of a pipe inside the guest (fd_pipe in the roam_posix module). WASI has no FIFO file
- * type; the ends report SOCKET_STREAM, which wasi-libc's fstat turns into S_IFSOCK, the same
- * value as its S_IFIFO (both 0xc000), so S_ISFIFO is true for a pipe (S_ISSOCK too, as for any
- * stream socket there). The host's sock_* calls still answer ENOTSOCK, as on a Linux pipe.
+ * type; the ends report SOCKET_STREAM, and the POSIX layer's fstat asks fd_is_pipe to report
+ * S_IFIFO. The host's sock_* calls still answer ENOTSOCK, as on a Linux pipe.
  *
  * A call that cannot go on either fails with EAGAIN (the fd is non-blocking), or waits for the
  * pipe to change (a Wait: the guest is suspended), or, when the guest cannot be suspended (a
