@@ -10,8 +10,6 @@
 #   recipe_stamp / recipe_up_to_date / recipe_done   skip a build whose inputs did not change
 #   need_debian_packages PKG...   installs missing build tools (as root)
 #   wasm_ar / wasm_ranlib         llvm-ar/llvm-ranlib (wasm-ld needs archive indexes)
-#   wasi_compat_object CC / wasi_compat_library CC, WASI_COMPAT_CFLAGS, WASI_COMPAT_INCLUDE:
-#                                 compat/ stand-ins for POSIX calls wasi-libc lacks
 #
 # Sources come only from npm or Debian source packages and are cached in
 # ${ROAM_CACHE:-$HOME/.cache/roam}/sources/.
@@ -101,9 +99,10 @@ recipe_stamp() {
   local extra="$1"
   {
     echo "$extra"
-    cat "$RECIPES_DIR/lib.sh" "$RECIPES_DIR"/compat/*.[ch] "$RECIPES_DIR"/compat/include/* "$RECIPES_DIR/$RECIPE_NAME"/*
+    cat "$RECIPES_DIR/lib.sh" "$RECIPES_DIR/$RECIPE_NAME"/*
     cat "$REPO_ROOT"/dist/src/build/cc.js "$REPO_ROOT"/dist/src/build/toolchain.js 2>/dev/null || true
-    cat "$REPO_ROOT"/runtime/include/* "$REPO_ROOT"/runtime/src/* 2>/dev/null || true
+    # The runtime and the POSIX layer roam cc links into every program.
+    find "$REPO_ROOT/runtime" -type f | sort | xargs cat
     echo "ROAM=${ROAM:-}"
     gcc --version | head -n 1
     ${ROAM_CLANG:-clang} --version | head -n 1
@@ -215,30 +214,4 @@ unpack_deb_source() {
   rm -rf "$dest"
   mkdir -p "$(dirname "$dest")"
   run dpkg-source -x "$(ls "$dir"/*.dsc | head -n 1)" "$dest"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Stand-ins for POSIX calls wasi-libc lacks (see compat/wasi-compat.h).
-
-# Flags that declare them in every wasm compile.
-WASI_COMPAT_CFLAGS=(-include "$RECIPES_DIR/compat/wasi-compat.h")
-# For programs that include <pthread.h> (single-threaded stand-in) or <pwd.h>: add to CFLAGS.
-WASI_COMPAT_INCLUDE=(-I"$RECIPES_DIR/compat/include")
-
-# wasi_compat_object CC: compiles compat/wasi-compat.c for wasm into $WORK; prints the object.
-wasi_compat_object() {
-  local cc="$1" object="$WORK/wasi-compat.o"
-  run "$cc" -O2 -c "$RECIPES_DIR/compat/wasi-compat.c" -o "$object"
-  echo "$object"
-}
-
-# wasi_compat_library CC: the same as an archive, for autoconf builds (libtool refuses bare
-# objects in LIBS); prints the linker flags to add to LIBS.
-wasi_compat_library() {
-  local cc="$1" dir="$WORK/compat-lib" object
-  object="$(wasi_compat_object "$cc")"
-  mkdir -p "$dir"
-  rm -f "$dir/libroam-wasi-compat.a"
-  run "$(wasm_ar)" rcs "$dir/libroam-wasi-compat.a" "$object"
-  echo "-L$dir -lroam-wasi-compat"
 }

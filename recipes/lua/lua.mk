@@ -1,5 +1,5 @@
 # Builds lua (the interpreter: core + standard libraries + lua.c, not luac) twice from SRC.
-# make -f lua.mk SRC=... NATIVE_CC=gcc WASM_CC=... WASM_EXTRA="compat.o" BUILD=...
+# make -f lua.mk SRC=... NATIVE_CC=gcc WASM_CC=... BUILD=...
 CORE = lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopcodes lparser \
        lstate lstring ltable ltm lundump lvm lzio
 LIB  = lauxlib lbaselib lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib \
@@ -20,10 +20,10 @@ $(BUILD)/native/%.o: $(SRC)/%.c
 
 $(BUILD)/wasm/%.o: $(SRC)/%.c
 	@mkdir -p $(@D)
-	$(WASM_CC) $(CFLAGS) $(PREFIX_MAP) $(WASM_CFLAGS) -c $< -o $@
+	$(WASM_CC) $(CFLAGS) $(PREFIX_MAP) -c $< -o $@
 
 $(BUILD)/lua.native: $(NATIVE_OBJS)
 	$(NATIVE_CC) -O2 $^ -lm -o $@
 
 $(BUILD)/lua.wasm: $(WASM_OBJS)
-	$(WASM_CC) -O2 $(WASM_LDFLAGS) $^ $(WASM_EXTRA) -lm -o $@
+	$(WASM_CC) -O2 $^ -lm -o $@

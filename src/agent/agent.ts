@@ -14,6 +14,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
+import { withTemporaryDirectory } from '../container/temporary-directory.js';
 import { postCopyModes } from '../migrate/sender.js';
 import {
   dispatch,
@@ -264,6 +265,8 @@ export class Agent {
       ports.length > 0
         ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports }
         : undefined;
+    const sandbox = withTemporaryDirectory(dirs, request.env ?? {}, () => join(container.dir, 'tmp'));
+    container.info.dirs = sandbox.preopens;
     const child = new ContainerProcess(
       {
         kind: 'start',
@@ -272,8 +275,8 @@ export class Agent {
         logPath: container.logPath,
         listenHost: this.options.host,
         args: request.args,
-        env: request.env ?? {},
-        preopens: dirs,
+        env: sandbox.env,
+        preopens: sandbox.preopens,
         network,
       },
       { eagerCompile: !this.facts.emulated },

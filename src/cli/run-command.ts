@@ -1,9 +1,11 @@
-import { statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Container, readModuleFile } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
 import { runHere } from '../container/run-here.js';
+import { withTemporaryDirectory } from '../container/temporary-directory.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 
@@ -90,16 +92,26 @@ ${info.id}
 `);
           return;
         }
+        // A temporary directory of its own, removed when the program ends (kept after a checkpoint,
+        // whose image refers to it).
+        const given = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
+        let temporary: string | undefined;
+        const sandbox = withTemporaryDirectory(given, env, () => {
+          temporary = mkdtempSync(join(tmpdir(), 'roam-tmp-'));
+          return temporary;
+        });
         const container = await Container.open({
           kind: 'start',
           ...(await readModuleFile(modulePath)),
           // A named container is there to be checkpointed.
           migratableOnly: opts.name !== undefined,
           args: [opts.argv0 ?? modulePath, ...args],
-          env,
-          preopens: preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) })),
+          env: sandbox.env,
+          preopens: sandbox.preopens,
         });
-        process.exitCode = await runHere(container, opts.name);
+        const exitCode = await runHere(container, opts.name);
+        if (temporary && !container.checkpointed) rmSync(temporary, { recursive: true, force: true });
+        process.exitCode = exitCode;
       },
     );
 }

@@ -105,6 +105,8 @@ const fromWallClock = (at: number) => at - performance.timeOrigin;
 export class Container {
   /** Resolves with the guest's exit status; rejects if it fails or ends otherwise. */
   readonly exited: Promise<number>;
+  /** Set once a checkpoint image of this container was written (it refers to its directories). */
+  checkpointed = false;
   private readonly worker: Worker;
   private readonly stopFlag = createStopFlag();
   private readonly waiters: { want: GuestEvent['event']; resolve: (event: GuestEvent) => void }[] = [];
@@ -262,6 +264,7 @@ export class Container {
         { archive: request.archive, compression: 'deflate' },
       );
       written = true;
+      this.checkpointed = true;
       return {
         ok: true,
         image: request.image,
