@@ -139,3 +139,14 @@ export function skipIfMissing(missing: string | false): string | false {
   }
   return missing;
 }
+
+/** A xorshift32 generator of numbers below `below`: the same "random" streams on every run. */
+export function seededRandom(seed: number): (below: number) => number {
+  let x = seed >>> 0 || 1;
+  return (below: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % below;
+  };
+}

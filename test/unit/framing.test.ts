@@ -22,17 +22,7 @@ import {
   ProtocolError,
   TruncatedStreamError,
 } from '../../src/protocol/framing.js';
-
-/** xorshift32: the same "random" streams on every run. */
-function random(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (below: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % below;
-  };
-}
+import { seededRandom } from '../helpers.js';
 
 function bytes(rnd: (n: number) => number, length: number): Buffer {
   const out = Buffer.allocUnsafe(length);
@@ -70,7 +60,7 @@ const encode = (frames: Sent[]) =>
 
 test('random chunk splits of a stream of frames reassemble exactly', () => {
   for (let seed = 1; seed <= 50; seed++) {
-    const rnd = random(seed);
+    const rnd = seededRandom(seed);
     const sent = randomFrames(rnd, 1 + rnd(30));
     const got: Sent[] = [];
     const splitter = new FrameSplitter({ layout: dataChannelLayout, channel: 'test' }, (header, payload, streamed) => {
@@ -86,7 +76,7 @@ test('random chunk splits of a stream of frames reassemble exactly', () => {
 
 test('a streaming sink gets exactly the bytes of its frame type, in order, and the others come whole', () => {
   for (let seed = 1; seed <= 50; seed++) {
-    const rnd = random(seed);
+    const rnd = seededRandom(seed);
     const sent = randomFrames(rnd, 1 + rnd(30));
     const streamedBytes: Buffer[] = [];
     const events: string[] = [];
@@ -215,7 +205,7 @@ test('the data channel reader streams PAGES into memory and fails a truncated st
     frameHeader(dataChannelLayout, Frame.Log, 3),
     Buffer.from('a'),
   ]);
-  for (const piece of randomSplit(random(9), stream)) socket.emit('data', piece);
+  for (const piece of randomSplit(seededRandom(9), stream)) socket.emit('data', piece);
   socket.emit('end');
   assert.deepEqual(decode(FramePayload.Round, await reader.expect(Frame.Round)), { round: 1, memoryBytes: 65536 });
   const streamed = await reader.next();

@@ -15,6 +15,7 @@ import { type MigrationSink, migrateIn } from '../../src/migrate/receiver.js';
 import { type MigrationMode, type MigrationSource, migrateOut } from '../../src/migrate/sender.js';
 import { dataChannelLayout, Frame, FrameReader, FrameWriter } from '../../src/protocol/data-channel.js';
 import { FrameSplitter, ProtocolError } from '../../src/protocol/framing.js';
+import { seededRandom } from '../helpers.js';
 
 /**
  * The migration sender and receiver against each other in this process, over loopback TCP through
@@ -28,19 +29,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'roam-unit-migration-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 let runs = 0;
 
-function random(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (below: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % below;
-  };
-}
-
 /** Four wasm pages, the second all zero (not sent at all in the first round). */
 function guestMemory(): Uint8Array {
-  const rnd = random(42);
+  const rnd = seededRandom(42);
   const memory = new Uint8Array(4 * pageBytes);
   for (let i = 0; i < memory.length; i += 97) if (i < pageBytes || i >= 2 * pageBytes) memory[i] = 1 + rnd(255);
   return memory;

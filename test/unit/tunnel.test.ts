@@ -11,16 +11,7 @@ import {
   TunnelParser,
   TunnelPayload,
 } from '../../src/protocol/tunnel.js';
-
-function random(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (below: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % below;
-  };
-}
+import { seededRandom } from '../helpers.js';
 
 interface Sent {
   type: TunnelFrame;
@@ -30,7 +21,7 @@ interface Sent {
 
 test('random chunk splits of a tunnel stream reassemble exactly', () => {
   for (let seed = 1; seed <= 50; seed++) {
-    const rnd = random(seed);
+    const rnd = seededRandom(seed);
     const sent: Sent[] = Array.from({ length: 1 + rnd(25) }, () => {
       const payload = Buffer.allocUnsafe(rnd(4) === 0 ? 0 : rnd(2000));
       for (let i = 0; i < payload.length; i++) payload[i] = rnd(256);
