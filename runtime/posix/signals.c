@@ -4,13 +4,16 @@
  *
  * Handlers set with sigaction() are reached through one trampoline registered with signal(); it
  * honours the mask (a blocked signal becomes pending and is delivered when unblocked), sa_mask,
- * SA_NODEFER, SA_RESETHAND and SA_SIGINFO. Signals arrive only synchronously: raise(),
- * kill(getpid(), sig), and interval timers, which are recorded and expire only while the guest
- * waits in pause() or sigsuspend(). Delivering a timer to a running guest (at its migration
- * points) and signals sent from outside are for the host to add.
+ * SA_NODEFER, SA_RESETHAND and SA_SIGINFO. Signals come from raise(), kill(getpid(), sig) and
+ * the real-time interval timer (setitimer, alarm): the host is told its deadline (timer_deadline)
+ * and, at the guest's first migration point past it, calls roam_timer_expired, which raises
+ * SIGALRM there; in pause() and sigsuspend() the guest waits for it. A plain module (not built
+ * by roam build) has no migration points, so there the timer expires only in those two calls.
+ * Signals sent from outside are for the host to add.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -218,6 +221,13 @@ static struct {
 
 static const int timerSignals[3] = {SIGALRM, SIGVTALRM, SIGPROF};
 
+__attribute__((import_module("roam_posix"), import_name("timer_deadline"))) uint16_t roam_timer_deadline(int64_t ns);
+
+/* Tells the host when the real-time timer expires next (0: not armed). */
+static void announceRealTimer(void) {
+  roam_timer_deadline(timers[ITIMER_REAL].armed ? timers[ITIMER_REAL].deadline : 0);
+}
+
 static nanoseconds now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -256,6 +266,7 @@ ROAM_WEAK int setitimer(int which, const struct itimerval *__restrict value, str
     timers[which].armed = first > 0;
     timers[which].deadline = now() + first;
     timers[which].interval = first > 0 ? fromTimeval(value->it_interval) : 0;
+    if (which == ITIMER_REAL) announceRealTimer();
   }
   return 0;
 }
@@ -275,7 +286,13 @@ static void fireRealTimer(void) {
   } else {
     timers[ITIMER_REAL].armed = 0;
   }
+  announceRealTimer();
   deliver(timerSignals[ITIMER_REAL], SI_TIMER);
+}
+
+/* Called by the host at a migration point once the announced deadline has passed. */
+__attribute__((export_name("roam_timer_expired"))) void roam_timer_expired(void) {
+  if (timers[ITIMER_REAL].armed && timers[ITIMER_REAL].deadline <= now()) fireRealTimer();
 }
 
 static void sleepUntil(nanoseconds deadline) {

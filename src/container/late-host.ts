@@ -33,6 +33,10 @@ export class LateHost implements GuestHost {
     host.bindMemory(this.memory!);
   }
 
+  timerDue(): boolean {
+    return this.target?.timerDue() ?? false;
+  }
+
   capture(): unknown {
     if (!this.target) throw new Error('the host was never bound');
     return this.target.capture();

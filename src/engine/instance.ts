@@ -16,6 +16,11 @@ export interface GuestHost {
   bindMemory(memory: WebAssembly.Memory): void;
   /** Plain JSON-able state; the caller rebuilds a host from it on restore. */
   capture(): unknown;
+  /**
+   * True when a timer of the guest's has expired: at its next migration point the engine calls
+   * the guest's `roam_timer_expired` export (the POSIX layer raises SIGALRM there).
+   */
+  timerDue?(): boolean;
 }
 
 /** A global's value as plain data (i64 as a decimal string: JSON has no BigInt). */
@@ -44,6 +49,9 @@ export interface EngineState {
 export class SnapshotError extends RoamError {
   readonly code = 'ROAM_SNAPSHOT';
 }
+
+/** WASI's EINTR: a blocking call made by a signal handler is interrupted instead of waiting. */
+const interrupted = 27;
 
 /** How a run ended: the guest exited (proc_exit or returning from _start), or it was stopped on request. */
 export type RunOutcome = { kind: 'exited'; exitCode: number } | { kind: 'stopped' };
@@ -82,6 +90,11 @@ export class Instance {
   private resumeMemo: unknown;
   /** Set while the guest is unwound by a stop request (its frames are in the Asyncify buffer). */
   private stopped = false;
+  /**
+   * Set while a signal handler runs, called from a migration point: nothing may unwind the guest
+   * then (its outer frames are in the middle of a call), so stops wait and blocking calls get EINTR.
+   */
+  private inSignalHandler = false;
 
   /**
    * @param makeHost builds the host given the Blocker this instance provides (suspending for
@@ -253,6 +266,7 @@ export class Instance {
         return memo;
       },
       suspend: (ready, memo) => {
+        if (this.inSignalHandler) return interrupted;
         this.pendingWait = { ready, memo };
         this.asyncify!.startUnwind();
         return 0;
@@ -264,7 +278,21 @@ export class Instance {
   private migrationPoint(): void {
     const budget = this.instance.exports.roam_budget as WebAssembly.Global;
     budget.value = this.manifest!.options.pollInterval;
+    if (this.inSignalHandler) return;
+    if (this.host.timerDue?.()) this.runTimerHandler();
     if (this.stopRequested()) this.asyncify!.startUnwind();
+  }
+
+  /** An expired timer: the guest's POSIX layer raises its signal, handlers run to their end here. */
+  private runTimerHandler(): void {
+    const expired = this.instance.exports.roam_timer_expired;
+    if (typeof expired !== 'function') return;
+    this.inSignalHandler = true;
+    try {
+      expired();
+    } finally {
+      this.inSignalHandler = false;
+    }
   }
 
   /**

@@ -94,6 +94,8 @@ export interface WasiHostState {
   clocks?: ClockState;
   /** Client connections and the bytes in flight on them. */
   network?: NetworkState;
+  /** When the guest's real-time timer expires, in ns of its monotonic clock (timer_deadline). */
+  timerDeadline?: string;
 }
 
 /** 2: fds sharing a description (dup) and pipes. */
@@ -127,6 +129,8 @@ export class WasiHost {
   private readonly envEncoded: Uint8Array[];
   private importObject: Record<string, WebAssembly.ModuleImports> | undefined;
   private readonly network: Network | undefined;
+  /** See timer_deadline; 0n when no timer is armed. */
+  private timerDeadline: bigint;
   /** What the suspended guest waits on; obsolete once the guest runs (or is captured) again. */
   private waiting: Wait | undefined;
 
@@ -139,6 +143,7 @@ export class WasiHost {
     }
     this.blocker = options.blocker ?? synchronousBlocker;
     this.clocks = new Clocks(options.clock ?? systemClock, state.clocks);
+    this.timerDeadline = BigInt(state.timerDeadline ?? 0);
     this.args = [...state.args];
     this.env = [...state.env];
     this.argsEncoded = cstrings(this.args);
@@ -183,7 +188,13 @@ export class WasiHost {
       fds,
       clocks: this.clocks.capture(),
       ...(this.network ? { network: this.network.capture() } : {}),
+      ...(this.timerDeadline ? { timerDeadline: this.timerDeadline.toString() } : {}),
     };
+  }
+
+  /** True when the guest's real-time timer has expired (see timer_deadline). */
+  timerDue(): boolean {
+    return this.timerDeadline !== 0n && this.clocks.now(Clockid.MONOTONIC) >= this.timerDeadline;
   }
 
   /**
@@ -740,6 +751,15 @@ export class WasiHost {
       fd_is_pipe: (fd: number) =>
         this.call('fd_is_pipe', () => (this.fd(fd, 0n) instanceof PipeDescriptor ? Errno.SUCCESS : Errno.NOTSUP)),
       /** fd_pipe(*fds): [read_fd, write_fd], the two lowest free fds, ends of a new pipe. */
+      /**
+       * timer_deadline(ns): the guest's real-time timer (setitimer, alarm) expires at `ns` of its
+       * monotonic clock (0: none). At the first migration point past it, the engine calls the
+       * guest's `roam_timer_expired` export, which raises SIGALRM.
+       */
+      timer_deadline: (deadline: bigint) =>
+        this.call('timer_deadline', () => {
+          this.timerDeadline = BigInt.asUintN(64, deadline);
+        }),
       fd_pipe: (out: number) =>
         this.call('fd_pipe', () => {
           const readFd = this.fds.lowestFree();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildFixture, roam, tempDir } from '../helpers.js';
+import { buildFixture, roam, roamInBackground, sleep, tempDir, waitForContainer } from '../helpers.js';
 
 // The POSIX layer roam cc links by default (runtime/posix, docs/posix.md).
 const { dir, cleanup } = tempDir();
@@ -179,15 +179,15 @@ test('each group of the POSIX layer behaves as documented, in plain and migratab
   }
 });
 
-test('without $TMPDIR or /tmp, temp files fail with ENOENT and say how to get a temp dir, once', () => {
-  const run = roam(['run', posix.plain, '--', 'notemp'], { input: '' });
-  assert.equal(run.stdout, 'tmpfile: NULL ENOENT\ntmpfile again: NULL ENOENT\ntmpnam: NULL ENOENT\n');
-  const why = 'neither $TMPDIR nor /tmp is a directory the guest can reach: preopen one, roam run --dir HOST:/tmp';
-  assert.equal(
-    run.stderr,
-    unsupported('tmpfile()', why, 'NULL', 'ENOENT') + unsupported('tmpnam()', why, 'NULL', 'ENOENT'),
-  );
+test('every container has a temporary directory of its own: temp files work without --dir, and it goes when the program ends', () => {
+  const hostTemp = join(dir, 'host-tmp');
+  mkdirSync(hostTemp);
+  // roam run makes the container's directory under the host's TMPDIR.
+  const run = roam(['run', posix.plain, '--', 'notemp'], { input: '', env: { ...process.env, TMPDIR: hostTemp } });
+  assert.equal(run.stdout, 'tmpfile: ok -\ntmpfile again: ok -\ntmpnam: ok -\n');
+  assert.equal(run.stderr, '');
   assert.equal(run.status, 0);
+  assert.deepEqual(readdirSync(hostTemp), [], 'removed when the program ended');
 });
 
 test("a program's own definition wins over the layer's (weak symbols)", () => {
@@ -251,4 +251,24 @@ test('roam cc links libroam-posix.a and defines __unix__', () => {
   });
   assert.equal(strict.status, 0, strict.stderr);
   assert.equal(readFileSync(join(dir, 'strict.o')).subarray(0, 4).toString('hex'), '0061736d');
+});
+
+test('setitimer delivers SIGALRM to a running loop at its migration points, and keeps ticking after a move to s390x', async () => {
+  const timer = buildFixture('timer', dir);
+  const run = roam(['run', timer.roam, '--', '5']);
+  assert.equal(run.stdout, 'ticks=5 spun=yes\n');
+  assert.equal(run.status, 0);
+
+  // 100 ticks of 20 ms: checkpointed after about 1 s, the rest ticks on s390x.
+  const runtimeDir = join(dir, 'run');
+  const env = { ...process.env, ROAM_RUNTIME_DIR: runtimeDir };
+  const image = join(dir, 'timer.img');
+  const first = roamInBackground(['run', '--name', 'timer', timer.roam, '--', '100'], { env });
+  await waitForContainer('timer', runtimeDir);
+  await sleep(800);
+  const checkpoint = roam(['checkpoint', 'timer', '-o', image], { env });
+  assert.equal(checkpoint.status, 0, checkpoint.stderr);
+  assert.equal((await first.done).stdout, '', 'stopped before its 100th tick');
+  const restored = roam(['restore', image, '--isa', 's390x'], { env });
+  assert.equal(restored.stdout, 'ticks=100 spun=yes\n', restored.stderr);
 });
