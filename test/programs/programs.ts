@@ -134,16 +134,6 @@ export const corpusPrograms: Program[] = [
     },
   },
   {
-    name: 'bc',
-    prepare(work) {
-      writeFileSync(
-        join(work, 'work.bc'),
-        'scale = 1200\npi = 4 * a(1)\npi\ne(1)\nsqrt(2)\nl(10)\nscale = 0\nf = 1\nfor (i = 1; i <= 700; i++) f *= i\nf\nquit\n',
-      );
-      return { args: ['-l', '-q', 'work.bc'], outputs: [] };
-    },
-  },
-  {
     name: 'mawk',
     prepare(work) {
       writeFileSync(join(work, 'corpus.txt'), corpus(3 << 20));
@@ -193,6 +183,14 @@ export const corpusPrograms: Program[] = [
     prepare(work) {
       directoryTree(join(work, 'd'), 3);
       return { args: ['--charset=ascii', '-a', '-F', 'd'], outputs: [] };
+    },
+  },
+  {
+    name: 'indent',
+    prepare(work) {
+      const source = readFileSync(join(repoRoot, 'runtime', 'posix', 'signals.c'), 'utf8');
+      writeFileSync(join(work, 'in.c'), source.repeat(4).replace(/#include/g, '#  include'));
+      return { args: ['-gnu', '-i4', '-l100', 'in.c', '-o', 'out.c'], outputs: ['out.c'] };
     },
   },
   {
