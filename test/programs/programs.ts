@@ -145,7 +145,7 @@ export const corpusPrograms: Program[] = [
           '  printf "%d lines, %d words, sum %d, mean %.6f\\n", lines, words, sum, sum / words',
           '  n = split("roam wasm migrate isa arm64 s390x ppc64le checkpoint restore memory page stack", w, " ")',
           '  for (i = 1; i <= n; i++) printf "%-10s %8d %s\\n", w[i], count[w[i]], toupper(substr(w[i], 1, 3))',
-          '  for (i = 1; i <= 200000; i++) x += sin(i) * sqrt(i); printf "%.6f\\n", x',
+          '  for (i = 1; i <= 5000000; i++) x += sin(i) * sqrt(i); printf "%.6f\\n", x',
           '}',
         ].join('\n'),
       );
