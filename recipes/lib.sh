@@ -37,6 +37,8 @@ roam_command() {
 
 recipe_init() {
   RECIPE_NAME="$1"
+  # The recipe's own directory (recipes/NAME or recipes/corpus/NAME): part of the stamp.
+  RECIPE_DIR="$(cd "$(dirname "$0")" && pwd)"
   [[ -n "${2:-}" ]] || die "usage: $0 OUTDIR"
   mkdir -p "$2"
   OUT="$(cd "$2" && pwd)"
@@ -99,10 +101,10 @@ recipe_stamp() {
   local extra="$1"
   {
     echo "$extra"
-    cat "$RECIPES_DIR/lib.sh" "$RECIPES_DIR/$RECIPE_NAME"/*
+    cat "$RECIPES_DIR/lib.sh" "$RECIPE_DIR"/*
     cat "$REPO_ROOT"/dist/src/build/cc.js "$REPO_ROOT"/dist/src/build/toolchain.js 2>/dev/null || true
-    # The runtime and the POSIX layer roam cc links into every program.
-    find "$REPO_ROOT/runtime" -type f | sort | xargs cat
+    # The runtime and the POSIX layer roam cc links into every program, and the CMake toolchain.
+    find "$REPO_ROOT/runtime" "$REPO_ROOT/cmake" -type f | sort | xargs cat
     echo "ROAM=${ROAM:-}"
     gcc --version | head -n 1
     ${ROAM_CLANG:-clang} --version | head -n 1
@@ -214,4 +216,14 @@ unpack_deb_source() {
   rm -rf "$dest"
   mkdir -p "$(dirname "$dest")"
   run dpkg-source -x "$(ls "$dir"/*.dsc | head -n 1)" "$dest"
+}
+
+# corpus_tree NAME CMD...: a fresh tree of $DEBS (Debian's patches applied) in $WORK/NAME, then
+# CMD (one shell command: the package's own build commands) run there, output to the log.
+# The corpus recipes (recipes/corpus/) build each tree twice: gcc -O2 and roam cc.
+corpus_tree() {
+  local name="$1"
+  shift
+  unpack_deb_source "$DEBS" "$WORK/$name"
+  (cd "$WORK/$name" && run bash -c "$*")
 }

@@ -36,6 +36,13 @@ int execl(const char *, const char *, ...);
 int execvp(const char *, char *const[]);
 int execlp(const char *, const char *, ...);
 int fexecve(int, char *const[], char *const[]);
+/* process.c: the guest leads its own session and group; its parent is outside (0). */
+pid_t getppid(void);
+pid_t getpgrp(void);
+pid_t getpgid(pid_t);
+pid_t getsid(pid_t);
+pid_t setsid(void);
+int setpgid(pid_t, pid_t);
 
 /* descriptors.c: stdio is never a terminal a guest can reach. */
 char *ttyname(int);

@@ -67,7 +67,8 @@ ROAM_WEAK int pipe2(int fds[2], int flags) { return makePipe(fds, flags); }
 
 /*
  * fcntl: wasi-libc's commands over the same WASI calls, plus F_DUPFD/F_DUPFD_CLOEXEC on the dup
- * path. Close-on-exec has no meaning without exec: it reads as set and setting it is accepted.
+ * path, and record locks (F_GETLK, F_SETLK, F_SETLKW: always granted). Close-on-exec has no
+ * meaning without exec: it reads as set and setting it is accepted.
  */
 ROAM_WEAK int fcntl(int fd, int cmd, ...) {
   va_list ap;
@@ -79,6 +80,19 @@ ROAM_WEAK int fcntl(int fd, int cmd, ...) {
     va_end(ap);
     if (lowest < 0) return errno = EINVAL, -1;
     return copyDescriptor(fd, lowest, -1);
+  }
+  case F_GETLK:
+  case F_SETLK:
+  case F_SETLKW: {
+    /* One process: no one else can hold a record lock, so every request is granted at once. */
+    va_start(ap, cmd);
+    struct flock *lock = va_arg(ap, struct flock *);
+    va_end(ap);
+    if (roam_check_fd(fd) != 0) return -1;
+    if (!lock) return errno = EFAULT, -1;
+    if (lock->l_type != F_RDLCK && lock->l_type != F_WRLCK && lock->l_type != F_UNLCK) return errno = EINVAL, -1;
+    if (cmd == F_GETLK) lock->l_type = F_UNLCK;
+    return 0;
   }
   case F_GETFD:
     return roam_check_fd(fd) == 0 ? FD_CLOEXEC : -1;

@@ -269,3 +269,24 @@ ROAM_WEAK int nice(int increment) {
   niceness = niceness + increment > 19 ? 19 : niceness + increment;
   return niceness;
 }
+
+/* The same niceness, for this process (who 0 or its pid), its group or its user (0: root). */
+static int ownTarget(int which, unsigned int who) {
+  if (which != PRIO_PROCESS && which != PRIO_PGRP && which != PRIO_USER) return errno = EINVAL, 0;
+  if (who != 0 && who != (which == PRIO_USER ? 0u : (unsigned int)getpid())) return errno = ESRCH, 0;
+  return 1;
+}
+
+ROAM_WEAK int getpriority(int which, unsigned int who) {
+  if (!ownTarget(which, who)) return -1;
+  errno = 0;
+  return niceness;
+}
+
+/* Raising niceness is recorded; lowering it needs CAP_SYS_NICE (EPERM), as nice(). */
+ROAM_WEAK int setpriority(int which, unsigned int who, int value) {
+  if (!ownTarget(which, who)) return -1;
+  if (value < niceness) return errno = EPERM, -1;
+  niceness = value > 19 ? 19 : value;
+  return 0;
+}

@@ -1,10 +1,12 @@
 /*
  * The rest: file locks (one process holds them all, so every lock is granted), syslog (to
- * stderr), getpass, sync, chroot.
+ * stderr), getpass, sync, chroot, the -fstack-protector canary.
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <syslog.h>
@@ -85,4 +87,17 @@ ROAM_WEAK void sync(void) {}
 ROAM_WEAK int chroot(const char *path) {
   (void)path;
   return errno = EPERM, -1;
+}
+
+/*
+ * ---- -fstack-protector (Debian's default build flags): the canary and what a smashed one does,
+ * as glibc. The canary is fixed (a terminator canary: a NUL, a newline and 0xff stop string
+ * overruns); a checkpoint carries it along in any case.
+ */
+ROAM_WEAK uintptr_t __stack_chk_guard = 0xff0a0d00u;
+
+ROAM_WEAK void __stack_chk_fail(void) {
+  static const char message[] = "*** stack smashing detected ***: terminated\n";
+  write(2, message, sizeof message - 1);
+  abort();
 }

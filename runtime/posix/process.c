@@ -95,3 +95,27 @@ ROAM_WEAK pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage)
   (void)pid, (void)options, (void)usage;
   return noChildren(status);
 }
+
+/*
+ * ---- Process groups and sessions: the guest is the only process of its own session and group
+ * (their leader), and its parent is outside its world, as for a PID namespace's first process.
+ */
+ROAM_WEAK pid_t getppid(void) { return 0; }
+ROAM_WEAK pid_t getpgrp(void) { return getpid(); }
+
+static pid_t ownGroup(pid_t pid) {
+  if (pid != 0 && pid != getpid()) return errno = ESRCH, -1;
+  return getpid();
+}
+
+ROAM_WEAK pid_t getpgid(pid_t pid) { return ownGroup(pid); }
+ROAM_WEAK pid_t getsid(pid_t pid) { return ownGroup(pid); }
+
+/* Already a group leader: Linux's EPERM. */
+ROAM_WEAK pid_t setsid(void) { return errno = EPERM, -1; }
+
+ROAM_WEAK int setpgid(pid_t pid, pid_t group) {
+  if (ownGroup(pid) < 0) return -1;
+  if (group != 0 && group != getpid()) return errno = EPERM, -1;
+  return 0;
+}

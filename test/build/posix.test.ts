@@ -272,3 +272,45 @@ test('setitimer delivers SIGALRM to a running loop at its migration points, and 
   const restored = roam(['restore', image, '--isa', 's390x'], { env });
   assert.equal(restored.stdout, 'ticks=100 spun=yes\n', restored.stderr);
 });
+
+test('what the corpus needed: glibc header macros, record locks, priorities, process groups, the stack protector, -Werror as gcc', () => {
+  const source = join(dir, 'corpus-needs.c');
+  writeFileSync(
+    source,
+    `#include <sys/types.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <termios.h>
+#include <unistd.h>
+__BEGIN_DECLS
+int twice(int);
+__END_DECLS
+int twice(int x) { return 2 * x; }
+int main(void) {
+  char buffer[64];
+  int only_incremented = 0;
+  only_incremented++;
+  snprintf(buffer, sizeof buffer, "%d", twice(21));
+  int fd = open("corpus-needs.c", O_RDONLY);
+  struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+  int locked = fcntl(fd, F_SETLK, &lock);
+  lock.l_type = F_WRLCK;
+  int asked = fcntl(fd, F_GETLK, &lock);
+  int lowered = setpriority(PRIO_PROCESS, 0, -20) == -1 && errno == EPERM;
+  int raised = setpriority(PRIO_PROCESS, 0, 5) == 0 && getpriority(PRIO_PROCESS, 0) == 5;
+  printf("%s %d %d %d %d %d %d %d %d %d\\n", buffer, locked, asked, lock.l_type == F_UNLCK, lowered, raised,
+         getppid(), getpgrp() == getpid(), setsid() == -1 && errno == EPERM, (CRTSCTS & CBAUD) == 0);
+  return 0;
+}
+`,
+  );
+  const module = join(dir, 'corpus-needs.wasm');
+  const cc = roam(['cc', '-O2', '-Wall', '-Werror', '-fstack-protector-strong', source, '-o', module]);
+  assert.equal(cc.status, 0, cc.stderr);
+  const run = roam(['run', '--dir', `${dir}:.`, module]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, '42 0 0 1 1 1 0 1 1 1\n');
+});

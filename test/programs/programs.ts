@@ -2,12 +2,14 @@
  * The real programs of recipes/ and their workloads, shared by the tests and the benchmarks:
  * each is built natively (gcc -O2) and for wasm32-wasi (roam cc), then made migratable (roam build).
  */
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/build/manifest.js';
+import type { Isa } from '../../src/platform/isa.js';
 import { cacheDir } from '../../src/platform/paths.js';
-import { repoRoot, roamBin } from '../helpers.js';
+import { repoRoot, roam, roamBin, roamInBackground, sleep, waitForContainer } from '../helpers.js';
 
 export const programsDir = process.env.ROAM_PROGRAMS ?? cacheDir('programs');
 
@@ -92,6 +94,130 @@ export const programs: Program[] = [
   },
 ];
 
+/** Copies a directory the recipe left in programsDir (fonts, data files) into the work dir. */
+function fromRecipe(dir: string, work: string, as = dir): void {
+  cpSync(join(programsDir, dir), join(work, as), { recursive: true });
+}
+
+/** A deterministic directory tree for `tree`: nested directories, files of several names. */
+function directoryTree(root: string, depth: number): void {
+  mkdirSync(root, { recursive: true });
+  for (let i = 0; i < 6; i++)
+    writeFileSync(join(root, `${['notes', 'data', '.hidden', 'Zeta', 'alpha'][i % 5]}-${i}.txt`), `${i}`);
+  if (depth > 0) for (const name of ['src', 'lib', 'Docs', 'tests']) directoryTree(join(root, name), depth - 1);
+}
+
+/**
+ * The corpus (recipes/corpus/): real C programs of several kinds, each built with its own build
+ * system (Makefile, configure, CMake) from Debian's source, unchanged.
+ */
+export const corpusPrograms: Program[] = [
+  {
+    name: 'bzip2',
+    prepare(work) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(4 << 20));
+      return { args: ['-9', '-k', 'corpus.txt'], outputs: ['corpus.txt.bz2'] };
+    },
+  },
+  {
+    name: 'lz4',
+    prepare(work) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(6 << 20));
+      return { args: ['-9', '-q', 'corpus.txt', 'corpus.txt.lz4'], outputs: ['corpus.txt.lz4'] };
+    },
+  },
+  {
+    name: 'zstd',
+    prepare(work) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(4 << 20));
+      return { args: ['-q', '-12', 'corpus.txt', '-o', 'corpus.txt.zst'], outputs: ['corpus.txt.zst'] };
+    },
+  },
+  {
+    name: 'mawk',
+    prepare(work) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(3 << 20));
+      writeFileSync(
+        join(work, 'count.awk'),
+        [
+          '{ lines++; for (i = 1; i <= NF; i++) { words++; count[$i]++; if ($i ~ /^[0-9]+$/) sum += $i } }',
+          'END {',
+          '  printf "%d lines, %d words, sum %d, mean %.6f\\n", lines, words, sum, sum / words',
+          '  n = split("roam wasm migrate isa arm64 s390x ppc64le checkpoint restore memory page stack", w, " ")',
+          '  for (i = 1; i <= n; i++) printf "%-10s %8d %s\\n", w[i], count[w[i]], toupper(substr(w[i], 1, 3))',
+          '  for (i = 1; i <= 5000000; i++) x += sin(i) * sqrt(i); printf "%.6f\\n", x',
+          '}',
+        ].join('\n'),
+      );
+      return { args: ['-f', 'count.awk', 'corpus.txt'], outputs: [] };
+    },
+  },
+  {
+    name: 'units',
+    prepare(work) {
+      fromRecipe('units-data', work, '.');
+      return { args: ['-f', 'definitions.units', '-v', '3 furlongs/fortnight', 'm/s'], outputs: [] };
+    },
+  },
+  {
+    name: 'figlet',
+    prepare(work) {
+      fromRecipe('figlet-fonts', work, 'fonts');
+      return {
+        args: [
+          '-d',
+          'fonts',
+          '-f',
+          'big',
+          '-w',
+          '160',
+          '-c',
+          'Roam moves running programs between CPUs: x64 arm64 s390x',
+        ],
+        outputs: [],
+      };
+    },
+  },
+  {
+    name: 'tree',
+    prepare(work) {
+      directoryTree(join(work, 'd'), 3);
+      return { args: ['--charset=ascii', '-a', '-F', 'd'], outputs: [] };
+    },
+  },
+  {
+    name: 'indent',
+    prepare(work) {
+      const source = readFileSync(join(repoRoot, 'runtime', 'posix', 'signals.c'), 'utf8');
+      writeFileSync(join(work, 'in.c'), source.repeat(4).replace(/#include/g, '#  include'));
+      return { args: ['-gnu', '-i4', '-l100', 'in.c', '-o', 'out.c'], outputs: ['out.c'] };
+    },
+  },
+  {
+    name: 'cmark',
+    prepare(work) {
+      const docs = ['README.md', 'CONTRIBUTING.md', 'docs/posix.md'].map((f) =>
+        readFileSync(join(repoRoot, f), 'utf8'),
+      );
+      writeFileSync(join(work, 'doc.md'), docs.join('\n').repeat(20));
+      return { args: ['--smart', 'doc.md'], outputs: [] };
+    },
+  },
+  {
+    name: 'xmlwf',
+    prepare(work) {
+      const items = Array.from(
+        { length: 20000 },
+        (_, i) =>
+          `<item id="${i}" kind="${i % 3 ? 'b' : 'a'}"><name>n&amp;${i}</name><v>${(i * 7919) % 1000}</v></item>`,
+      );
+      writeFileSync(join(work, 'data.xml'), `<?xml version="1.0"?>\n<root>${items.join('\n')}</root>\n`);
+      mkdirSync(join(work, 'out'));
+      return { args: ['-d', 'out', 'data.xml'], outputs: ['out/data.xml'] };
+    },
+  },
+];
+
 export interface BuiltProgram {
   native: string;
   plain: string;
@@ -150,4 +276,84 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+}
+
+/**
+ * Runs `program`'s workload natively and as wasm (`forms`), each in a fresh directory under
+ * `dir`: exit status, stdout, stderr and every output file must be identical.
+ */
+export function compareWithNative(
+  program: Program,
+  dir: string,
+  forms: readonly ('plain' | 'migratable')[] = ['plain', 'migratable'],
+): void {
+  const built = buildProgram(program.name);
+  const runs = (['native', ...forms] as const).map((form) => {
+    const work = join(dir, `${program.name}-${form}`);
+    mkdirSync(work, { recursive: true });
+    const workload = program.prepare(work);
+    const run =
+      form === 'native'
+        ? runNative(built, work, workload)
+        : runWasm(form === 'plain' ? built.plain : built.migratable, work, workload);
+    return { form, run, files: workload.outputs.map((f) => readFileSync(join(work, f))) };
+  });
+  const [native, ...wasm] = runs;
+  assert.equal(native!.run.status, 0, native!.run.stderr);
+  assert.ok(
+    native!.run.stdout.length + native!.files.reduce((n, f) => n + f.length, 0) > 0,
+    'the workload produces output',
+  );
+  for (const other of wasm) {
+    assert.equal(other.run.stderr, native!.run.stderr, `${other.form}: stderr`);
+    assert.equal(other.run.status, native!.run.status, `${other.form}: exit status`);
+    assert.ok(other.run.stdout.equals(native!.run.stdout), `${other.form}: stdout identical`);
+    for (const [i, file] of other.files.entries()) {
+      assert.ok(file.equals(native!.files[i]!), `${other.form}: output file ${i} identical`);
+    }
+  }
+}
+
+/**
+ * Runs `program` on x64 (migratable build) as a named container (ROAM_RUNTIME_DIR must be set),
+ * checkpoints it after `delayMs` and resumes it on `isa` in a copy of its working directory, as a
+ * migration would ship it; the concatenated output and every result file must equal an
+ * uninterrupted native run.
+ */
+export async function checkpointAndResume(program: Program, isa: Isa, delayMs: number, dir: string): Promise<void> {
+  const runtimeDir = process.env.ROAM_RUNTIME_DIR;
+  assert.ok(runtimeDir, 'ROAM_RUNTIME_DIR is set');
+  const name = program.name;
+  const built = buildProgram(name);
+  const reference = join(dir, `${name}-${isa}-native`);
+  mkdirSync(reference, { recursive: true });
+  const workload = program.prepare(reference);
+  const expected = runNative(built, reference, workload);
+  assert.equal(expected.status, 0, expected.stderr);
+
+  const source = join(dir, `${name}-${isa}-source`);
+  mkdirSync(source, { recursive: true });
+  program.prepare(source);
+  const container = `${name}-${isa}`;
+  const first = roamInBackground(roamRunArgs(built.migratable, source, workload, ['--name', container]));
+  await waitForContainer(container, runtimeDir, 60_000);
+  await sleep(delayMs);
+  const image = join(dir, `${container}.img`);
+  const checkpoint = roam(['checkpoint', container, '-o', image, '--archive']);
+  assert.equal(checkpoint.status, 0, `checkpoint: ${checkpoint.stderr}`);
+  const before = await first.done;
+  assert.equal(before.status, 0, before.stderr);
+
+  const destination = join(dir, `${name}-${isa}-destination`);
+  cpSync(source, destination, { recursive: true });
+  const after = roam(['restore', image, '--isa', isa, '--dir', `${destination}:.`]);
+  assert.equal(after.status, 0, after.stderr);
+  assert.equal(before.stdout + after.stdout, expected.stdout.toString(), 'stdout continues exactly where it stopped');
+  assert.equal(before.stderr + after.stderr, expected.stderr, 'stderr too');
+  for (const file of workload.outputs) {
+    assert.ok(
+      readFileSync(join(destination, file)).equals(readFileSync(join(reference, file))),
+      `${file} is byte-identical`,
+    );
+  }
 }

@@ -44,6 +44,16 @@ struct rlimit {
 int getrlimit(int, struct rlimit *);
 int setrlimit(int, const struct rlimit *);
 
+/* Scheduling priority (the niceness nice() keeps): this process only. */
+#define PRIO_MIN (-20)
+#define PRIO_MAX 20
+#define PRIO_PROCESS 0
+#define PRIO_PGRP 1
+#define PRIO_USER 2
+
+int getpriority(int, unsigned int);
+int setpriority(int, unsigned int, int);
+
 #ifdef __cplusplus
 }
 #endif
