@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { corpusPrograms, programs } from '../test/programs/programs.js';
 import { checkpointBench } from './checkpoint.js';
 import { repoRoot } from './harness.js';
 import { kvBench } from './kv.js';
@@ -13,20 +14,36 @@ import { stopBench } from './stop.js';
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
-/** ROAM_BENCH_ONLY=stop,kv,migration,vm runs those sections only (the file then holds only them). */
+/** ROAM_BENCH_ONLY=corpus,stop,kv,migration,vm runs those sections only (the file then holds only them). */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
   const wanted = (name: string) => !only || only.includes(name);
-  if (wanted('programs'))
+  if (wanted('programs')) {
+    const names = quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq'];
     sections.push(
       programsBench(
         join(work, 'programs'),
         quick ? 1 : 3,
-        quick ? ['minigzip', 'lua'] : ['sqlite', 'minigzip', 'xz', 'lua', 'jq'],
+        programs.filter((p) => names.includes(p.name)),
+        {
+          title: 'Real programs',
+          workloads:
+            "SQLite shell running 100k inserts and queries (`recipes/sqlite/workload.sh`), minigzip -6 on 24 MiB, xz -6 on 6 MiB, Lua `recipes/lua/bench.lua`, jq's upstream `jq.test`.",
+        },
       ),
     );
+  }
+  if (wanted('corpus')) {
+    sections.push(
+      programsBench(join(work, 'corpus'), quick ? 1 : 3, corpusPrograms, {
+        title: 'The corpus (recipes/corpus/, unchanged Debian programs built with their own build systems)',
+        workloads:
+          'those of test/programs/programs.ts (`corpusPrograms`): 0.01-0.9 s natively, so for the shortest, Node start-up and compilation (about 0.4 s) dominate (b) and (c).',
+      }),
+    );
+  }
   if (wanted('stop')) sections.push(await stopBench(join(work, 'stop'), quick ? 50 : 300));
   if (wanted('checkpoint'))
     sections.push(

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildProgram, programs, type Run, runNative, runWasm } from '../test/programs/programs.js';
+import { buildProgram, type Program, type Run, runNative, runWasm } from '../test/programs/programs.js';
 import { geomean, median, table } from './harness.js';
 
 /**
@@ -9,10 +9,15 @@ import { geomean, median, table } from './harness.js';
  * Wasm, both through `roam run` (Node start-up and compilation included), interleaved round by
  * round so that machine noise hits all three alike.
  */
-export function programsBench(work: string, rounds: number, names: string[]): string {
+export function programsBench(
+  work: string,
+  rounds: number,
+  list: Program[],
+  heading: { title: string; workloads: string },
+): string {
   const rows: (string | number)[][] = [];
   const ratios = { wasm: [] as number[], roam: [] as number[], roamNative: [] as number[] };
-  for (const program of programs.filter((p) => names.includes(p.name))) {
+  for (const program of list) {
     const built = buildProgram(program.name);
     const times = { native: [] as number[], plain: [] as number[], roam: [] as number[] };
     for (let round = 0; round < rounds; round++) {
@@ -55,9 +60,9 @@ export function programsBench(work: string, rounds: number, names: string[]): st
     geomean(ratios.roamNative).toFixed(2),
   ]);
   return [
-    '### Real programs: native, plain Wasm, Roam-instrumented Wasm',
+    `### ${heading.title}: native, plain Wasm, Roam-instrumented Wasm`,
     '',
-    `Median wall time of ${rounds} interleaved rounds. Workloads: SQLite shell running 100k inserts and queries (\`recipes/sqlite/workload.sh\`), minigzip -6 on 24 MiB, xz -6 on 6 MiB, Lua \`recipes/lua/bench.lua\`, jq's upstream \`jq.test\`. Targets: (c)/(b) <= 1.15 and (c)/(a) <= 1.5.`,
+    `Median wall time of ${rounds} interleaved rounds. Workloads: ${heading.workloads} Targets: (c)/(b) <= 1.15 and (c)/(a) <= 1.5.`,
     '',
     table(
       ['program', '(a) native gcc -O2 (s)', '(b) plain Wasm (s)', '(c) Roam Wasm (s)', '(b)/(a)', '(c)/(b)', '(c)/(a)'],
