@@ -6,8 +6,8 @@
 import * as v from 'valibot';
 import type { DirtyTrackingMethod } from '../migrate/dirty/tracker.js';
 import type { MigrationMode, MigrationProgress, MigrationReport } from '../migrate/sender.js';
-import { describeIssues, jsonObject, jsonRecord, strictJsonObject, tcpPortSchema } from '../platform/http.js';
 import { type Isa, isas } from '../platform/isa.js';
+import { describeIssues, jsonObject, jsonRecord, strictJsonObject, tcpPortSchema } from '../platform/schema.js';
 
 export const apiPrefix = '/v1';
 

@@ -1,7 +1,7 @@
 import { type IncomingMessage, request } from 'node:http';
 import type * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
-import { check } from '../platform/http.js';
+import { check } from '../platform/schema.js';
 import {
   apiPrefix,
   type ContainerInfo,

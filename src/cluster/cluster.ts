@@ -13,10 +13,10 @@ import { GatewayClient } from '../gateway/client.js';
 import type { MigrationMode, MigrationProgress } from '../migrate/sender.js';
 import { RoamError } from '../platform/errors.js';
 import { nodeCommand, nodeCommandEnv } from '../platform/foreign-node.js';
-import { check, jsonObject, tcpPortSchema } from '../platform/http.js';
 import { hostIsa, type Isa, isas } from '../platform/isa.js';
 import { logTail } from '../platform/log-tail.js';
 import { cacheDir } from '../platform/paths.js';
+import { check, jsonObject, tcpPortSchema } from '../platform/schema.js';
 import { checkVmPrerequisites, defaultVmTimeoutMs, startArm64Vm, type VmIsa } from '../vm/arm64-vm.js';
 
 const text = v.string('expected a string');

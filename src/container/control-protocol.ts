@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
 import { cacheDir } from '../platform/paths.js';
+import { check } from '../platform/schema.js';
 
 /**
  * What a named container (`roam run --name`) accepts on its control socket: one JSON line each
@@ -41,9 +42,9 @@ export function parseLine<S extends v.GenericSchema>(schema: S, line: string, wh
   } catch (error) {
     throw new ControlError(`malformed ${what}: not JSON`, { cause: error });
   }
-  const result = v.safeParse(schema, value);
-  if (!result.success) throw new ControlError(`malformed ${what}: ${v.summarize(result.issues).replace(/\n/g, '; ')}`);
-  return result.output;
+  const checked = check(schema, value);
+  if (!checked.ok) throw new ControlError(`malformed ${what}: ${checked.message}`);
+  return checked.value;
 }
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
-import { check, jsonObject } from '../platform/http.js';
+import { check, jsonObject } from '../platform/schema.js';
 import { type PortInfo, PortInfoSchema, type Publication, PublicationSchema } from './gateway.js';
 
 export type GatewayErrorCode =

@@ -7,18 +7,8 @@ import {
 } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as v from 'valibot';
-import {
-  dispatch,
-  HttpError,
-  hasToken,
-  jsonBody,
-  jsonObject,
-  listenOn,
-  parseBody,
-  reply,
-  serve,
-  tcpPortSchema,
-} from '../platform/http.js';
+import { dispatch, HttpError, hasToken, jsonBody, listenOn, parseBody, reply, serve } from '../platform/http.js';
+import { jsonObject, tcpPortSchema } from '../platform/schema.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,

@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
+import { check } from '../platform/schema.js';
 
 /**
  * The framing shared by Roam's binary channels (the migration data channel, the gateway tunnel):
@@ -248,14 +249,7 @@ export function decode<T extends v.GenericSchema>(schema: T, payload: Uint8Array
       cause: error,
     });
   }
-  const result = v.safeParse(schema, value);
-  if (!result.success) {
-    const problems = result.issues.map((issue) => {
-      const path = v.getDotPath(issue);
-      return path ? `${path}: ${issue.message}` : issue.message;
-    });
-    const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
-    throw new MalformedFrameError(`malformed ${frame} frame: ${problems.slice(0, 3).join('; ')}${more}`);
-  }
-  return result.output;
+  const checked = check(schema, value);
+  if (!checked.ok) throw new MalformedFrameError(`malformed ${frame} frame: ${checked.message}`);
+  return checked.value;
 }

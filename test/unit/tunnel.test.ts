@@ -92,7 +92,7 @@ test('Attach and Open payloads are checked against their schemas', () => {
   assert.deepEqual(decode(TunnelPayload.Attach, json(attach)), attach);
   assert.throws(
     () => decode(TunnelPayload.Attach, json({ ...attach, conns: [{ conn: 1, received: -1, finReceived: false }] })),
-    (e) => e instanceof MalformedFrameError && /Attach frame: conns.0.received/.test(e.message),
+    (e) => e instanceof MalformedFrameError && /Attach frame: conns\[0\]\.received/.test(e.message),
   );
   assert.throws(() => decode(TunnelPayload.Attach, json({ container: 'c', conns: [] })), /Attach frame: token/);
   assert.deepEqual(decode(TunnelPayload.Open, json({ port: 80 })), { port: 80 });

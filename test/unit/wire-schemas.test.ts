@@ -18,7 +18,8 @@ import { defaultPower, nodeFacts } from '../../src/agent/facts.js';
 import { GatewayClient, GatewayError } from '../../src/gateway/client.js';
 import { Gateway, PortInfoSchema, PublicationSchema } from '../../src/gateway/gateway.js';
 import { hasCode, isRoamError } from '../../src/platform/errors.js';
-import { check, HttpError, parseBody } from '../../src/platform/http.js';
+import { HttpError, parseBody } from '../../src/platform/http.js';
+import { check } from '../../src/platform/schema.js';
 import { repoRoot, tempDir } from '../helpers.js';
 
 const digest = 'ab'.repeat(32);
