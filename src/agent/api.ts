@@ -236,10 +236,6 @@ export const MigrateLineSchema = v.union(
 );
 export type MigrateLine = v.InferOutput<typeof MigrateLineSchema>;
 
-/** Every error answer (any status but 2xx). */
-export const ErrorReplySchema = jsonObject({ error: text }, 'an error {error}');
-export type ErrorReply = v.InferOutput<typeof ErrorReplySchema>;
-
 /** PUT /v1/modules/{digest}. */
 export const ModuleStoredSchema = jsonObject({ digest, bytes: count }, 'the stored module {digest, bytes}');
 

@@ -1,13 +1,13 @@
 import { type IncomingMessage, request } from 'node:http';
 import type * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
+import { ErrorReplySchema } from '../platform/http.js';
 import { check } from '../platform/schema.js';
 import {
   apiPrefix,
   type ContainerInfo,
   ContainerInfoSchema,
   ContainerListSchema,
-  ErrorReplySchema,
   type IncomingReply,
   IncomingReplySchema,
   type IncomingRequest,

@@ -1,6 +1,7 @@
 import * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
-import { check, jsonObject } from '../platform/schema.js';
+import { ErrorReplySchema } from '../platform/http.js';
+import { check } from '../platform/schema.js';
 import { type PortInfo, PortInfoSchema, type Publication, PublicationSchema } from './gateway.js';
 
 export type GatewayErrorCode =
@@ -30,8 +31,6 @@ export class GatewayError extends RoamError {
 
 /** How long a call to the gateway may take, answer included (every call is small). */
 export const gatewayTimeoutMs = 10_000;
-
-const ErrorReplySchema = jsonObject({ error: v.string('expected a string') }, 'an error {error}');
 
 /** Talks to a gateway's HTTP API; every answer is checked against its schema. */
 export class GatewayClient {

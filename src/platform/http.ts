@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:net';
-import type * as v from 'valibot';
+import * as v from 'valibot';
 import { RoamError } from './errors.js';
-import { check } from './schema.js';
+import { check, jsonObject } from './schema.js';
 
 /** The small JSON-over-HTTP toolkit of Roam's daemons (agent, gateway). */
 
@@ -58,6 +58,9 @@ export function hasToken(req: IncomingMessage, token: string): boolean {
   const expected = Buffer.from(`Bearer ${token}`);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
+
+/** What serve() answers for a request that failed (any status but 2xx), as clients read it. */
+export const ErrorReplySchema = jsonObject({ error: v.string('expected a string') }, 'an error {error}');
 
 /** Runs a request handler, turning thrown errors into JSON error answers. */
 export function serve(handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) {
