@@ -8,13 +8,14 @@ import { kvBench } from './kv.js';
 import { migrationBench, vmMigrationBench } from './migration.js';
 import { programsBench } from './programs.js';
 import { stopBench } from './stop.js';
+import { threadsBench } from './threads.js';
 
 /**
  * `npm run bench`: every figure side by side in one run, written to bench/results.md.
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
-/** ROAM_BENCH_ONLY=corpus,stop,kv,migration,vm runs those sections only (the file then holds only them). */
+/** ROAM_BENCH_ONLY=corpus,stop,threads,kv,migration,vm runs those sections only (the file then holds only them). */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
@@ -45,6 +46,8 @@ try {
     );
   }
   if (wanted('stop')) sections.push(await stopBench(join(work, 'stop'), quick ? 50 : 300));
+  if (wanted('threads'))
+    sections.push(await threadsBench(join(work, 'threads'), quick ? 20_000 : 200_000, quick ? 50 : 300));
   if (wanted('checkpoint'))
     sections.push(
       await checkpointBench(join(work, 'checkpoint'), quick ? [1, 16] : [1, 16, 256, 1024], quick ? 16 : 256),

@@ -24,6 +24,17 @@ void *dlsym(void *__restrict, const char *__restrict);
 int dlclose(void *);
 char *dlerror(void);
 
+#if defined(_GNU_SOURCE) || defined(_BSD_SOURCE)
+typedef struct {
+  const char *dli_fname;
+  void *dli_fbase;
+  const char *dli_sname;
+  void *dli_saddr;
+} Dl_info;
+/* Always 0 (no object holds the address): there are no shared objects. */
+int dladdr(const void *, Dl_info *);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

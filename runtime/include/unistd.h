@@ -76,6 +76,7 @@ char *getpass(const char *);
 #endif
 
 #ifdef _GNU_SOURCE
+char *get_current_dir_name(void);
 int pipe2(int[2], int);
 int dup3(int, int, int);
 int execvpe(const char *, char *const[], char *const[]);

@@ -1,4 +1,5 @@
 /* Dynamic loading: a WebAssembly module is linked whole, so there is nothing to load. */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
@@ -33,4 +34,9 @@ ROAM_WEAK char *dlerror(void) {
   if (!failed) return NULL;
   failed = 0;
   return message;
+}
+
+ROAM_WEAK int dladdr(const void *address, Dl_info *info) {
+  (void)address, (void)info;
+  return 0;
 }

@@ -210,3 +210,6 @@ ROAM_WEAK char *realpath(const char *__restrict path, char *__restrict resolved)
   if (resolved == NULL) return strdup(full);
   return strcpy(resolved, full);
 }
+
+/* glibc's: the working directory in memory of its own (wasi-libc keeps it in __wasilibc_cwd). */
+ROAM_WEAK char *get_current_dir_name(void) { return getcwd(NULL, 0); }

@@ -52,7 +52,8 @@ ROAM_WEAK int sigismember(const sigset_t *set, int sig) {
   return (*set & BIT(sig)) != 0;
 }
 
-static sigset_t blocked;
+/* Per thread once threads exist (pthread.c makes it so); pending signals are per process. */
+sigset_t roam_blocked_signals;
 static sigset_t pending;
 static struct sigaction actions[_NSIG];
 /* si_code of the signal being raised: SI_USER, or SI_TIMER while a timer fires. */
@@ -69,7 +70,7 @@ static void (*installed(int sig))(int) {
 
 static void deliverPending(void) {
   sigset_t ready;
-  while ((ready = pending & ~blocked) != 0) {
+  while ((ready = pending & ~roam_blocked_signals) != 0) {
     int sig = __builtin_ctzll(ready) + 1;
     pending &= ~BIT(sig);
     raise(sig);
@@ -79,7 +80,7 @@ static void deliverPending(void) {
 static void trampoline(int sig) {
   int code = deliveryCode;
   deliveryCode = SI_USER;
-  if (blocked & BIT(sig)) {
+  if (roam_blocked_signals & BIT(sig)) {
     pending |= BIT(sig);
     return;
   }
@@ -96,10 +97,10 @@ static void trampoline(int sig) {
     actions[sig].sa_handler = SIG_DFL;
     actions[sig].sa_flags &= ~SA_SIGINFO;
   }
-  sigset_t saved = blocked;
-  blocked |= action.sa_mask;
-  if (!(action.sa_flags & SA_NODEFER)) blocked |= BIT(sig);
-  blocked &= ~UNBLOCKABLE;
+  sigset_t saved = roam_blocked_signals;
+  roam_blocked_signals |= action.sa_mask;
+  if (!(action.sa_flags & SA_NODEFER)) roam_blocked_signals |= BIT(sig);
+  roam_blocked_signals &= ~UNBLOCKABLE;
   if (action.sa_flags & SA_SIGINFO) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
@@ -110,13 +111,13 @@ static void trampoline(int sig) {
   } else {
     action.sa_handler(sig);
   }
-  blocked = saved;
+  roam_blocked_signals = saved;
   deliverPending();
 }
 
 /* Raises sig now, or leaves it pending while it is blocked. */
 static void deliver(int sig, int code) {
-  if (blocked & BIT(sig)) {
+  if (roam_blocked_signals & BIT(sig)) {
     pending |= BIT(sig);
     return;
   }
@@ -141,7 +142,7 @@ ROAM_WEAK int sigaction(int sig, const struct sigaction *__restrict act, struct 
     if (act->sa_handler == SIG_IGN) {
       signal(sig, SIG_IGN);
       pending &= ~BIT(sig);
-    } else if (act->sa_handler == SIG_DFL && !(blocked & BIT(sig))) {
+    } else if (act->sa_handler == SIG_DFL && !(roam_blocked_signals & BIT(sig))) {
       signal(sig, SIG_DFL); /* what signal() reports stays SIG_DFL */
     } else {
       signal(sig, trampoline);
@@ -151,25 +152,25 @@ ROAM_WEAK int sigaction(int sig, const struct sigaction *__restrict act, struct 
 }
 
 static int changeMask(int how, const sigset_t *set, sigset_t *old) {
-  sigset_t previous = blocked;
+  sigset_t previous = roam_blocked_signals;
   if (set) {
     sigset_t next;
     switch (how) {
-    case SIG_BLOCK: next = blocked | *set; break;
-    case SIG_UNBLOCK: next = blocked & ~*set; break;
+    case SIG_BLOCK: next = roam_blocked_signals | *set; break;
+    case SIG_UNBLOCK: next = roam_blocked_signals & ~*set; break;
     case SIG_SETMASK: next = *set; break;
     default: return EINVAL;
     }
     next &= ~UNBLOCKABLE;
     /* A newly blocked signal at its default action goes through the trampoline, which defers it. */
     for (int sig = 1; sig < _NSIG; sig++) {
-      if ((next & ~blocked & BIT(sig)) && installed(sig) == SIG_DFL) {
+      if ((next & ~roam_blocked_signals & BIT(sig)) && installed(sig) == SIG_DFL) {
         memset(&actions[sig], 0, sizeof actions[sig]);
         actions[sig].sa_handler = SIG_DFL;
         signal(sig, trampoline);
       }
     }
-    blocked = next;
+    roam_blocked_signals = next;
   }
   if (old) *old = previous;
   if (set) deliverPending();
@@ -308,15 +309,15 @@ static void sleepUntil(nanoseconds deadline) {
  * real-time timer. With neither possible no signal could ever come: fail instead of hanging.
  */
 static int waitForSignal(const char *function, sigset_t mask) {
-  sigset_t saved = blocked;
-  blocked = mask & ~UNBLOCKABLE;
+  sigset_t saved = roam_blocked_signals;
+  roam_blocked_signals = mask & ~UNBLOCKABLE;
   for (;;) {
-    if (pending & ~blocked) {
+    if (pending & ~roam_blocked_signals) {
       deliverPending();
       break;
     }
-    if (!timers[ITIMER_REAL].armed || (blocked & BIT(SIGALRM))) {
-      blocked = saved;
+    if (!timers[ITIMER_REAL].armed || (roam_blocked_signals & BIT(SIGALRM))) {
+      roam_blocked_signals = saved;
       return roam_unsupported(function, "no signal can arrive: nothing sends signals to a WebAssembly guest yet",
                               ENOSYS);
     }
@@ -325,7 +326,7 @@ static int waitForSignal(const char *function, sigset_t mask) {
     fireRealTimer(); /* the default action ends the guest here */
     if (!ignored) break;
   }
-  blocked = saved;
+  roam_blocked_signals = saved;
   deliverPending();
   errno = EINTR;
   return -1;
@@ -333,4 +334,4 @@ static int waitForSignal(const char *function, sigset_t mask) {
 
 ROAM_WEAK int sigsuspend(const sigset_t *mask) { return waitForSignal("sigsuspend", *mask); }
 
-ROAM_WEAK int pause(void) { return waitForSignal("pause", blocked); }
+ROAM_WEAK int pause(void) { return waitForSignal("pause", roam_blocked_signals); }

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include "posix.h"
 
@@ -29,4 +30,19 @@ ROAM_WEAK void tzset(void) {
   tzname[0] = tzname[1] = "UTC";
   timezone = 0;
   daylight = 0;
+}
+
+/*
+ * wasi-libc's gettimeofday leaves the obsolete timezone argument untouched, and programs that
+ * still read it (Redis's log dates) get garbage: it is UTC, as everything here.
+ */
+ROAM_WEAK int gettimeofday(struct timeval *__restrict tv, void *__restrict tz) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (tv) {
+    tv->tv_sec = now.tv_sec;
+    tv->tv_usec = (suseconds_t)(now.tv_nsec / 1000);
+  }
+  if (tz) memset(tz, 0, 2 * sizeof(int)); /* struct timezone: minutes west of UTC, DST kind */
+  return 0;
 }

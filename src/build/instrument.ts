@@ -26,6 +26,9 @@ export const suspendingImports = [
   'wasi_snapshot_preview1.sock_send',
   // setjmp/longjmp calls go out through the host and back in (see runtime/src/sjlj.c).
   'env.invoke_*',
+  // Green threads (src/engine/threads.ts): a thread that waits or yields unwinds so another runs.
+  'roam_thread.futex_wait',
+  'roam_thread.yield',
 ];
 
 /** Budget global counted down at every migration point; the host refills it at each poll. */

@@ -21,15 +21,21 @@ export class AsyncifyBufferOverflow extends RoamError {
   readonly code = 'ROAM_ASYNCIFY_OVERFLOW';
 }
 
+/** Where a stack unwinds to: Asyncify's {current, end} header, then the unwound frames. */
+export interface AsyncifyBuffer {
+  address: number;
+  bytes: number;
+}
+
 /**
- * Drives Binaryen's Asyncify exports over the buffer `roam build` reserved in linear memory.
- * The buffer starts with Asyncify's {current, end} header; the unwound frames follow it.
+ * Drives Binaryen's Asyncify exports. Each green thread unwinds into a buffer of its own: the main
+ * thread into the one `roam build` reserved, the others at the bottom of their stack blocks.
  */
 export class Asyncify {
   private readonly exports: AsyncifyExports;
-
-  private readonly buffer: ModuleManifest['asyncifyBuffer'];
-  private readonly stackPointer: WebAssembly.Global;
+  readonly mainBuffer: AsyncifyBuffer;
+  /** The shadow stack pointer (__stack_pointer), switched with the running thread. */
+  readonly stackPointer: WebAssembly.Global;
 
   constructor(
     exports: WebAssembly.Exports,
@@ -37,7 +43,7 @@ export class Asyncify {
     manifest: ModuleManifest,
   ) {
     this.exports = exports as unknown as AsyncifyExports;
-    this.buffer = manifest.asyncifyBuffer;
+    this.mainBuffer = manifest.asyncifyBuffer;
     this.stackPointer = exports[manifest.stackPointer] as WebAssembly.Global;
   }
 
@@ -46,18 +52,18 @@ export class Asyncify {
   }
 
   /** Called from inside an import: the guest returns all the way out, saving its frames. */
-  startUnwind(): void {
+  startUnwind(buffer: AsyncifyBuffer): void {
     // Guest memory is little-endian on every host (s390x included): go through a DataView.
-    const header = new DataView(this.memory.buffer, this.buffer.address, 8);
-    header.setUint32(0, this.buffer.address + 8, true);
+    const header = new DataView(this.memory.buffer, buffer.address, 8);
+    header.setUint32(0, buffer.address + 8, true);
     // The buffer shares the stack region: never write into the live part of the stack.
-    header.setUint32(4, Math.min(this.buffer.address + this.buffer.bytes, this.stackPointer.value as number), true);
-    this.exports.asyncify_start_unwind(this.buffer.address);
+    header.setUint32(4, Math.min(buffer.address + buffer.bytes, this.stackPointer.value as number), true);
+    this.exports.asyncify_start_unwind(buffer.address);
   }
 
-  stopUnwind(): void {
+  stopUnwind(buffer: AsyncifyBuffer): void {
     this.exports.asyncify_stop_unwind();
-    const header = new DataView(this.memory.buffer, this.buffer.address, 8);
+    const header = new DataView(this.memory.buffer, buffer.address, 8);
     if (header.getUint32(0, true) > header.getUint32(4, true)) {
       throw new AsyncifyBufferOverflow(
         'the guest stack outgrew the Asyncify buffer: rebuild with a larger --asyncify-buffer or stack',
@@ -66,8 +72,8 @@ export class Asyncify {
   }
 
   /** Rewinds from the frames saved in the buffer (after an unwind, or a restore of one); they pop off its end. */
-  startRewind(): void {
-    this.exports.asyncify_start_rewind(this.buffer.address);
+  startRewind(buffer: AsyncifyBuffer): void {
+    this.exports.asyncify_start_rewind(buffer.address);
   }
 
   stopRewind(): void {
@@ -75,7 +81,7 @@ export class Asyncify {
   }
 
   /** Bytes of saved frames after an unwind. */
-  usedBytes(): number {
-    return new DataView(this.memory.buffer, this.buffer.address, 4).getUint32(0, true) - this.buffer.address - 8;
+  usedBytes(buffer: AsyncifyBuffer): number {
+    return new DataView(this.memory.buffer, buffer.address, 4).getUint32(0, true) - buffer.address - 8;
   }
 }

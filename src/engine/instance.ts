@@ -1,10 +1,13 @@
 import type { ModuleManifest } from '../build/manifest.js';
 import { wasmPageBytes } from '../build/module-binary.js';
-import { RoamError } from '../platform/errors.js';
 import { Asyncify, AsyncifyState } from './asyncify.js';
 import { type Blocker, synchronousBlocker } from './blocking.js';
+import { GuestTrap, SnapshotError } from './errors.js';
 import { type LoadedModule, ModuleLoadError } from './module.js';
 import { setjmpImports } from './setjmp.js';
+import { FutexResult, mainThreadId, Scheduler, type Thread, ThreadExit, type ThreadsState } from './threads.js';
+
+export { GuestTrap, SnapshotError } from './errors.js';
 
 /** What the engine needs from a system-interface host (the WASI host implements it). */
 export interface GuestHost {
@@ -39,15 +42,10 @@ export interface InstanceSnapshot {
 }
 
 export interface EngineState {
-  /** Memo of the blocking call the guest was in, re-run after a restore (e.g. a sleep's deadline). */
-  resumeMemo: unknown;
-  /** Bytes of unwound frames in the Asyncify buffer (informational). */
+  /** Every green thread: where it unwound to, what it waits for, the memo of its blocking call. */
+  threads: ThreadsState;
+  /** Bytes of unwound frames in the running thread's Asyncify buffer (informational). */
   stackBytes: number;
-}
-
-/** An instance cannot be captured or restored as asked (not stopped, plain module, mismatched snapshot). */
-export class SnapshotError extends RoamError {
-  readonly code = 'ROAM_SNAPSHOT';
 }
 
 /** WASI's EINTR: a blocking call made by a signal handler is interrupted instead of waiting. */
@@ -71,14 +69,20 @@ export function requestStop(flag: StopFlag): void {
   Atomics.notify(flag, 0);
 }
 
-/** The guest trapped (unreachable, out-of-bounds access, call stack exhausted...): its own fault. */
-export class GuestTrap extends RoamError {
-  readonly code = 'ROAM_GUEST_TRAP';
-}
+/** roam_thread.spawn's answers besides a thread id. */
+const SpawnFailed = { limit: -1, notMigratable: -2 } as const;
+
+/** The memo of a thread that yielded. */
+const yielded = 'yielded';
+
+/** A thread that keeps switching to others still lets Node's event loop in this often (I/O, timers). */
+const eventLoopTurnMs = 2;
 
 /**
- * One running module on this node's V8. An instrumented module runs as an async loop: whenever
- * the guest unwinds (a blocking call, a stop request) the loop awaits, then rewinds it.
+ * One running module on this node's V8. An instrumented module runs as an async loop over its
+ * green threads (threads.ts): whenever the running thread unwinds (a blocking call, a futex wait,
+ * the end of its slice, a stop request) the loop picks the next runnable one and rewinds it, and
+ * awaits when none can run.
  */
 export class Instance {
   readonly manifest: ModuleManifest | undefined;
@@ -86,10 +90,10 @@ export class Instance {
   private readonly host: GuestHost;
   private readonly memory: WebAssembly.Memory;
   private readonly asyncify: Asyncify | undefined;
-  private pendingWait: { ready: Promise<unknown>; memo: unknown } | undefined;
-  private resumeMemo: unknown;
-  /** Set while the guest is unwound by a stop request (its frames are in the Asyncify buffer). */
+  private readonly scheduler: Scheduler | undefined;
+  /** Set while the guest is unwound by a stop request (its frames are in the Asyncify buffers). */
   private stopped = false;
+  private lastEventLoopTurn = performance.now();
   /**
    * Set while a signal handler runs, called from a migration point: nothing may unwind the guest
    * then (its outer frames are in the middle of a call), so stops wait and blocking calls get EINTR.
@@ -116,13 +120,21 @@ export class Instance {
       ...sjlj.roam,
       migration_point: this.wrapSuspendingImport(() => this.migrationPoint()),
     };
-    this.instance = new WebAssembly.Instance(loaded.module, { ...hostImports, env: sjlj.env!, roam });
+    this.instance = new WebAssembly.Instance(loaded.module, {
+      ...hostImports,
+      env: sjlj.env!,
+      roam,
+      roam_thread: this.threadImports(),
+    });
     const memory = this.instance.exports.memory;
     if (!(memory instanceof WebAssembly.Memory))
       throw new ModuleLoadError('ROAM_MODULE_INVALID', 'module exports no memory');
     this.memory = memory;
     host.bindMemory(memory);
     this.asyncify = this.manifest ? new Asyncify(this.instance.exports, memory, this.manifest) : undefined;
+    this.scheduler = this.asyncify
+      ? new Scheduler(this.asyncify.mainBuffer, this.asyncify.stackPointer.value as number)
+      : undefined;
   }
 
   /** True when the guest can be stopped and captured (it was instrumented by roam build). */
@@ -138,36 +150,19 @@ export class Instance {
     const start = this.instance.exports._start as () => void;
     if (typeof start !== 'function')
       throw new ModuleLoadError('ROAM_MODULE_INVALID', 'module has no _start export (is it a WASI command?)');
-    if (this.stopped) {
-      // The flag was cleared when the stop was honored: a request made since (even before this
-      // run began) still stands and stops the guest again at its next migration point.
-      this.stopped = false;
-      this.asyncify!.startRewind();
-    }
+    if (!this.scheduler) return this.enterPlain(start);
+    // The flag was cleared when the stop was honored: a request made since (even before this
+    // run began) still stands and stops the guest again at its next migration point.
+    this.stopped = false;
+    this.lastEventLoopTurn = performance.now(); // the guest starts running within this call
     for (;;) {
-      const exited = this.enter(start);
+      // Switching between runnable threads stays synchronous; awaiting costs microseconds.
+      const ready = this.eventLoopDue() ? undefined : this.scheduler.pickNext();
+      const thread = ready ?? (await this.nextThread(this.scheduler));
+      if (!thread) return this.honorStop();
+      const exited = this.enter(thread, start);
       if (exited) return exited;
-      const asyncify = this.asyncify;
-      if (asyncify?.state !== AsyncifyState.Unwinding) return { kind: 'exited', exitCode: 0 };
-      asyncify.stopUnwind();
-      const wait = this.pendingWait;
-      this.pendingWait = undefined;
-      if (wait) {
-        // A stop may arrive while the guest waits; the call is simply re-run after a resume.
-        const stop = Atomics.waitAsync(this.stopFlag, 0, 0);
-        const outcome = await Promise.race([
-          wait.ready.then(
-            () => 'ready',
-            () => 'ready', // a failed wait is reported by the re-run call itself
-          ),
-          stop.async ? stop.value.then(() => 'stop') : Promise.resolve('stop'),
-        ]);
-        this.resumeMemo = wait.memo;
-        if (outcome === 'stop') return this.honorStop();
-      } else if (this.stopRequested()) {
-        return this.honorStop();
-      }
-      asyncify.startRewind();
+      if (this.stopRequested()) return this.honorStop();
     }
   }
 
@@ -180,7 +175,10 @@ export class Instance {
         const value = (this.instance.exports[name] as WebAssembly.Global).value as number | bigint;
         return typeof value === 'bigint' ? { i64: value.toString() } : value;
       }),
-      engine: { resumeMemo: this.resumeMemo, stackBytes: this.asyncify!.usedBytes() },
+      engine: {
+        threads: this.scheduler!.capture(),
+        stackBytes: this.asyncify!.usedBytes(this.scheduler!.current.buffer),
+      },
       host: this.host.capture(),
     };
   }
@@ -220,19 +218,20 @@ export class Instance {
 
   /** Second half of a restore, once memory holds the snapshot's pages: globals and engine state. */
   restoreState(snapshot: { globals: GlobalValue[]; engine: EngineState }): void {
-    if (!this.asyncify) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
+    if (!this.scheduler) throw new SnapshotError('a plain module cannot be restored: build it with roam build');
     const names = this.manifest!.globalExports;
     if (snapshot.globals.length !== names.length) throw new SnapshotError('snapshot globals do not match this module');
     names.forEach((name, i) => {
       const value = snapshot.globals[i]!;
       (this.instance.exports[name] as WebAssembly.Global).value = typeof value === 'number' ? value : BigInt(value.i64);
     });
-    this.resumeMemo = snapshot.engine.resumeMemo;
+    this.scheduler.restore(snapshot.engine.threads);
     this.stopped = true;
   }
 
   private honorStop(): RunOutcome {
     this.stopped = true;
+    this.scheduler!.forgetHostWaits();
     Atomics.store(this.stopFlag, 0, 0);
     return { kind: 'stopped' };
   }
@@ -241,11 +240,71 @@ export class Instance {
     return Atomics.load(this.stopFlag, 0) !== 0;
   }
 
-  private enter(start: () => void): RunOutcome | undefined {
+  /**
+   * The next thread to run, awaiting while all of them wait; undefined when a stop came first.
+   * Now and then it lets Node's event loop turn, or threads that keep switching among themselves
+   * would starve the I/O a waiting thread needs.
+   */
+  private async nextThread(scheduler: Scheduler): Promise<Thread | undefined> {
+    for (;;) {
+      if (this.eventLoopDue()) {
+        await new Promise(setImmediate);
+        this.lastEventLoopTurn = performance.now();
+      }
+      const next = scheduler.pickNext();
+      if (next) return next;
+      const stop = Atomics.waitAsync(this.stopFlag, 0, 0);
+      if (!stop.async) return undefined;
+      // With no event to come (every thread waits on a futex for ever) only a stop ends the wait.
+      const event = scheduler.nextEvent() ?? new Promise<never>(() => {});
+      const outcome = await Promise.race([stop.value.then(() => 'stop' as const), event.then(() => 'event' as const)]);
+      this.lastEventLoopTurn = performance.now();
+      if (outcome === 'stop') return undefined;
+    }
+  }
+
+  private eventLoopDue(): boolean {
+    return performance.now() - this.lastEventLoopTurn > eventLoopTurnMs;
+  }
+
+  /** Runs one thread until it unwinds or ends; an outcome when the whole guest ended. */
+  private enter(thread: Thread, start: () => void): RunOutcome | undefined {
+    const asyncify = this.asyncify!;
+    const scheduler = this.scheduler!;
+    asyncify.stackPointer.value = thread.stackPointer;
+    this.swapLocals(thread, 'in');
+    if (thread.started) asyncify.startRewind(thread.buffer);
+    thread.started = true;
+    const ended = this.call(() => {
+      if (thread.id === mainThreadId) start();
+      else (this.instance.exports.roam_thread_start as (start: number) => void)(thread.start);
+    });
+    if (ended === 'thread-exit' || (ended === undefined && asyncify.state !== AsyncifyState.Unwinding)) {
+      // Returning from _start is the process's exit(0); another thread's end is only its own.
+      if (ended === undefined && thread.id === mainThreadId) return { kind: 'exited', exitCode: 0 };
+      scheduler.exitCurrent();
+      return scheduler.empty ? { kind: 'exited', exitCode: 0 } : undefined;
+    }
+    if (ended !== undefined) return ended;
+    asyncify.stopUnwind(thread.buffer);
+    thread.stackPointer = asyncify.stackPointer.value as number;
+    this.swapLocals(thread, 'out');
+    return undefined;
+  }
+
+  /** A plain module: no threads, no stops; it runs to its end. */
+  private enterPlain(start: () => void): RunOutcome {
+    const ended = this.call(start);
+    return ended === undefined || ended === 'thread-exit' ? { kind: 'exited', exitCode: 0 } : ended;
+  }
+
+  /** Calls into the guest: undefined when the call returned (or unwound), else how it ended. */
+  private call(entry: () => void): RunOutcome | 'thread-exit' | undefined {
     try {
-      start();
+      entry();
       return undefined;
     } catch (error) {
+      if (error instanceof ThreadExit) return 'thread-exit';
       const code = this.isExit(error);
       if (code !== undefined) return { kind: 'exited', exitCode: code };
       if (error instanceof WebAssembly.RuntimeError)
@@ -257,18 +316,46 @@ export class Instance {
     }
   }
 
+  /**
+   * wasi-libc has no thread-local storage: errno and the signal mask are one variable each for
+   * all threads. The guest names them (roam_thread.thread_local) and each thread keeps its values.
+   */
+  private swapLocals(thread: Thread, direction: 'in' | 'out'): void {
+    const locals = this.scheduler!.locals;
+    if (locals.length === 0) return;
+    if (direction === 'in') {
+      let at = 0;
+      for (const range of locals) {
+        new Uint8Array(this.memory.buffer, range.address, range.bytes).set(
+          thread.locals.subarray(at, at + range.bytes),
+        );
+        at += range.bytes;
+      }
+    } else {
+      thread.locals = this.readLocals();
+    }
+  }
+
+  /** The current contents of the per-thread ranges, in their order. */
+  private readLocals(): Uint8Array {
+    const locals = this.scheduler!.locals;
+    const values = new Uint8Array(locals.reduce((n, r) => n + r.bytes, 0));
+    let at = 0;
+    for (const range of locals) {
+      values.set(new Uint8Array(this.memory.buffer, range.address, range.bytes), at);
+      at += range.bytes;
+    }
+    return values;
+  }
+
   private suspendingBlocker(): Blocker {
     return {
       canSuspend: true,
-      takeResumeMemo: () => {
-        const memo = this.resumeMemo;
-        this.resumeMemo = undefined;
-        return memo;
-      },
+      takeResumeMemo: () => this.scheduler!.takeResumeMemo(),
       suspend: (ready, memo) => {
         if (this.inSignalHandler) return interrupted;
-        this.pendingWait = { ready, memo };
-        this.asyncify!.startUnwind();
+        this.scheduler!.waitForHost(ready, memo);
+        this.asyncify!.startUnwind(this.scheduler!.current.buffer);
         return 0;
       },
     };
@@ -280,7 +367,61 @@ export class Instance {
     budget.value = this.manifest!.options.pollInterval;
     if (this.inSignalHandler) return;
     if (this.host.timerDue?.()) this.runTimerHandler();
-    if (this.stopRequested()) this.asyncify!.startUnwind();
+    const scheduler = this.scheduler!;
+    if (this.stopRequested() || scheduler.sliceOver()) this.asyncify!.startUnwind(scheduler.current.buffer);
+  }
+
+  /**
+   * The `roam_thread` import module: what the guest's pthreads (runtime/posix/pthread.c) are built
+   * on. A plain module cannot switch threads: it gets none, and a futex wait sleeps or fails.
+   */
+  private threadImports(): WebAssembly.ModuleImports {
+    return {
+      spawn: (start: number, bufferAddress: number, bufferBytes: number, stackTop: number): number => {
+        if (!this.scheduler) return SpawnFailed.notMigratable;
+        const buffer = { address: bufferAddress, bytes: bufferBytes };
+        return this.scheduler.spawn(start, buffer, stackTop, this.readLocals())?.id ?? SpawnFailed.limit;
+      },
+      exit: (): never => {
+        throw new ThreadExit();
+      },
+      self: (): number => this.scheduler?.current.start ?? 0,
+      thread_local: (address: number, bytes: number): void => {
+        const range = { address, bytes };
+        this.scheduler?.addLocal(range, new Uint8Array(this.memory.buffer, address, bytes).slice());
+      },
+      futex_wait: this.wrapSuspendingImport((address: number, expected: number, timeoutNs: bigint): number =>
+        this.futexWait(address, expected, Number(timeoutNs)),
+      ),
+      futex_wake: (address: number, count: number): number => this.scheduler?.wakeFutex(address, count) ?? 0,
+      yield: this.wrapSuspendingImport((): void => {
+        const scheduler = this.scheduler;
+        // The call is re-made when the thread runs again: that second call has yielded already.
+        if (!scheduler || this.inSignalHandler || scheduler.takeResumeMemo() === yielded) return;
+        scheduler.current.resumeMemo = yielded;
+        this.asyncify!.startUnwind(scheduler.current.buffer);
+      }),
+    };
+  }
+
+  /** Blocks the running thread while the futex word at `address` holds `expected` (re-run once woken). */
+  private futexWait(address: number, expected: number, timeoutNs: number): number {
+    const scheduler = this.scheduler;
+    if (scheduler) {
+      const memo = scheduler.takeResumeMemo() as { futex?: number } | undefined;
+      if (memo?.futex !== undefined) return memo.futex;
+    }
+    if (new DataView(this.memory.buffer, address, 4).getInt32(0, true) !== expected) return FutexResult.valueChanged;
+    if (timeoutNs === 0) return FutexResult.timedOut;
+    if (!scheduler || this.inSignalHandler) {
+      // Nothing else can run to wake it: a timed wait sleeps, an endless one would never end.
+      if (timeoutNs < 0) throw new GuestTrap('deadlock: the only thread waits on a futex with no timeout');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, timeoutNs / 1e6);
+      return FutexResult.timedOut;
+    }
+    scheduler.waitFutex(address, timeoutNs);
+    this.asyncify!.startUnwind(scheduler.current.buffer);
+    return 0;
   }
 
   /** An expired timer: the guest's POSIX layer raises its signal, handlers run to their end here. */

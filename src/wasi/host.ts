@@ -131,8 +131,8 @@ export class WasiHost {
   private readonly network: Network | undefined;
   /** See timer_deadline; 0n when no timer is armed. */
   private timerDeadline: bigint;
-  /** What the suspended guest waits on; obsolete once the guest runs (or is captured) again. */
-  private waiting: Wait | undefined;
+  /** What suspended calls wait on, one per waiting green thread; each leaves when it settles. */
+  private readonly waits = new Set<Wait>();
 
   /** A fresh host; `state` is for restore(), which should be used instead of passing it here. */
   constructor(options: WasiOptions = {}, state: WasiHostState = initialState(options)) {
@@ -168,12 +168,12 @@ export class WasiHost {
   }
 
   /**
-   * The state of the stopped guest. A wait it was suspended on is cancelled (the engine re-runs
-   * the call on resume), so no timer or stdin read outlives the guest on this host. An open
+   * The state of the stopped guest. The waits its threads were suspended on are cancelled (the
+   * engine re-runs the calls on resume), so no timer or stdin read outlives the guest on this host. An open
    * description is captured once, at its lowest fd; its other fds are aliases of that one.
    */
   capture(): WasiHostState {
-    this.dropWait();
+    this.dropWaits();
     const first = new Map<Descriptor, number>();
     const fds = this.fds.entries().map(([fd, d]): FdState => {
       const of = first.get(d);
@@ -210,7 +210,7 @@ export class WasiHost {
    * e.g. on the source node once a migration has committed.
    */
   close(): void {
-    this.dropWait();
+    this.dropWaits();
     for (const d of this.fds.clear()) d.close();
     this.network?.shutdown();
   }
@@ -296,9 +296,10 @@ export class WasiHost {
     return this.importObject;
   }
 
-  private dropWait(): void {
-    this.waiting?.cancel();
-    this.waiting = undefined;
+  /** Cancels every pending wait: their calls are re-made when the guest runs again. */
+  private dropWaits(): void {
+    for (const wait of this.waits) wait.cancel();
+    this.waits.clear();
   }
 
   /**
@@ -307,7 +308,6 @@ export class WasiHost {
    */
   // biome-ignore lint/suspicious/noConfusingVoidType: a call that succeeds with nothing to say returns nothing (errno 0)
   private call(name: string, body: () => number | void | Wait): number {
-    this.dropWait();
     // biome-ignore lint/suspicious/noConfusingVoidType: as body's
     let result: number | void | Wait;
     try {
@@ -317,7 +317,10 @@ export class WasiHost {
       return errnoOf(e, name);
     }
     if (!(result instanceof Wait)) return result ?? Errno.SUCCESS;
-    this.waiting = result;
+    const wait = result;
+    this.waits.add(wait);
+    const settled = () => this.waits.delete(wait);
+    wait.ready.then(settled, settled);
     // Outside the try: if the engine's suspend() fails, that is the engine's error, not the guest's.
     return this.blocker.suspend(result.ready, result.options.memo);
   }
