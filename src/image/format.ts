@@ -6,8 +6,8 @@ import { RoamError } from '../platform/errors.js';
  * archive for transport; both carry the same manifest and checksums.
  */
 export const imageFormat = 'roam-image';
-/** 2: WASI host state 2 (fds sharing a description, pipes). */
-export const imageVersion = 2;
+/** 2: WASI host state 2 (fds sharing a description, pipes). 3: host state 3 (the guest's own sockets). */
+export const imageVersion = 3;
 /** First bytes of the single-file form, followed by a u32 LE manifest length and the manifest. */
 export const archiveMagic = Buffer.from('ROAMIMG\0', 'latin1');
 /** Memory is stored in chunks of one wasm page; all-zero chunks are omitted. */

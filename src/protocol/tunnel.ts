@@ -37,7 +37,14 @@ export const TunnelPayload = {
       ),
     }),
   ),
-  Open: frameSchema('Open', v.object({ port: v.pipe(count, v.maxValue(65535)) })),
+  Open: frameSchema(
+    'Open',
+    v.object({
+      port: v.pipe(count, v.maxValue(65535)),
+      /** The client's address as the gateway sees it (getpeername in the guest); absent from older gateways. */
+      peer: v.optional(v.object({ addr: v.pipe(v.string(), v.maxLength(64)), port: v.pipe(count, v.maxValue(65535)) })),
+    }),
+  ),
 };
 
 export type Attach = v.InferOutput<typeof TunnelPayload.Attach>;
