@@ -11,7 +11,7 @@ import { type FrameLayout, FrameSplitter, frameSchema, MalformedFrameError } fro
 export enum TunnelFrame {
   /** container -> gateway, conn 0: JSON Attach. */
   Attach = 1,
-  /** gateway -> container: a client connected to guest port (JSON {port}). */
+  /** gateway -> container: a client connected to guest port (JSON {port, peer?: {addr, port}}). */
   Open,
   /** either way: [u64 LE offset][bytes] of the connection's stream in that direction. */
   Data,

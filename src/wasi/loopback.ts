@@ -91,6 +91,8 @@ export interface Binding {
 export interface LoopbackListener {
   readonly address: Address;
   readonly v6only: boolean;
+  /** Made by the guest (bind + listen), rather than handed in (LISTEN_FDS). */
+  readonly bound: boolean;
   /** A new connection for the listener: its server side is pending until accepted. */
   enqueue(pair: StreamPair): void;
 }
@@ -278,8 +280,8 @@ export class Loopback {
 
   /** The listener a connect() to `to` reaches, if any: guest-bound ones first, in bind order. */
   listenerFor(to: Address): LoopbackListener | undefined {
-    for (const l of this.listeners) if (reaches(l, to)) return l;
-    return undefined;
+    const reached = [...this.listeners].filter((l) => reaches(l, to));
+    return reached.find((l) => l.bound) ?? reached[0];
   }
 
   /** A new in-container connection from `from` (side 0) to `to` (side 1). */

@@ -617,11 +617,15 @@ export class SocketDescriptor extends SocketBase {
     return { family: this.family, addr: loopbackOf(this.family), port: this.connection.state.port };
   }
 
-  /** The gateway tells the client's address where it knows it; else the gateway's side: loopback, port 0. */
+  /** The client's address as the gateway saw it; from an older gateway, loopback and port 0. */
   override peerAddress(): Address {
     const peer = this.connection.state.peer;
-    if (peer && this.family === 'inet') return { family: 'inet', ...peer };
-    return { family: this.family, addr: loopbackOf(this.family), port: peer?.port ?? 0 };
+    if (!peer) return { family: this.family, addr: loopbackOf(this.family), port: 0 };
+    if (this.family === 'inet') return { family: 'inet', ...peer };
+    // An IPv6 socket sees an IPv4 client at its v4-mapped address (::ffff:a.b.c.d).
+    const [a, b, c, d] = peer.addr.split('.').map(Number) as [number, number, number, number];
+    const mapped = `0:0:0:0:0:ffff:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+    return { family: 'inet6', addr: mapped, port: peer.port };
   }
 
   private wait(): Wait {
