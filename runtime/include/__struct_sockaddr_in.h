@@ -7,6 +7,8 @@
 
 #define __need_STDDEF_H_misc
 #include <stddef.h>
+/* clang's <stddef.h> gives max_align_t to C11 and later only; -std=c99 code (hiredis) needs it too. */
+#include <__stddef_max_align_t.h>
 #include <__typedef_sa_family_t.h>
 #include <__typedef_in_port_t.h>
 #include <__struct_in_addr.h>

@@ -8,6 +8,8 @@
 
 #define __need_STDDEF_H_misc
 #include <stddef.h>
+/* clang's <stddef.h> gives max_align_t to C11 and later only; -std=c99 code (hiredis) needs it too. */
+#include <__stddef_max_align_t.h>
 #include <__typedef_sa_family_t.h>
 
 struct sockaddr_un {

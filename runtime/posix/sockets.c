@@ -16,12 +16,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <wasi/api.h>
@@ -61,9 +63,12 @@ enum {
   OPT_KEEPINTVL,
   OPT_KEEPCNT,
   OPT_V6ONLY,
+  OPT_RCVTIMEO,
+  OPT_SNDTIMEO,
 };
 
 static int fail(uint16_t error) { return errno = error, -1; }
+static int awaitReady(int fd, int option, short events);
 
 /* ---- addresses ---- */
 
@@ -185,6 +190,7 @@ ROAM_WEAK int connect(int fd, const struct sockaddr *sa, socklen_t len) {
 
 ROAM_WEAK int accept4(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len, int flags) {
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
+  if (awaitReady(fd, OPT_RCVTIMEO, POLLIN) != 0) return -1;
   __wasi_fd_t accepted;
   __wasi_errno_t error =
       __wasi_sock_accept((__wasi_fd_t)fd, (flags & SOCK_NONBLOCK) ? __WASI_FDFLAGS_NONBLOCK : 0, &accepted);
@@ -224,6 +230,8 @@ static int optionOf(int level, int name) {
     case SO_RCVBUF: return OPT_RCVBUF;
     case SO_SNDBUF: return OPT_SNDBUF;
     case SO_LINGER: return OPT_LINGER;
+    case SO_RCVTIMEO: return OPT_RCVTIMEO;
+    case SO_SNDTIMEO: return OPT_SNDTIMEO;
     }
   } else if (level == IPPROTO_TCP) {
     switch (name) {
@@ -253,6 +261,13 @@ ROAM_WEAK int getsockopt(int fd, int level, int name, void *__restrict value, so
     *len = sizeof l;
     return 0;
   }
+  if (option == OPT_RCVTIMEO || option == OPT_SNDTIMEO) {
+    struct timeval tv = {.tv_sec = v / 1000, .tv_usec = (v % 1000) * 1000};
+    if (*len < (socklen_t)sizeof tv) return fail(EINVAL);
+    memcpy(value, &tv, sizeof tv);
+    *len = sizeof tv;
+    return 0;
+  }
   /* As Linux: an int, or as much of it as fits. */
   socklen_t n = *len < (socklen_t)sizeof v ? *len : (socklen_t)sizeof v;
   memcpy(value, &v, n);
@@ -269,6 +284,15 @@ ROAM_WEAK int setsockopt(int fd, int level, int name, const void *value, socklen
     if (len < (socklen_t)sizeof l) return fail(EINVAL);
     memcpy(&l, value, sizeof l);
     v = l.l_onoff ? (l.l_linger < 0 ? 0 : l.l_linger) : -1;
+  } else if (option == OPT_RCVTIMEO || option == OPT_SNDTIMEO) {
+    struct timeval tv;
+    if (value == NULL) return fail(EFAULT);
+    if (len < (socklen_t)sizeof tv) return fail(EINVAL);
+    memcpy(&tv, value, sizeof tv);
+    if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return fail(EDOM);
+    /* In milliseconds, rounded up; beyond 24 days, no limit (0), as a timeout that long never ends here. */
+    long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+    v = ms > INT32_MAX ? 0 : (int32_t)ms;
   } else if (option != OPT_UNKNOWN) {
     if (value == NULL) return fail(EFAULT);
     if (len < (socklen_t)sizeof v) return fail(EINVAL);
@@ -279,6 +303,22 @@ ROAM_WEAK int setsockopt(int fd, int level, int name, const void *value, socklen
 }
 
 /* ---- data ---- */
+
+/*
+ * SO_RCVTIMEO / SO_SNDTIMEO of a blocking socket: wait at most that long for it to be ready
+ * (poll, which the host suspends), then EAGAIN as Linux. 0 when ready, -1 with EAGAIN otherwise.
+ * Sockets without a timeout, and other descriptors, go straight on.
+ */
+static int awaitReady(int fd, int option, short events) {
+  int32_t ms;
+  if (roam_sock_getopt(fd, option, &ms) != 0 || ms <= 0) return 0;
+  __wasi_fdstat_t stat;
+  if (__wasi_fd_fdstat_get((__wasi_fd_t)fd, &stat) != 0 || (stat.fs_flags & __WASI_FDFLAGS_NONBLOCK)) return 0;
+  struct pollfd p = {.fd = fd, .events = events};
+  int n = poll(&p, 1, ms);
+  if (n == 0) return fail(EAGAIN);
+  return n < 0 ? -1 : 0;
+}
 
 #define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE)
 #define RECV_FLAGS (MSG_PEEK | MSG_WAITALL | MSG_DONTWAIT)
@@ -310,6 +350,7 @@ static void endDontwait(int fd, const struct nonblocking *state) {
 static ssize_t sendv(int fd, const struct iovec *iov, int count, int flags) {
   if (flags & ~SEND_FLAGS) return fail(EOPNOTSUPP);
   struct nonblocking nb;
+  if (!(flags & MSG_DONTWAIT) && awaitReady(fd, OPT_SNDTIMEO, POLLOUT) != 0) return -1;
   if (beginDontwait(fd, flags & MSG_DONTWAIT, &nb) != 0) return -1;
   size_t sent;
   __wasi_errno_t error = __wasi_sock_send((__wasi_fd_t)fd, (const __wasi_ciovec_t *)iov, (size_t)count, 0, &sent);
@@ -329,6 +370,10 @@ static ssize_t recvv(int fd, struct iovec *iov, int count, int flags) {
   for (;;) {
     size_t n;
     __wasi_roflags_t roflags;
+    if (!(flags & MSG_DONTWAIT) && awaitReady(fd, OPT_RCVTIMEO, POLLIN) != 0) {
+      error = errno;
+      break;
+    }
     error = __wasi_sock_recv((__wasi_fd_t)fd, (const __wasi_iovec_t *)iov, (size_t)count,
                              (flags & MSG_PEEK) ? __WASI_RIFLAGS_RECV_PEEK : 0, &n, &roflags);
     if (error != 0) break;

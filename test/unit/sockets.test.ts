@@ -104,6 +104,7 @@ test('options: defaults, set and read back, Linux doubling of buffer sizes, ENOP
     [SockOpt.RCVBUF, 10, 2304],
     [SockOpt.LINGER, 3, 3],
     [SockOpt.KEEPIDLE, 60, 60],
+    [SockOpt.RCVTIMEO, 1500, 1500],
   ] as const) {
     assert.equal(s.g.posix('sock_setopt', fd, option, value), Errno.SUCCESS);
     assert.deepEqual(s.getopt(fd, option), { errno: 0, value: back });

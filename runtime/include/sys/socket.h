@@ -30,6 +30,9 @@ extern "C" {
 #define SO_KEEPALIVE 9
 #define SO_LINGER 13
 #define SO_REUSEPORT 15
+/* A struct timeval: recv, send, accept (not read and write) fail with EAGAIN after that long. */
+#define SO_RCVTIMEO 20
+#define SO_SNDTIMEO 21
 #define SO_ACCEPTCONN 30
 #define SO_PROTOCOL 38
 #define SO_DOMAIN 39

@@ -47,6 +47,9 @@ export const SockOpt = {
   KEEPINTVL: 13,
   KEEPCNT: 14,
   V6ONLY: 15,
+  /** Milliseconds, 0: none; the POSIX layer waits with poll() before recv, send and accept. */
+  RCVTIMEO: 16,
+  SNDTIMEO: 17,
 } as const;
 
 /** Linux's defaults for the options a guest may set. */
@@ -62,6 +65,8 @@ const DEFAULTS: Record<number, number> = {
   [SockOpt.KEEPINTVL]: 75,
   [SockOpt.KEEPCNT]: 9,
   [SockOpt.V6ONLY]: 0,
+  [SockOpt.RCVTIMEO]: 0,
+  [SockOpt.SNDTIMEO]: 0,
 };
 const TCP_OPTIONS: readonly number[] = [SockOpt.NODELAY, SockOpt.KEEPIDLE, SockOpt.KEEPINTVL, SockOpt.KEEPCNT];
 const SOCK_STREAM = Filetype.SOCKET_STREAM;
@@ -191,6 +196,8 @@ export abstract class SocketBase extends Descriptor {
       value = Math.max(minimum, Math.min(2 * value, 2 ** 31 - 1));
     } else if (option === SockOpt.LINGER) {
       value = value < 0 ? -1 : value;
+    } else if (option === SockOpt.RCVTIMEO || option === SockOpt.SNDTIMEO) {
+      value = Math.max(0, value);
     } else if (option === SockOpt.KEEPIDLE || option === SockOpt.KEEPINTVL || option === SockOpt.KEEPCNT) {
       if (value < 1) throw new WasiError(Errno.INVAL);
     } else {
