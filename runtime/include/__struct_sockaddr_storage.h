@@ -14,7 +14,7 @@
 
 struct sockaddr_storage {
   _Alignas(max_align_t) sa_family_t ss_family;
-  char __ss_data[128 - sizeof(max_align_t)];
+  char __ss_data[128 - sizeof(sa_family_t)];
 };
 
 #endif
