@@ -126,7 +126,7 @@ const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 
 /**
  * The wasi_snapshot_preview1 host, with Roam's roam_posix module beside it (what POSIX needs and
- * WASI lacks: dup, pipe). Imports decode guest memory and dispatch to descriptors;
+ * WASI lacks: dup, pipe, sockets of its own). Imports decode guest memory and dispatch to descriptors;
  * every failure inside a call becomes an errno (proc_exit's WasiExit excepted): nothing thrown
  * by node:fs or a bad guest pointer reaches the engine. Only known failures map to their errno
  * (errors.ts); anything else is a host bug, reported on stderr once per function, and EIO.
