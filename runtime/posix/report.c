@@ -20,6 +20,9 @@ static const char *errnoName(int error) {
   case ENOTSUP: return "ENOTSUP";
   case ECHILD: return "ECHILD";
   case EINTR: return "EINTR";
+  case EAFNOSUPPORT: return "EAFNOSUPPORT";
+  case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+  case ENETUNREACH: return "ENETUNREACH";
   default: return "?";
   }
 }

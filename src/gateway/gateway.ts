@@ -97,6 +97,13 @@ class ClientConnection {
   }
 }
 
+/** The Open frame's payload: the guest port, and the client's address for the guest's getpeername. */
+function openPayload(c: ClientConnection): Buffer {
+  const { remoteAddress: addr, remotePort: port } = c.socket;
+  const peer = addr !== undefined && port !== undefined ? { peer: { addr, port } } : {};
+  return Buffer.from(JSON.stringify({ port: c.publication.port, ...peer }));
+}
+
 /**
  * Owns the public endpoints of a cluster's containers. Clients connect here; their bytes go
  * through the tunnel of the container, wherever it runs. When the tunnel goes (the container
@@ -193,7 +200,7 @@ export class Gateway {
   private onClient(publication: Publication, socket: Socket): void {
     const c = new ClientConnection(this.nextConn++, publication, socket);
     this.conns.set(c.conn, c);
-    this.toContainer(c, TunnelFrame.Open, Buffer.from(JSON.stringify({ port: publication.port })));
+    this.toContainer(c, TunnelFrame.Open, openPayload(c));
     socket.on('data', (chunk: Buffer) => {
       const offset = c.read;
       c.pending.push(chunk);
@@ -268,9 +275,7 @@ export class Gateway {
           this.drop(c);
           continue;
         }
-        socket.write(
-          encodeTunnelFrame(TunnelFrame.Open, c.conn, Buffer.from(JSON.stringify({ port: c.publication.port }))),
-        );
+        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, openPayload(c)));
         this.acknowledged(c, c.acked, false);
         if (c.pending.length)
           socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));

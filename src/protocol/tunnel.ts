@@ -11,7 +11,7 @@ import { type FrameLayout, FrameSplitter, frameSchema, MalformedFrameError } fro
 export enum TunnelFrame {
   /** container -> gateway, conn 0: JSON Attach. */
   Attach = 1,
-  /** gateway -> container: a client connected to guest port (JSON {port}). */
+  /** gateway -> container: a client connected to guest port (JSON {port, peer?: {addr, port}}). */
   Open,
   /** either way: [u64 LE offset][bytes] of the connection's stream in that direction. */
   Data,
@@ -37,7 +37,14 @@ export const TunnelPayload = {
       ),
     }),
   ),
-  Open: frameSchema('Open', v.object({ port: v.pipe(count, v.maxValue(65535)) })),
+  Open: frameSchema(
+    'Open',
+    v.object({
+      port: v.pipe(count, v.maxValue(65535)),
+      /** The client's address as the gateway sees it (getpeername in the guest); absent from older gateways. */
+      peer: v.optional(v.object({ addr: v.pipe(v.string(), v.maxLength(64)), port: v.pipe(count, v.maxValue(65535)) })),
+    }),
+  ),
 };
 
 export type Attach = v.InferOutput<typeof TunnelPayload.Attach>;

@@ -43,6 +43,15 @@ export class FdTable {
     return old && this.unref(old);
   }
 
+  /** Every fd that refers to `from` refers to `to` instead (a socket that became a listener or a connection). */
+  replace(from: Descriptor, to: Descriptor): void {
+    const refs = this.refs.get(from);
+    if (refs === undefined || from === to) return;
+    for (const [fd, d] of this.fds) if (d === from) this.fds.set(fd, to);
+    this.refs.delete(from);
+    this.refs.set(to, refs);
+  }
+
   /** `fd` is closed; returns its descriptor if that was its last fd. */
   delete(fd: number): Descriptor | undefined {
     const d = this.fds.get(fd);

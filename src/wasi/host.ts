@@ -37,15 +37,30 @@ import { DirectoryDescriptor, type DirectoryState } from './descriptors/director
 import { FileDescriptor } from './descriptors/file.js';
 import { type Pipe, PipeDescriptor } from './descriptors/pipe.js';
 import {
+  InetSocketDescriptor,
   ListenerDescriptor,
   type ListenerState,
   RIGHTS_LISTENER,
   RIGHTS_SOCKET,
+  SocketBase,
+  type SocketContext,
   SocketDescriptor,
+  StreamDescriptor,
 } from './descriptors/socket.js';
 import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
 import { errnoOf, nodeCode, WasiError, WasiExit, WasiSetupError } from './errors.js';
 import { FdTable, MAX_FDS } from './fd-table.js';
+import {
+  type Address,
+  ANY4,
+  ANY6,
+  addrBytes,
+  addrText,
+  afOf,
+  familyOf,
+  Loopback,
+  type LoopbackState,
+} from './loopback.js';
 import { GuestMemory } from './memory.js';
 import { Network, type NetworkOptions, type NetworkState } from './network.js';
 import { pollOneoff } from './poll.js';
@@ -96,18 +111,22 @@ export interface WasiHostState {
   network?: NetworkState;
   /** When the guest's real-time timer expires, in ns of its monotonic clock (timer_deadline). */
   timerDeadline?: string;
+  /** In-container connections (stream pairs) and their bytes in flight; absent when there are none. */
+  loopback?: LoopbackState;
 }
 
-/** 2: fds sharing a description (dup) and pipes. */
-const STATE_VERSION = 2;
+/** 2: fds sharing a description (dup) and pipes. 3: the guest's own sockets (socket, loopback pairs). */
+const STATE_VERSION = 3;
 
 const encoder = new TextEncoder();
+/** Bytes of a roam_sockaddr (runtime/posix/sockets.c). */
+const SOCKADDR_SIZE = 20;
 const u64 = (value: bigint) => BigInt.asUintN(64, value);
 const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 
 /**
  * The wasi_snapshot_preview1 host, with Roam's roam_posix module beside it (what POSIX needs and
- * WASI lacks: dup, pipe). Imports decode guest memory and dispatch to descriptors;
+ * WASI lacks: dup, pipe, sockets of its own). Imports decode guest memory and dispatch to descriptors;
  * every failure inside a call becomes an errno (proc_exit's WasiExit excepted): nothing thrown
  * by node:fs or a bad guest pointer reaches the engine. Only known failures map to their errno
  * (errors.ts); anything else is a host bug, reported on stderr once per function, and EIO.
@@ -129,6 +148,9 @@ export class WasiHost {
   private readonly envEncoded: Uint8Array[];
   private importObject: Record<string, WebAssembly.ModuleImports> | undefined;
   private readonly network: Network | undefined;
+  /** The container's own ports, listeners and in-container connections. */
+  private readonly loopback: Loopback;
+  private readonly sockets: SocketContext;
   /** See timer_deadline; 0n when no timer is armed. */
   private timerDeadline: bigint;
   /** What suspended calls wait on, one per waiting green thread; each leaves when it settles. */
@@ -152,6 +174,8 @@ export class WasiHost {
     const network = state.network ?? (options.network && { ...options.network, conns: [] });
     this.network =
       network && new Network(options.network ? { ...network, gateway: options.network.gateway } : network, network);
+    this.loopback = new Loopback(state.loopback);
+    this.sockets = { loopback: this.loopback, network: this.network, canSuspend: this.blocker.canSuspend };
     this.openAll(state.fds, options);
   }
 
@@ -181,12 +205,14 @@ export class WasiHost {
       first.set(d, fd);
       return { fd, ...d.capture() };
     });
+    const loopback = this.loopback.capture();
     return {
       version: STATE_VERSION,
       args: [...this.args],
       env: [...this.env],
       fds,
       clocks: this.clocks.capture(),
+      ...(loopback.pairs.length ? { loopback } : {}),
       ...(this.network ? { network: this.network.capture() } : {}),
       ...(this.timerDeadline ? { timerDeadline: this.timerDeadline.toString() } : {}),
     };
@@ -261,11 +287,15 @@ export class WasiHost {
   ): Descriptor {
     if (state.kind === 'stdio') return StdioDescriptor.restore(state, stdio[state.stream], this.blocker);
     if (state.kind === 'pipe') return PipeDescriptor.restore(state, pipes, this.blocker.canSuspend);
+    if (state.kind === 'inet') return new InetSocketDescriptor(this.sockets, state);
+    if (state.kind === 'stream') return StreamDescriptor.restore(this.sockets, state);
     if (state.kind === 'listener' || state.kind === 'socket') {
-      if (!this.network) throw new WasiSetupError(`WASI host: fd ${state.fd} is a socket but the host has no network`);
+      // A listener the guest made itself needs no gateway; those handed in and their clients do.
+      if (!this.network && !(state.kind === 'listener' && state.bound))
+        throw new WasiSetupError(`WASI host: fd ${state.fd} is a socket but the host has no network`);
       return state.kind === 'listener'
-        ? new ListenerDescriptor(this.network, state)
-        : SocketDescriptor.restore(this.network, state);
+        ? new ListenerDescriptor(this.sockets, state)
+        : SocketDescriptor.restore(this.sockets, state);
     }
     const guest = posix.join(state.preopen, state.path);
     const preopen = preopens.get(state.preopen);
@@ -338,6 +368,28 @@ export class WasiHost {
     const d = this.fd(fd, 0n);
     if (d.filetype !== Filetype.SOCKET_STREAM || d instanceof PipeDescriptor) throw new WasiError(Errno.NOTSOCK);
     return this.fd(fd, rights);
+  }
+
+  /** A socket of any kind (ENOTSOCK otherwise): for the roam_posix socket calls. */
+  private guestSocket(fd: number): SocketBase {
+    const d = this.fd(fd, 0n);
+    if (!(d instanceof SocketBase)) throw new WasiError(Errno.NOTSOCK);
+    return d;
+  }
+
+  /** A roam_sockaddr in guest memory: u16 family (AF_*), u16 port, 16 address bytes. */
+  private readAddress(ptr: number): Address {
+    const family = familyOf(this.memory.getU16(ptr >>> 0));
+    if (family === undefined || family === 'unix') throw new WasiError(Errno.AFNOSUPPORT);
+    const port = this.memory.getU16((ptr >>> 0) + 2);
+    return { family, addr: addrText(family, this.memory.bytes((ptr >>> 0) + 4, 16)), port };
+  }
+
+  private writeAddress(ptr: number, address: Address): void {
+    this.memory.bytes(ptr >>> 0, SOCKADDR_SIZE); // EFAULT before anything is written
+    this.memory.setU16(ptr >>> 0, afOf(address.family));
+    this.memory.setU16((ptr >>> 0) + 2, address.port);
+    this.memory.write((ptr >>> 0) + 4, addrBytes(address));
   }
 
   private dir(fd: number, rights: bigint): DirectoryDescriptor {
@@ -774,6 +826,69 @@ export class WasiHost {
           this.fds.set(readFd, r);
           this.fds.set(writeFd, w);
         }),
+
+      // Sockets (runtime/posix/sockets.c). Addresses are roam_sockaddr structures (readAddress);
+      // none of these calls waits: accept, recv and send go through the suspending WASI calls,
+      // and an in-container connect completes at once.
+
+      /** sock_open(af, fdflags, *fd): a new stream socket of family af (AF_INET, AF_INET6), unbound. */
+      sock_open: (af: number, fdflags: number, out: number) =>
+        this.call('sock_open', () => {
+          const family = familyOf(af);
+          if (family === undefined || family === 'unix') throw new WasiError(Errno.AFNOSUPPORT);
+          if (fdflags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
+          const fd = this.fds.lowestFree();
+          mem.bytes(out >>> 0, 4); // EFAULT before anything exists
+          mem.setU32(out >>> 0, fd);
+          this.fds.set(fd, InetSocketDescriptor.create(this.sockets, family, fdflags));
+        }),
+      /** sock_pair(*fds): two connected AF_UNIX stream sockets (socketpair), the two lowest free fds. */
+      sock_pair: (out: number) =>
+        this.call('sock_pair', () => {
+          const first = this.fds.lowestFree();
+          const second = this.fds.lowestFree(first + 1);
+          mem.bytes(out >>> 0, 8);
+          const [a, b] = StreamDescriptor.socketpair(this.sockets, 'unix');
+          mem.setU32(out >>> 0, first);
+          mem.setU32((out >>> 0) + 4, second);
+          this.fds.set(first, a);
+          this.fds.set(second, b);
+        }),
+      /** sock_bind(fd, *addr). */
+      sock_bind: (fd: number, addr: number) =>
+        this.call('sock_bind', () => this.guestSocket(fd).bind(this.readAddress(addr))),
+      /** sock_listen(fd, backlog): every fd of the socket now refers to a listener. */
+      sock_listen: (fd: number, backlog: number) =>
+        this.call('sock_listen', () => {
+          const socket = this.guestSocket(fd);
+          this.fds.replace(socket, socket.listen(backlog | 0));
+        }),
+      /** sock_connect(fd, *addr): to a listener of this container, or ECONNREFUSED / ENETUNREACH. */
+      sock_connect: (fd: number, addr: number) =>
+        this.call('sock_connect', () => {
+          const socket = this.guestSocket(fd);
+          this.fds.replace(socket, socket.connect(this.readAddress(addr)));
+        }),
+      /** sock_addr(fd, which, *addr): the local (0) or peer (1) address. */
+      sock_addr: (fd: number, which: number, out: number) =>
+        this.call('sock_addr', () => {
+          const socket = this.guestSocket(fd);
+          const any = {
+            family: socket.family,
+            addr: socket.family === 'inet6' ? ANY6 : socket.family === 'inet' ? ANY4 : '',
+            port: 0,
+          };
+          this.writeAddress(out, which ? socket.peerAddress() : (socket.localAddress() ?? any));
+        }),
+      /** sock_getopt(fd, option, *value): an option of SockOpt (descriptors/socket.ts), as an i32. */
+      sock_getopt: (fd: number, option: number, out: number) =>
+        this.call('sock_getopt', () => {
+          const value = this.guestSocket(fd).getOption(option >>> 0);
+          mem.setU32(out >>> 0, value >>> 0);
+        }),
+      /** sock_setopt(fd, option, value). */
+      sock_setopt: (fd: number, option: number, value: number) =>
+        this.call('sock_setopt', () => this.guestSocket(fd).setOption(option >>> 0, value | 0)),
     };
   }
 }

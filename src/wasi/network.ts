@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIPv4, type Socket } from 'node:net';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
@@ -27,6 +27,8 @@ export interface NetworkOptions {
 export interface ConnectionState {
   conn: number;
   port: number;
+  /** The client's IPv4 address and port, where the gateway tells them (getpeername). */
+  peer?: { addr: string; port: number };
   accepted: boolean;
   /** Client -> guest: bytes received in all, those not read yet, and whether the client closed. */
   received: number;
@@ -225,10 +227,11 @@ export class Network {
     let c = this.conns.get(conn);
     if (type === TunnelFrame.Open) {
       if (!c) {
-        const { port } = decode(TunnelPayload.Open, payload);
+        const { port, peer } = decode(TunnelPayload.Open, payload);
         c = new Connection({
           conn,
           port,
+          ...(peer && isIPv4(peer.addr) ? { peer: { addr: peer.addr, port: peer.port } } : {}),
           accepted: false,
           received: 0,
           finReceived: false,

@@ -226,10 +226,10 @@ test('configure-style probes: what the layer defines links, what it does not def
     );
     return roam(['cc', '-o', join(dir, `conftest-${fn}`), source], { cwd: dir });
   };
-  for (const fn of ['fork', 'sigaction', 'getpwnam', 'mkstemp', 'dlopen', 'statvfs', 'pipe', 'pthread_create']) {
+  for (const fn of ['fork', 'sigaction', 'getpwnam', 'mkstemp', 'dlopen', 'statvfs', 'pipe', 'pthread_create', 'socket', 'getaddrinfo']) {
     assert.equal(probe(fn).status, 0, `${fn} should link`);
   }
-  for (const fn of ['posix_spawn', 'sigaltstack', 'getaddrinfo']) {
+  for (const fn of ['posix_spawn', 'sigaltstack', 'gethostbyname']) {
     const link = probe(fn);
     assert.notEqual(link.status, 0, `${fn} should not link`);
     assert.match(link.stderr, new RegExp(`undefined symbol: ${fn}`));

@@ -35,6 +35,10 @@ class LineClient {
     clearInterval(this.timer);
   }
 
+  sendRaw(text: string): void {
+    this.socket.write(text);
+  }
+
   /** The answers so far: [server-wide line number, text]. */
   answers(): [number, string][] {
     return this.received
@@ -100,6 +104,60 @@ test('client connections survive live migrations x64 -> arm64 -> x64: no disconn
     assert.equal(cluster.where(id).node, 'x64');
     a.end();
     b.end();
+  } finally {
+    cluster.down();
+  }
+});
+
+test('a guest that binds the published port itself (socket/bind/listen, IPv4 + IPv6, select) keeps its clients across x64 -> s390x', {
+  timeout: 6 * 60_000,
+}, async () => {
+  const module = join(dir, 'sockets.wasm');
+  const built = roam(['build', join(fixtures, 'sockets.c'), '-O2', '-o', module]);
+  assert.equal(built.status, 0, built.stderr);
+  const cluster = new TestCluster(join(dir, 'cluster-bind'));
+  try {
+    cluster.up('x64,s390x');
+    const port = await freePort();
+    const id = cluster.run('x64', ['-p', `${port}:6380`, module, '--', 'serve', '6380']);
+    const a = new LineClient(port, 'a');
+    a.start(20);
+    await sleep(500);
+    // The guest connects to itself over loopback inside the container, before and after the move.
+    const self = new LineClient(port, 'self');
+    self.sendRaw('self\n');
+    await cluster.okAsync(['migrate', id, '--to', 's390x']);
+    assert.equal(cluster.where(id).node, 's390x');
+    self.sendRaw('self\n');
+    const b = new LineClient(port, 'b');
+    b.start(20);
+    await sleep(1500);
+    a.stop();
+    b.stop();
+    await a.settle();
+    await b.settle();
+    for (const client of [a, b]) {
+      assert.equal(client.closed, false, `${client.name} was never disconnected`);
+      assert.deepEqual(
+        client.answers().map(([, text]) => text),
+        Array.from({ length: client.sent }, (_, i) => `${client.name} ${i + 1}`),
+        `${client.name}: every line answered once, in order`,
+      );
+    }
+    const deadline = Date.now() + 60_000;
+    while (self.answers().length < 2 && Date.now() < deadline) await sleep(100);
+    assert.deepEqual(
+      self.answers().map(([, text]) => text),
+      ['self loopback', 'self loopback'],
+    );
+    const numbers = [...a.answers(), ...b.answers(), ...self.answers()].map(([n]) => n).sort((x, y) => x - y);
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: numbers.length }, (_, i) => i + 1),
+    );
+    a.end();
+    b.end();
+    self.end();
   } finally {
     cluster.down();
   }

@@ -3,9 +3,13 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { GatewayClient } from '../../src/gateway/client.js';
 import { Gateway } from '../../src/gateway/gateway.js';
+import { Errno, Fdflags } from '../../src/wasi/constants.js';
 import { Wait } from '../../src/wasi/descriptors/descriptor.js';
+import { WasiHost } from '../../src/wasi/host.js';
+import { AddressFamily } from '../../src/wasi/loopback.js';
 import { type Connection, Network } from '../../src/wasi/network.js';
 import { freePort } from '../cluster/cluster.js';
+import { Guest, Sockets } from '../wasi/helpers.js';
 
 const token = 'test-token';
 let gateway: Gateway;
@@ -129,4 +133,50 @@ test('clients of a container that never comes back are closed after the grace pe
   } finally {
     short.close();
   }
+});
+
+test("a listener the guest makes on a published port takes the gateway's clients; getpeername is the client's address", async () => {
+  const port = await freePort();
+  await new GatewayClient(addresses.url, token).publish({ hostPort: port, container: 'dddddddddddd', port: 6379 });
+  const network = { gateway: addresses.tunnel, container: 'dddddddddddd', token, ports: [6379] };
+  const g = new Guest(new WasiHost({ network }));
+  const s = new Sockets(g);
+  // fd 3 is the listener handed in (LISTEN_FDS); the guest makes its own on the same port.
+  const l = s.open(AddressFamily.INET, Fdflags.NONBLOCK);
+  assert.equal(l, 4);
+  assert.equal(s.bind(l, AddressFamily.INET, '0.0.0.0', 6379), Errno.SUCCESS);
+  assert.equal(s.listen(l), Errno.SUCCESS);
+  assert.equal(s.accept(l).errno, Errno.AGAIN);
+
+  const client: Socket = connect(port, '127.0.0.1');
+  let answers = '';
+  client.setEncoding('utf8');
+  client.on('data', (d: string) => (answers += d));
+  await new Promise((resolve) => client.on('connect', resolve));
+  client.write('PING\r\n');
+  const accepted = await until(() => {
+    const a = s.accept(l);
+    return a.errno === Errno.SUCCESS ? a.fd : undefined;
+  }, 'the connection at the guest listener');
+  assert.deepEqual(s.name(accepted, 1), {
+    errno: 0,
+    family: AddressFamily.INET,
+    port: client.localPort,
+    addr: '127.0.0.1',
+  });
+  assert.equal(s.name(accepted).port, 6379);
+  g.call('fd_fdstat_set_flags', accepted, Fdflags.NONBLOCK);
+  const input = await until(() => {
+    const r = g.read(accepted, 100);
+    return r.errno === Errno.SUCCESS && r.data ? r.data : undefined;
+  }, 'the client bytes');
+  assert.equal(input, 'PING\r\n');
+  assert.deepEqual(g.write(accepted, '+PONG\r\n'), { errno: 0, n: 7 });
+  await until(() => answers === '+PONG\r\n', 'the answer at the client');
+  // A connection from inside the container reaches the same listener, without the gateway.
+  const inner = s.open();
+  assert.equal(s.connect(inner, AddressFamily.INET, '127.0.0.1', 6379), Errno.SUCCESS);
+  assert.equal(s.accept(l).errno, Errno.SUCCESS);
+  client.destroy();
+  g.host.close();
 });

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ClockSource } from '../../src/wasi/clock.js';
 import { Clockid, Errno, Fdflags, Oflags, Rights } from '../../src/wasi/constants.js';
+import { SockOpt } from '../../src/wasi/descriptors/socket.js';
 import { WasiHost, type WasiHostState } from '../../src/wasi/host.js';
-import { fifo, Guest, READ_RIGHTS, RecordingBlocker, tempDir } from './helpers.js';
+import { AddressFamily } from '../../src/wasi/loopback.js';
+import { fifo, Guest, READ_RIGHTS, RecordingBlocker, Sockets, tempDir } from './helpers.js';
 
 /** What an image does to the state: it must survive JSON untouched. */
 function viaJson(state: WasiHostState): WasiHostState {
@@ -227,4 +229,30 @@ test('narrowed rights survive and are not widened by restore', () => {
 test('an unknown state version is refused', () => {
   const state = { ...Guest.create().host.capture(), version: 99 } as unknown as WasiHostState;
   assert.throws(() => WasiHost.restore(state), { code: 'ROAM_WASI_SETUP', message: /unsupported state version 99/ });
+});
+
+test("the guest's own sockets: each kind, its flags and options, and the connections' bytes", () => {
+  const { g, dir } = setup();
+  const s = new Sockets(g);
+  const fresh = s.open(AddressFamily.INET6, Fdflags.NONBLOCK);
+  const [l, c, a] = s.connected(9000);
+  assert.equal(g.posix('sock_setopt', l, SockOpt.KEEPALIVE, 1), Errno.SUCCESS);
+  g.write(c, 'in flight');
+  const state = viaJson(g.host.capture());
+  assert.deepEqual(
+    state.fds.filter((f) => f.fd > 3).map((f) => f.kind),
+    ['inet', 'listener', 'stream', 'stream'],
+  );
+  const r = new Sockets(new Guest(WasiHost.restore(state, { preopens: [{ guestPath: '/data', hostPath: dir }] })));
+  const again = r.g.host.capture();
+  assert.deepEqual(
+    [again.fds, again.loopback],
+    [state.fds, state.loopback],
+    'a restored host captures the same sockets',
+  );
+  assert.equal(r.g.fdstat(fresh).flags, Fdflags.NONBLOCK);
+  assert.equal(r.getopt(fresh, SockOpt.DOMAIN).value, AddressFamily.INET6);
+  assert.equal(r.getopt(l, SockOpt.KEEPALIVE).value, 1);
+  assert.deepEqual(r.g.read(a, 100), { errno: 0, data: 'in flight' });
+  assert.deepEqual(r.name(c, 1), s.name(c, 1));
 });

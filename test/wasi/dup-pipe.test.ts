@@ -362,7 +362,7 @@ test('capture → restore: a dup shares the offset again, pipes keep their bytes
   g.write(w2, 'then EOF');
   g.call('fd_close', w2);
   const state = viaJson(g.host.capture());
-  assert.equal(state.version, 2);
+  assert.equal(state.version, 3);
   assert.deepEqual(
     state.fds.map((s) => [s.fd, s.kind, s.kind === 'dup' ? s.of : s.kind === 'pipe' ? `${s.pipe} ${s.end}` : '']),
     [

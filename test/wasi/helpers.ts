@@ -1,4 +1,5 @@
 /** Drive a WasiHost's imports directly against a WebAssembly.Memory, without a module. */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, open, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { promisify } from 'node:util';
 import type { Blocker } from '../../src/engine/blocking.js';
 import { Errno, Oflags, RIGHTS_ALL, Rights } from '../../src/wasi/constants.js';
 import { WasiHost, type WasiOptions } from '../../src/wasi/host.js';
+import { AddressFamily } from '../../src/wasi/loopback.js';
 
 /** A temporary directory removed when the test file ends. */
 export function tempDir(): string {
@@ -330,5 +332,81 @@ export class RecordingBlocker implements Blocker {
     this.last = undefined;
     await last.ready;
     this.memo = last.memo;
+  }
+}
+
+/** The roam_posix socket calls on a Guest, with roam_sockaddr addresses written and read as text. */
+export class Sockets {
+  constructor(readonly g: Guest) {}
+
+  open(family: number = AddressFamily.INET, fdflags = 0): number {
+    const out = this.g.alloc(4);
+    assert.equal(this.g.posix('sock_open', family, fdflags, out), Errno.SUCCESS);
+    return this.g.u32(out);
+  }
+
+  /** A roam_sockaddr in guest memory. */
+  addr(family: number, text: string, port: number): number {
+    const ptr = this.g.alloc(20);
+    const view = this.g.view;
+    view.setUint16(ptr, family, true);
+    view.setUint16(ptr + 2, port, true);
+    const bytes =
+      family === AddressFamily.INET
+        ? text.split('.').map(Number)
+        : text.split(':').flatMap((g) => {
+            const n = Number.parseInt(g, 16);
+            return [n >> 8, n & 0xff];
+          });
+    new Uint8Array(this.g.memory.buffer, ptr + 4, 16).set(bytes);
+    return ptr;
+  }
+
+  bind(fd: number, family: number, text: string, port: number): number {
+    return this.g.posix('sock_bind', fd, this.addr(family, text, port));
+  }
+
+  connect(fd: number, family: number, text: string, port: number): number {
+    return this.g.posix('sock_connect', fd, this.addr(family, text, port));
+  }
+
+  name(fd: number, peer = 0): { errno: number; family: number; port: number; addr: string } {
+    const out = this.g.alloc(20);
+    const errno = this.g.posix('sock_addr', fd, peer, out);
+    const family = this.g.u16(out);
+    const bytes = [...this.g.bytes(out + 4, 16)];
+    const addr =
+      family === AddressFamily.INET
+        ? bytes.slice(0, 4).join('.')
+        : Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16)).join(':');
+    return { errno, family, port: this.g.u16(out + 2), addr };
+  }
+
+  listen(fd: number): number {
+    return this.g.posix('sock_listen', fd, 128);
+  }
+
+  accept(fd: number, flags = 0): { errno: number; fd: number } {
+    const out = this.g.alloc(4);
+    const errno = this.g.call('sock_accept', fd, flags, out);
+    return { errno, fd: this.g.u32(out) };
+  }
+
+  getopt(fd: number, option: number): { errno: number; value: number } {
+    const out = this.g.alloc(4);
+    const errno = this.g.posix('sock_getopt', fd, option, out);
+    return { errno, value: this.g.view.getInt32(out, true) };
+  }
+
+  /** A listener on 127.0.0.1:port and a client connected to it, accepted: [listener, client, server]. */
+  connected(port: number): [number, number, number] {
+    const l = this.open();
+    assert.equal(this.bind(l, AddressFamily.INET, '127.0.0.1', port), Errno.SUCCESS);
+    assert.equal(this.listen(l), Errno.SUCCESS);
+    const c = this.open();
+    assert.equal(this.connect(c, AddressFamily.INET, '127.0.0.1', port), Errno.SUCCESS);
+    const s = this.accept(l);
+    assert.equal(s.errno, Errno.SUCCESS);
+    return [l, c, s.fd];
   }
 }

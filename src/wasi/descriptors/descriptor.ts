@@ -4,7 +4,7 @@ import type { Filestat } from '../stat.js';
 import type { DirectoryState } from './directory.js';
 import type { FileState } from './file.js';
 import type { PipeState } from './pipe.js';
-import type { ListenerState, SocketState } from './socket.js';
+import type { InetSocketState, ListenerState, SocketState, StreamState } from './socket.js';
 import type { StdioState } from './stdio.js';
 
 /**
@@ -31,7 +31,15 @@ export interface CommonState {
   fdflags: number;
 }
 
-export type DescriptorState = StdioState | FileState | DirectoryState | ListenerState | SocketState | PipeState;
+export type DescriptorState =
+  | StdioState
+  | FileState
+  | DirectoryState
+  | ListenerState
+  | SocketState
+  | PipeState
+  | InetSocketState
+  | StreamState;
 
 /**
  * One open guest fd. Each kind overrides what it supports; the defaults answer the way POSIX
