@@ -226,7 +226,18 @@ test('configure-style probes: what the layer defines links, what it does not def
     );
     return roam(['cc', '-o', join(dir, `conftest-${fn}`), source], { cwd: dir });
   };
-  for (const fn of ['fork', 'sigaction', 'getpwnam', 'mkstemp', 'dlopen', 'statvfs', 'pipe', 'pthread_create', 'socket', 'getaddrinfo']) {
+  for (const fn of [
+    'fork',
+    'sigaction',
+    'getpwnam',
+    'mkstemp',
+    'dlopen',
+    'statvfs',
+    'pipe',
+    'pthread_create',
+    'socket',
+    'getaddrinfo',
+  ]) {
     assert.equal(probe(fn).status, 0, `${fn} should link`);
   }
   for (const fn of ['posix_spawn', 'sigaltstack', 'gethostbyname']) {
