@@ -11,7 +11,7 @@ const throughputTarget = 0.7;
 const pauseSlackMs = 5;
 
 /** redis-benchmark requests per second for one test (GET or SET) against `port`. */
-function redisBenchmark(port: number, test: 'get' | 'set', pipeline: number, requests: number): number {
+export function redisBenchmark(port: number, test: 'get' | 'set', pipeline: number, requests: number): number {
   const run = spawnSync(
     'redis-benchmark',
     ['-p', String(port), '-t', test, '-n', String(requests), '-c', '50', '-P', String(pipeline), '--csv'],
@@ -23,7 +23,7 @@ function redisBenchmark(port: number, test: 'get' | 'set', pipeline: number, req
   return Number(JSON.parse(`[${line}]`)[1]);
 }
 
-async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

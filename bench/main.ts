@@ -7,6 +7,7 @@ import { repoRoot } from './harness.js';
 import { kvBench } from './kv.js';
 import { migrationBench, vmMigrationBench } from './migration.js';
 import { programsBench } from './programs.js';
+import { redisBench } from './redis.js';
 import { stopBench } from './stop.js';
 import { threadsBench } from './threads.js';
 
@@ -15,7 +16,7 @@ import { threadsBench } from './threads.js';
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
-/** ROAM_BENCH_ONLY=corpus,stop,threads,kv,migration,vm runs those sections only (the file then holds only them). */
+/** ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,vm runs those sections only (the file then holds only them). */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
@@ -59,6 +60,7 @@ try {
       await vmMigrationBench(join(work, 'vm'), quick ? [16, 64] : [64, 256, 1024], quick ? [16] : [64, 256]),
     );
   if (wanted('kv')) sections.push(await kvBench(join(work, 'kv'), quick ? 20_000 : 100_000, quick ? 1 : 3));
+  if (wanted('redis')) sections.push(await redisBench(join(work, 'redis'), quick ? 20_000 : 100_000, quick ? 1 : 3));
   const header = [
     '# Benchmark results',
     '',

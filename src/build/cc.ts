@@ -18,13 +18,18 @@ const queryFlags = new Set([
   '-print-search-dirs',
   '-print-libgcc-file-name',
 ]);
-/** Flags that make sense for native builds but not for wasm32-wasi (no threads, no shared objects). */
+/**
+ * Flags that make sense for native builds but not for wasm32-wasi: no shared objects, and threads
+ * need no flag (green threads are always there).
+ */
 const droppedFlags = new Set(['-pthread', '-pthreads', '-rdynamic', '-fPIC', '-fpic', '-fPIE', '-fpie', '-pie']);
+/** wasi-libc's optional parts every program gets: its emulations, and printf/scanf of long double (%Lf). */
 const emulationLibraries = [
   '-lwasi-emulated-signal',
   '-lwasi-emulated-process-clocks',
   '-lwasi-emulated-getpid',
   '-lwasi-emulated-mman',
+  '-lc-printscan-long-double',
 ];
 /** Options whose value is the next argument (so that value is not an input file). */
 const optionsWithValue = new Set([

@@ -142,6 +142,7 @@ getpass: NULL ENOTTY
 chroot: -1 EPERM
 pthread_once ran
 pthread_mutex_lock: 0 then EBUSY
+long double: 6.500
 `.slice(1);
 
 const unsupported = (fn: string, why: string, result: string, errno: string) =>
