@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { repoRoot, roam, skipIfMissing, tempDir } from '../helpers.js';
+import { wasmProgramsMissing } from './programs.js';
 
 const helper = `
 #include <stdio.h>
@@ -70,19 +71,8 @@ test('roam-exec: a trap exits 134 as SIGABRT would, a missing module 127', () =>
   assert.match(missing.stderr, /nothing: no such file/);
 });
 
-/** scripts/setup registers this checkout's bin/roam-binfmt for `\0asm` files. */
-function binfmtMissing(): string | false {
-  const entry = '/proc/sys/fs/binfmt_misc/roam-wasm';
-  const what = "binfmt_misc runs WebAssembly modules with this checkout's bin/roam-binfmt (scripts/setup)";
-  if (!existsSync(entry)) return what;
-  const lines = readFileSync(entry, 'utf8').split('\n');
-  return lines.includes('enabled') && lines.includes(`interpreter ${join(repoRoot, 'bin', 'roam-binfmt')}`)
-    ? false
-    : what;
-}
-
 test('a module roam cc built runs directly (binfmt_misc), argv[0] as typed', {
-  skip: skipIfMissing(binfmtMissing()),
+  skip: skipIfMissing(wasmProgramsMissing()),
 }, () => {
   const run = runIn(module, []);
   assert.equal(run.stderr, '');

@@ -153,6 +153,33 @@ export const corpusPrograms: Program[] = [
     },
   },
   {
+    name: 'bc',
+    prepare(work) {
+      writeFileSync(
+        join(work, 'calc.bc'),
+        [
+          'scale = 600',
+          '4 * a(1)',
+          'e(1)',
+          'l(2)',
+          's(1) + c(1)',
+          'sqrt(2)',
+          'define f(n) {',
+          '  if (n < 2) return (n)',
+          '  return (f(n - 1) + f(n - 2))',
+          '}',
+          'f(20)',
+          '2 ^ 1000',
+          'obase = 16',
+          '2 ^ 256 - 1',
+          'quit',
+          '',
+        ].join('\n'),
+      );
+      return { args: ['-l', 'calc.bc'], outputs: [] };
+    },
+  },
+  {
     name: 'units',
     prepare(work) {
       fromRecipe('units-data', work, '.');
@@ -204,6 +231,16 @@ export const corpusPrograms: Program[] = [
     },
   },
   {
+    name: 'discount',
+    prepare(work) {
+      const docs = ['README.md', 'CONTRIBUTING.md', 'docs/posix.md'].map((f) =>
+        readFileSync(join(repoRoot, f), 'utf8'),
+      );
+      writeFileSync(join(work, 'doc.md'), docs.join('\n').repeat(20));
+      return { args: ['doc.md'], outputs: [] };
+    },
+  },
+  {
     name: 'xmlwf',
     prepare(work) {
       const items = Array.from(
@@ -217,6 +254,23 @@ export const corpusPrograms: Program[] = [
     },
   },
 ];
+
+/**
+ * Why WebAssembly modules do not run as programs here (false when they do): scripts/setup
+ * registers this checkout's bin/roam-binfmt with binfmt_misc. Builds that run a program they have
+ * just compiled (bc, discount) need it.
+ */
+export function wasmProgramsMissing(): string | false {
+  const entry = '/proc/sys/fs/binfmt_misc/roam-wasm';
+  const what = "binfmt_misc runs WebAssembly modules with this checkout's bin/roam-binfmt (scripts/setup)";
+  if (!existsSync(entry)) return what;
+  const lines = readFileSync(entry, 'utf8').split('\n');
+  const ours = lines.includes('enabled') && lines.includes(`interpreter ${join(repoRoot, 'bin', 'roam-binfmt')}`);
+  return ours ? false : what;
+}
+
+/** Corpus programs whose build runs a program it has just compiled (bc's fbc, discount's mktags). */
+export const buildsRunPrograms = new Set(['bc', 'discount']);
 
 export interface BuiltProgram {
   native: string;
