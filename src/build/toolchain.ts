@@ -147,10 +147,20 @@ function readMemo(path: string, fingerprint: string): Toolchain | undefined {
     else fields.set(key, value);
   }
   if (runtimeObjects.length !== runtimeSources.length || !memoKeys.every((key) => fields.has(key))) return undefined;
-  const toolchain = { runtimeObjects } as Partial<Toolchain> & { runtimeObjects: string[] };
-  for (const key of memoKeys) toolchain[key] = fields.get(key)!;
-  const built = [...runtimeObjects, toolchain.commandStart!, toolchain.posixLibrary!];
-  return built.every((file) => existsSync(file)) ? (toolchain as Toolchain) : undefined;
+  const field = (key: (typeof memoKeys)[number]) => fields.get(key)!;
+  const toolchain: Toolchain = {
+    clang: field('clang'),
+    clangxx: field('clangxx'),
+    ar: field('ar'),
+    cxxInclude: field('cxxInclude'),
+    resourceInclude: field('resourceInclude'),
+    sysrootInclude: field('sysrootInclude'),
+    runtimeObjects,
+    commandStart: field('commandStart'),
+    posixLibrary: field('posixLibrary'),
+  };
+  const built = [...runtimeObjects, toolchain.commandStart, toolchain.posixLibrary];
+  return built.every((file) => existsSync(file)) ? toolchain : undefined;
 }
 
 function writeMemo(path: string, fingerprint: string, toolchain: Toolchain): Toolchain {
