@@ -14,6 +14,8 @@ export function programsBench(
   rounds: number,
   list: Program[],
   heading: { title: string; workloads: string },
+  /** Run each program's bench-sized workload (`benchScale`) rather than the tests'. */
+  scaled = false,
 ): string {
   const rows: (string | number)[][] = [];
   const ratios = { wasm: [] as number[], roam: [] as number[], roamNative: [] as number[] };
@@ -25,7 +27,7 @@ export function programsBench(
         const dir = join(work, `${program.name}-${form}`);
         rmSync(dir, { recursive: true, force: true });
         mkdirSync(dir, { recursive: true });
-        const workload = program.prepare(dir);
+        const workload = program.prepare(dir, scaled ? program.benchScale : 1);
         const started = performance.now();
         const run: Run =
           form === 'native'

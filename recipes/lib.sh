@@ -9,6 +9,7 @@
 #   run CMD... / timed LABEL CMD...   runs CMD with its output going to the log (timed: + duration)
 #   recipe_stamp / recipe_up_to_date / recipe_done   skip a build whose inputs did not change
 #   need_debian_packages PKG...   installs missing build tools (as root)
+#   need_wasm_programs            stops unless WebAssembly modules run as programs (binfmt_misc)
 #   wasm_ar / wasm_ranlib         llvm-ar/llvm-ranlib (wasm-ld needs archive indexes)
 #
 # Sources come only from npm or Debian source packages and are cached in
@@ -103,6 +104,8 @@ recipe_stamp() {
     echo "$extra"
     cat "$RECIPES_DIR/lib.sh" "$RECIPE_DIR"/*
     cat "$REPO_ROOT"/dist/src/build/cc.js "$REPO_ROOT"/dist/src/build/toolchain.js 2>/dev/null || true
+    # What runs configure's test programs and a build's own helpers (binfmt_misc: scripts/setup).
+    cat "$REPO_ROOT"/bin/roam-exec "$REPO_ROOT"/bin/roam-binfmt "$REPO_ROOT"/dist/src/cli/exec.js 2>/dev/null || true
     # The runtime and the POSIX layer roam cc links into every program, and the CMake toolchain.
     find "$REPO_ROOT/runtime" "$REPO_ROOT/cmake" -type f | sort | xargs cat
     echo "ROAM=${ROAM:-}"
@@ -138,6 +141,15 @@ need_debian_packages() {
   log "installing ${missing[*]}"
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
     || { run apt-get update && run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+}
+
+# need_wasm_programs: for a build that runs a program it has just compiled with roam cc (bc's fbc,
+# discount's mktags): the kernel must hand WebAssembly modules to bin/roam-binfmt, as scripts/setup
+# arranges (binfmt_misc).
+need_wasm_programs() {
+  local entry=/proc/sys/fs/binfmt_misc/roam-wasm
+  [[ -f "$entry" ]] && grep -qx enabled "$entry" && return 0
+  die "recipes/$RECIPE_NAME: its build runs programs it has just compiled, and WebAssembly modules do not run as programs here: run scripts/setup (it registers them with binfmt_misc)"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,13 @@ char *mkdtemp(char *);
 /* files.c */
 char *realpath(const char *__restrict, char *__restrict);
 
+/* wasi-libc defines these (from WASI's random_get) but its header hides them; glibc 2.36 declares
+   them, and configure finds them by linking (mawk then calls arc4random undeclared). uint32_t
+   by the compiler's name: <stdlib.h> does not define it. */
+__UINT32_TYPE__ arc4random(void);
+void arc4random_buf(void *, size_t);
+__UINT32_TYPE__ arc4random_uniform(__UINT32_TYPE__);
+
 /* For system()'s status, as glibc's <stdlib.h> defines them (also in <sys/wait.h>). */
 #ifndef WEXITSTATUS
 #define WNOHANG 1

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { Container, readModuleFile } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
 import { runHere } from '../container/run-here.js';
+import { ownTemporaryDirectory } from '../container/temporary-directory.js';
 import { Image } from '../image/image.js';
 import { nodeCommand } from '../platform/foreign-node.js';
 import { hostIsa, type Isa, isas, isIsa } from '../platform/isa.js';
@@ -47,6 +49,7 @@ export function registerRestore(program: Command): void {
       const image = Image.open(imagePath);
       const verified = performance.now();
       const module = opts.module ? (await readModuleFile(opts.module)).module : undefined;
+      const temporary = ownTemporaryDirectory(image.state(), remap);
       const { container, resumedAt } = await Container.restore(image, remap, { module });
       if (opts.timings) {
         // performance.now() counts from this process's start.
@@ -57,6 +60,8 @@ export function registerRestore(program: Command): void {
         );
       }
       process.exitCode = await runHere(container, opts.name);
+      // Kept when this run was checkpointed again: that image refers to it.
+      if (temporary && !container.checkpointed) rmSync(temporary, { recursive: true, force: true });
     });
 }
 

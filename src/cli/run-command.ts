@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { Container, readModuleFile } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
 import { runHere } from '../container/run-here.js';
-import { withTemporaryDirectory } from '../container/temporary-directory.js';
+import { temporaryDirectoryPrefix, withTemporaryDirectory } from '../container/temporary-directory.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 
@@ -97,7 +97,7 @@ ${info.id}
         const given = preopens.map((p) => ({ guestPath: p.guestPath, hostPath: resolve(p.hostPath) }));
         let temporary: string | undefined;
         const sandbox = withTemporaryDirectory(given, env, () => {
-          temporary = mkdtempSync(join(tmpdir(), 'roam-tmp-'));
+          temporary = mkdtempSync(join(tmpdir(), temporaryDirectoryPrefix));
           return temporary;
         });
         const container = await Container.open({

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildFixture, roam, roamWithPipe, tempDir } from '../helpers.js';
+import { buildFixture, roam, roamInBackground, roamWithPipe, sleep, tempDir, waitForContainer } from '../helpers.js';
 
 const { dir, cleanup } = tempDir();
 let echo: { plain: string; roam: string };
@@ -55,5 +55,27 @@ test('stdin from a file', () => {
     const result = roam(['run', module], { stdinFile: input });
     assert.equal(result.stdout.length, 100_000 + '\ntotal=100000\n'.length);
     assert.equal(result.status, 0);
+  }
+});
+
+test("roam restore removes the checkpointed run's temporary directory when the guest ends, and makes it again for another restore", async () => {
+  const spin = buildFixture('spin', join(dir, 'spin'));
+  // roam run makes the container's /tmp under the host's TMPDIR.
+  const hostTemp = join(dir, 'host-tmp');
+  const runtimeDir = join(dir, 'run');
+  mkdirSync(hostTemp);
+  const env = { ...process.env, TMPDIR: hostTemp, ROAM_RUNTIME_DIR: runtimeDir };
+  const reference = roam(['run', spin.plain, '--', '300000000']).stdout;
+  const first = roamInBackground(['run', '--name', 'tmpdir', spin.roam, '--', '300000000'], { env });
+  await waitForContainer('tmpdir', runtimeDir);
+  await sleep(300);
+  const image = join(dir, 'tmpdir.img');
+  assert.equal(roam(['checkpoint', 'tmpdir', '-o', image], { env }).status, 0);
+  assert.equal((await first.done).status, 0);
+  assert.equal(readdirSync(hostTemp).length, 1, 'kept after the checkpoint: the image refers to it');
+  for (const attempt of ['first', 'second']) {
+    const restored = roam(['restore', image], { env });
+    assert.equal(restored.stdout, reference, `${attempt} restore: ${restored.stderr}`);
+    assert.deepEqual(readdirSync(hostTemp), [], `${attempt} restore: removed when the guest ended`);
   }
 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/build/manifest.js';
 import type { Isa } from '../../src/platform/isa.js';
@@ -18,12 +18,23 @@ export interface Workload {
   args: string[];
   /** Files the run writes that must come out identical. */
   outputs: string[];
+  /** A file of the working directory the program reads as its standard input (else none). */
+  stdin?: string;
 }
 
 export interface Program {
   name: string;
-  /** Fills a fresh working directory with the workload's inputs. */
-  prepare(work: string): Workload;
+  /**
+   * Fills a fresh working directory with the workload's inputs. `scale` (default 1: the tests')
+   * multiplies the work, deterministically: the bench passes `benchScale`.
+   */
+  prepare(work: string, scale?: number): Workload;
+  /**
+   * How much larger the bench's workload is than the test's, so that the native run takes a
+   * second or more and start-up (Node, compiling the module: about 0.4 s) does not make the
+   * ratios (default 1).
+   */
+  benchScale?: number;
 }
 
 /** Deterministic text with some structure (for the compressors). */
@@ -99,6 +110,16 @@ function fromRecipe(dir: string, work: string, as = dir): void {
   cpSync(join(programsDir, dir), join(work, as), { recursive: true });
 }
 
+/**
+ * Markdown for cmark and discount: this repository's own documents. They change with the
+ * repository, and both builds of a program read the same text, so outputs still compare.
+ */
+function markdownDocs(): string {
+  return ['README.md', 'CONTRIBUTING.md', 'docs/posix.md']
+    .map((f) => readFileSync(join(repoRoot, f), 'utf8'))
+    .join('\n');
+}
+
 /** A deterministic directory tree for `tree`: nested directories, files of several names. */
 function directoryTree(root: string, depth: number): void {
   mkdirSync(root, { recursive: true });
@@ -114,29 +135,33 @@ function directoryTree(root: string, depth: number): void {
 export const corpusPrograms: Program[] = [
   {
     name: 'bzip2',
-    prepare(work) {
-      writeFileSync(join(work, 'corpus.txt'), corpus(4 << 20));
+    benchScale: 2,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(scale * (4 << 20)));
       return { args: ['-9', '-k', 'corpus.txt'], outputs: ['corpus.txt.bz2'] };
     },
   },
   {
     name: 'lz4',
-    prepare(work) {
-      writeFileSync(join(work, 'corpus.txt'), corpus(6 << 20));
+    benchScale: 2,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(scale * (6 << 20)));
       return { args: ['-9', '-q', 'corpus.txt', 'corpus.txt.lz4'], outputs: ['corpus.txt.lz4'] };
     },
   },
   {
     name: 'zstd',
-    prepare(work) {
-      writeFileSync(join(work, 'corpus.txt'), corpus(4 << 20));
+    benchScale: 3,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(scale * (4 << 20)));
       return { args: ['-q', '-12', 'corpus.txt', '-o', 'corpus.txt.zst'], outputs: ['corpus.txt.zst'] };
     },
   },
   {
     name: 'mawk',
-    prepare(work) {
-      writeFileSync(join(work, 'corpus.txt'), corpus(3 << 20));
+    benchScale: 2,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'corpus.txt'), corpus(scale * (3 << 20)));
       writeFileSync(
         join(work, 'count.awk'),
         [
@@ -145,7 +170,7 @@ export const corpusPrograms: Program[] = [
           '  printf "%d lines, %d words, sum %d, mean %.6f\\n", lines, words, sum, sum / words',
           '  n = split("roam wasm migrate isa arm64 s390x ppc64le checkpoint restore memory page stack", w, " ")',
           '  for (i = 1; i <= n; i++) printf "%-10s %8d %s\\n", w[i], count[w[i]], toupper(substr(w[i], 1, 3))',
-          '  for (i = 1; i <= 5000000; i++) x += sin(i) * sqrt(i); printf "%.6f\\n", x',
+          `  for (i = 1; i <= ${scale * 5000000}; i++) x += sin(i) * sqrt(i); printf "%.6f\\n", x`,
           '}',
         ].join('\n'),
       );
@@ -153,61 +178,109 @@ export const corpusPrograms: Program[] = [
     },
   },
   {
+    name: 'bc',
+    benchScale: 2,
+    prepare(work, scale = 1) {
+      writeFileSync(
+        join(work, 'calc.bc'),
+        [
+          `scale = ${Math.round(600 * Math.sqrt(scale))}`,
+          '4 * a(1)',
+          'e(1)',
+          'l(2)',
+          's(1) + c(1)',
+          'sqrt(2)',
+          'define f(n) {',
+          '  if (n < 2) return (n)',
+          '  return (f(n - 1) + f(n - 2))',
+          '}',
+          `f(${20 + Math.round(Math.log2(scale))})`,
+          '2 ^ 1000',
+          'obase = 16',
+          '2 ^ 256 - 1',
+          'quit',
+          '',
+        ].join('\n'),
+      );
+      return { args: ['-l', 'calc.bc'], outputs: [] };
+    },
+  },
+  {
     name: 'units',
-    prepare(work) {
+    benchScale: 200,
+    prepare(work, scale = 1) {
       fromRecipe('units-data', work, '.');
-      return { args: ['-f', 'definitions.units', '-v', '3 furlongs/fortnight', 'm/s'], outputs: [] };
+      // Conversions from standard input, one "You have" / "You want" pair after another.
+      const pairs = [
+        ['furlongs/fortnight', 'm/s'],
+        ['miles', 'km'],
+        ['lightyear', 'parsec'],
+        ['kWh', 'BTU'],
+        ['mph', 'knots'],
+        ['acres', 'hectare'],
+        ['cups', 'ml'],
+      ];
+      const queries = Array.from({ length: 50 * scale }, (_, i) => {
+        const [have, want] = pairs[i % pairs.length]!;
+        return `${i + 1} ${have}\n${want}\n`;
+      });
+      writeFileSync(join(work, 'queries.txt'), queries.join(''));
+      return { args: ['-f', 'definitions.units', '-v'], outputs: [], stdin: 'queries.txt' };
     },
   },
   {
     name: 'figlet',
-    prepare(work) {
+    benchScale: 1000,
+    prepare(work, scale = 1) {
       fromRecipe('figlet-fonts', work, 'fonts');
-      return {
-        args: [
-          '-d',
-          'fonts',
-          '-f',
-          'big',
-          '-w',
-          '160',
-          '-c',
-          'Roam moves running programs between CPUs: x64 arm64 s390x',
-        ],
-        outputs: [],
-      };
+      // One banner per line of standard input.
+      const lines = Array.from({ length: 4 * scale }, (_, i) =>
+        i % 2 ? `line ${i}: x64 arm64 ppc64le s390x armv7l` : 'Roam moves running programs between CPUs',
+      );
+      writeFileSync(join(work, 'banners.txt'), `${lines.join('\n')}\n`);
+      return { args: ['-d', 'fonts', '-f', 'big', '-w', '160', '-c'], outputs: [], stdin: 'banners.txt' };
     },
   },
   {
     name: 'tree',
-    prepare(work) {
-      directoryTree(join(work, 'd'), 3);
+    benchScale: 64,
+    prepare(work, scale = 1) {
+      // 4^depth directories: scale 64 is three levels more.
+      directoryTree(join(work, 'd'), 3 + Math.round(Math.log(scale) / Math.log(4)));
       return { args: ['--charset=ascii', '-a', '-F', 'd'], outputs: [] };
     },
   },
   {
     name: 'indent',
-    prepare(work) {
+    benchScale: 300,
+    prepare(work, scale = 1) {
       const source = readFileSync(join(repoRoot, 'runtime', 'posix', 'signals.c'), 'utf8');
-      writeFileSync(join(work, 'in.c'), source.repeat(4).replace(/#include/g, '#  include'));
+      writeFileSync(join(work, 'in.c'), source.repeat(4 * scale).replace(/#include/g, '#  include'));
       return { args: ['-gnu', '-i4', '-l100', 'in.c', '-o', 'out.c'], outputs: ['out.c'] };
     },
   },
   {
     name: 'cmark',
-    prepare(work) {
-      const docs = ['README.md', 'CONTRIBUTING.md', 'docs/posix.md'].map((f) =>
-        readFileSync(join(repoRoot, f), 'utf8'),
-      );
-      writeFileSync(join(work, 'doc.md'), docs.join('\n').repeat(20));
+    benchScale: 10,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'doc.md'), markdownDocs().repeat(20 * scale));
       return { args: ['--smart', 'doc.md'], outputs: [] };
     },
   },
   {
+    name: 'discount',
+    benchScale: 10,
+    prepare(work, scale = 1) {
+      writeFileSync(join(work, 'doc.md'), markdownDocs().repeat(20 * scale));
+      return { args: ['doc.md'], outputs: [] };
+    },
+  },
+  {
     name: 'xmlwf',
-    prepare(work) {
+    benchScale: 20,
+    prepare(work, scale = 1) {
       const items = Array.from(
-        { length: 20000 },
+        { length: 20000 * scale },
         (_, i) =>
           `<item id="${i}" kind="${i % 3 ? 'b' : 'a'}"><name>n&amp;${i}</name><v>${(i * 7919) % 1000}</v></item>`,
       );
@@ -217,6 +290,23 @@ export const corpusPrograms: Program[] = [
     },
   },
 ];
+
+/**
+ * Why WebAssembly modules do not run as programs here (false when they do): scripts/setup
+ * registers this checkout's bin/roam-binfmt with binfmt_misc. Builds that run a program they have
+ * just compiled (bc, discount) need it.
+ */
+export function wasmProgramsMissing(): string | false {
+  const entry = '/proc/sys/fs/binfmt_misc/roam-wasm';
+  const what = "binfmt_misc runs WebAssembly modules with this checkout's bin/roam-binfmt (scripts/setup)";
+  if (!existsSync(entry)) return what;
+  const lines = readFileSync(entry, 'utf8').split('\n');
+  const ours = lines.includes('enabled') && lines.includes(`interpreter ${join(repoRoot, 'bin', 'roam-binfmt')}`);
+  return ours ? false : what;
+}
+
+/** Corpus programs whose build runs a program it has just compiled (bc's fbc, discount's mktags). */
+export const buildsRunPrograms = new Set(['bc', 'discount']);
 
 export interface BuiltProgram {
   native: string;
@@ -255,7 +345,7 @@ export interface Run {
 const guestEnv = { HOME: '.' };
 
 export function runNative(program: BuiltProgram, work: string, workload: Workload): Run {
-  return run(program.native, workload.args, work, { ...process.env, ...guestEnv });
+  return run(program.native, workload.args, work, { ...process.env, ...guestEnv }, workload.stdin);
 }
 
 /** `roam run` with the working directory preopened as "." (so relative paths behave as natively). */
@@ -264,18 +354,23 @@ export function roamRunArgs(module: string, work: string, workload: Workload, ex
 }
 
 export function runWasm(module: string, work: string, workload: Workload): Run {
-  return run(process.execPath, [roamBin, ...roamRunArgs(module, work, workload)], work, process.env);
+  return run(process.execPath, [roamBin, ...roamRunArgs(module, work, workload)], work, process.env, workload.stdin);
 }
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Run {
-  const result = spawnSync(command, args, {
-    cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 1 << 30,
-  });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, stdin?: string): Run {
+  const input = stdin === undefined ? 'ignore' : openSync(join(cwd, stdin), 'r');
+  try {
+    const result = spawnSync(command, args, {
+      cwd,
+      env,
+      stdio: [input, 'pipe', 'pipe'],
+      maxBuffer: 1 << 30,
+    });
+    if (result.error) throw result.error;
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+  } finally {
+    if (typeof input === 'number') closeSync(input);
+  }
 }
 
 /**
