@@ -23,6 +23,35 @@ export function redisBenchmark(port: number, test: 'get' | 'set', pipeline: numb
   return Number(JSON.parse(`[${line}]`)[1]);
 }
 
+/**
+ * redis-benchmark SET and GET, pipeline 1 and 16, against a native server and a Roam one, rounds
+ * interleaved: a table row per test and the Roam/native ratios.
+ */
+export function compareThroughput(
+  label: string,
+  nativePort: number,
+  roamPort: number,
+  requests: number,
+  rounds: number,
+): { rows: (string | number)[][]; ratios: number[] } {
+  const rows: (string | number)[][] = [];
+  const ratios: number[] = [];
+  for (const pipeline of [1, 16]) {
+    for (const test of ['get', 'set'] as const) {
+      const times = { native: [] as number[], roam: [] as number[] };
+      for (let round = 0; round < rounds; round++) {
+        times.native.push(redisBenchmark(nativePort, test, pipeline, requests));
+        times.roam.push(redisBenchmark(roamPort, test, pipeline, requests));
+      }
+      const [a, b] = [median(times.native), median(times.roam)];
+      ratios.push(b / a);
+      rows.push([test.toUpperCase(), pipeline, Math.round(a), Math.round(b), (b / a).toFixed(2)]);
+      console.error(`${label}: ${test} -P ${pipeline}: native ${Math.round(a)}, roam ${Math.round(b)} requests/s`);
+    }
+  }
+  return { rows, ratios };
+}
+
 export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -119,19 +148,9 @@ export async function kvBench(work: string, requests: number, rounds: number): P
     const info = await startOnNode(cluster, 'x64', wasm, { args: ['kv'] }, [{ hostPort: roamPort, port: 6379 }]);
     await waitForPort(nativePort);
     await waitForPort(roamPort);
-    for (const pipeline of [1, 16]) {
-      for (const test of ['get', 'set'] as const) {
-        const times = { native: [] as number[], roam: [] as number[] };
-        for (let round = 0; round < rounds; round++) {
-          times.native.push(redisBenchmark(nativePort, test, pipeline, requests));
-          times.roam.push(redisBenchmark(roamPort, test, pipeline, requests));
-        }
-        const [a, b] = [median(times.native), median(times.roam)];
-        ratios.push(b / a);
-        rows.push([test.toUpperCase(), pipeline, Math.round(a), Math.round(b), (b / a).toFixed(2)]);
-        console.error(`kv: ${test} -P ${pipeline}: native ${Math.round(a)}, roam ${Math.round(b)} requests/s`);
-      }
-    }
+    const compared = compareThroughput('kv', nativePort, roamPort, requests, rounds);
+    rows.push(...compared.rows);
+    ratios.push(...compared.ratios);
     let where = 'x64';
     for (const to of ['x64-2', 'arm64', 'x64']) {
       const from = where;

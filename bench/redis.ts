@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { type Cluster, startCluster, startOnNode, stopCluster } from '../src/cluster/cluster.js';
 import { freePort } from '../test/cluster/cluster.js';
 import { programsDir } from '../test/programs/programs.js';
-import { median, repoRoot, roamSync, table } from './harness.js';
-import { redisBenchmark, waitForPort } from './kv.js';
+import { repoRoot, roamSync, table } from './harness.js';
+import { compareThroughput, waitForPort } from './kv.js';
 
 /** The issue's first goal for Redis under Roam; the server data path work is to raise it. */
 const throughputTarget = 0.7;
@@ -33,8 +33,8 @@ export async function redisBench(work: string, requests: number, rounds: number)
     cwd: join(work, 'data'),
   });
   let cluster: Cluster | undefined;
-  const rows: (string | number)[][] = [];
-  const ratios: number[] = [];
+  let rows: (string | number)[][] = [];
+  let ratios: number[] = [];
   try {
     cluster = await startCluster(['x64']);
     const roamPort = await freePort();
@@ -50,19 +50,7 @@ export async function redisBench(work: string, requests: number, rounds: number)
     );
     await waitForPort(nativePort);
     await waitForPort(roamPort, 120_000);
-    for (const pipeline of [1, 16]) {
-      for (const test of ['set', 'get'] as const) {
-        const times = { native: [] as number[], roam: [] as number[] };
-        for (let round = 0; round < rounds; round++) {
-          times.native.push(redisBenchmark(nativePort, test, pipeline, requests));
-          times.roam.push(redisBenchmark(roamPort, test, pipeline, requests));
-        }
-        const [a, b] = [median(times.native), median(times.roam)];
-        ratios.push(b / a);
-        rows.push([test.toUpperCase(), pipeline, Math.round(a), Math.round(b), (b / a).toFixed(2)]);
-        console.error(`redis: ${test} -P ${pipeline}: native ${Math.round(a)}, roam ${Math.round(b)} requests/s`);
-      }
-    }
+    ({ rows, ratios } = compareThroughput('redis', nativePort, roamPort, requests, rounds));
   } finally {
     server.kill();
     if (cluster) await stopCluster(cluster);

@@ -16,25 +16,7 @@ export async function stopBench(work: string, stops: number): Promise<string> {
   mkdirSync(work, { recursive: true });
   const module = join(work, 'spin.wasm');
   roamSync(['build', join(repoRoot, 'test', 'fixtures', 'spin.c'), '-O2', '-o', module]);
-  const container = await Container.open({
-    kind: 'start',
-    ...(await readModuleFile(module)),
-    args: ['spin', '100000000000'],
-    env: {},
-    preopens: [],
-  });
-  const latencies: number[] = [];
-  try {
-    for (let i = 0; i < stops; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const requested = performance.now();
-      latencies.push((await container.stop()) - requested);
-      container.resume();
-    }
-  } finally {
-    await container.terminate();
-  }
-  latencies.sort((a, b) => a - b);
+  const latencies = await stopLatencies(module, ['spin', '100000000000'], stops);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
   const median = at(0.5);
   return [
@@ -55,4 +37,30 @@ export async function stopBench(work: string, stops: number): Promise<string> {
       ],
     ),
   ].join('\n');
+}
+
+/**
+ * Runs a module on the container runtime and stops it every 10 ms, `stops` times, resuming it at
+ * once: each time from the request to the guest thread reporting it stopped, sorted.
+ */
+export async function stopLatencies(module: string, args: string[], stops: number): Promise<number[]> {
+  const container = await Container.open({
+    kind: 'start',
+    ...(await readModuleFile(module)),
+    args,
+    env: {},
+    preopens: [],
+  });
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < stops; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const requested = performance.now();
+      latencies.push((await container.stop()) - requested);
+      container.resume();
+    }
+  } finally {
+    await container.terminate();
+  }
+  return latencies.sort((a, b) => a - b);
 }

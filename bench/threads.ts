@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { Container, readModuleFile } from '../src/container/container.js';
 import { median, repoRoot, roamSync, table } from './harness.js';
+import { stopLatencies } from './stop.js';
 
 /** Target: a switch between green threads (half a round trip) costs at most 10 µs. */
 const targetSwitchUs = 10;
@@ -39,7 +38,7 @@ export async function threadsBench(work: string, rounds: number, stops: number):
 
   const stopRows: string[][] = [];
   for (const threads of [1, 8]) {
-    const latencies = await stopLatencies(module, threads, stops);
+    const latencies = await stopLatencies(module, ['switch', 'spin', `${threads}`], stops);
     stopRows.push([
       `${threads}`,
       median(latencies).toFixed(3),
@@ -60,26 +59,4 @@ export async function threadsBench(work: string, rounds: number, stops: number):
     '',
     table(['threads', 'stop median (ms)', 'stop p90 (ms)'], stopRows),
   ].join('\n');
-}
-
-async function stopLatencies(module: string, threads: number, stops: number): Promise<number[]> {
-  const container = await Container.open({
-    kind: 'start',
-    ...(await readModuleFile(module)),
-    args: ['switch', 'spin', `${threads}`],
-    env: {},
-    preopens: [],
-  });
-  const latencies: number[] = [];
-  try {
-    for (let i = 0; i < stops; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const requested = performance.now();
-      latencies.push((await container.stop()) - requested);
-      container.resume();
-    }
-  } finally {
-    await container.terminate();
-  }
-  return latencies.sort((a, b) => a - b);
 }

@@ -1,5 +1,6 @@
 import { Errno } from './constants.js';
 import { WasiError, WasiSetupError } from './errors.js';
+import { ChangeSignal, readChunks } from './streams.js';
 
 /**
  * The container's own network: the ports its sockets are bound to, the listeners a loopback
@@ -122,7 +123,7 @@ export class StreamPair {
   readonly data: [Buffer[], Buffer[]] = [[], []];
   readonly fin: [boolean, boolean];
   readonly open: [boolean, boolean];
-  private change: { ready: Promise<void>; settle: () => void } | undefined;
+  private readonly signal = new ChangeSignal();
 
   constructor(
     readonly id: number,
@@ -150,30 +151,8 @@ export class StreamPair {
 
   /** Side `side` reads into the iovecs (leaving the bytes when peeking). */
   take(side: 0 | 1, iovs: Uint8Array[], peek: boolean): number {
-    const queue = this.data[1 - side]!;
-    let total = 0;
-    let chunk = 0;
-    let within = 0;
-    for (const iov of iovs) {
-      let at = 0;
-      while (at < iov.length && chunk < queue.length) {
-        const head = queue[chunk]!;
-        const n = Math.min(iov.length - at, head.length - within);
-        iov.set(head.subarray(within, within + n), at);
-        at += n;
-        within += n;
-        total += n;
-        if (within === head.length) {
-          chunk++;
-          within = 0;
-        }
-      }
-    }
-    if (!peek) {
-      queue.splice(0, chunk);
-      if (within > 0) queue[0] = queue[0]!.subarray(within);
-      if (total > 0) this.changed();
-    }
+    const total = readChunks(this.data[1 - side]!, iovs, peek);
+    if (!peek && total > 0) this.changed();
     return total;
   }
 
@@ -195,18 +174,11 @@ export class StreamPair {
 
   /** Settles at the next change: bytes moved, a side finished or closed. */
   next(): Promise<void> {
-    if (this.change === undefined) {
-      let settle!: () => void;
-      const ready = new Promise<void>((resolve) => (settle = resolve));
-      this.change = { ready, settle };
-    }
-    return this.change.ready;
+    return this.signal.next();
   }
 
   changed(): void {
-    const change = this.change;
-    this.change = undefined;
-    change?.settle();
+    this.signal.changed();
   }
 
   capture(): PairState {

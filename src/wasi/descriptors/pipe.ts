@@ -1,6 +1,7 @@
 import { Errno, Fdflags, Filetype, Rights } from '../constants.js';
 import { WasiError, WasiSetupError } from '../errors.js';
 import type { Filestat } from '../stat.js';
+import { ChangeSignal } from '../streams.js';
 import { type CommonState, Descriptor, Wait } from './descriptor.js';
 
 export type PipeEnd = 'read' | 'write';
@@ -33,7 +34,7 @@ export class Pipe {
   private end: number;
   readers = 0;
   writers = 0;
-  private change: { ready: Promise<void>; settle: () => void } | undefined;
+  private readonly signal = new ChangeSignal();
 
   constructor(
     readonly id: number,
@@ -97,18 +98,11 @@ export class Pipe {
    * thread of the guest) acts on the other end, or when a poll's timeout passes.
    */
   next(): Promise<void> {
-    if (this.change === undefined) {
-      let settle!: () => void;
-      const ready = new Promise<void>((resolve) => (settle = resolve));
-      this.change = { ready, settle };
-    }
-    return this.change.ready;
+    return this.signal.next();
   }
 
   changed(): void {
-    const change = this.change;
-    this.change = undefined;
-    change?.settle();
+    this.signal.changed();
   }
 }
 

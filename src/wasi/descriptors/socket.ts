@@ -17,6 +17,7 @@ import {
 import type { Connection, Network } from '../network.js';
 import { maxUnackedBytes } from '../network.js';
 import type { Filestat } from '../stat.js';
+import { readChunks } from '../streams.js';
 import { type CommonState, Descriptor, Wait } from './descriptor.js';
 
 /**
@@ -651,28 +652,7 @@ export class SocketDescriptor extends SocketBase {
       if (c.state.finReceived || c.state.closed) return [0, 0];
       return [this.wait(), 0];
     }
-    let total = 0;
-    let chunk = 0;
-    let within = 0;
-    for (const iov of iovs) {
-      let at = 0;
-      while (at < iov.length && chunk < c.unread.length) {
-        const head = c.unread[chunk]!;
-        const n = Math.min(iov.length - at, head.length - within);
-        iov.set(head.subarray(within, within + n), at);
-        at += n;
-        within += n;
-        total += n;
-        if (within === head.length) {
-          chunk++;
-          within = 0;
-        }
-      }
-    }
-    if (!peek) {
-      c.unread.splice(0, chunk);
-      if (within > 0) c.unread[0] = c.unread[0]!.subarray(within);
-    }
+    const total = readChunks(c.unread, iovs, peek !== 0);
     return [total, 0];
   }
 
