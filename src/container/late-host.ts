@@ -37,6 +37,10 @@ export class LateHost implements GuestHost {
     return this.target?.timerDue() ?? false;
   }
 
+  usesEventLoop(): boolean {
+    return this.target?.usesEventLoop() ?? false;
+  }
+
   capture(): unknown {
     if (!this.target) throw new Error('the host was never bound');
     return this.target.capture();

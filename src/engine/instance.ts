@@ -24,6 +24,11 @@ export interface GuestHost {
    * the guest's `roam_timer_expired` export (the POSIX layer raises SIGALRM there).
    */
   timerDue?(): boolean;
+  /**
+   * True when the host's I/O arrives through Node's event loop (client connections through the
+   * gateway): a guest that computes, or polls without waiting, then still lets it turn.
+   */
+  usesEventLoop?(): boolean;
 }
 
 /** A global's value as plain data (i64 as a decimal string: JSON has no BigInt). */
@@ -77,6 +82,11 @@ const yielded = 'yielded';
 
 /** A thread that keeps switching to others still lets Node's event loop in this often (I/O, timers). */
 const eventLoopTurnMs = 2;
+/**
+ * A guest that computes (or polls with no timeout, as Redis does while a script runs) for this
+ * long unwinds at a migration point to let the event loop turn, when its host's I/O needs it.
+ */
+const eventLoopStarvedMs = 10;
 
 /**
  * One running module on this node's V8. An instrumented module runs as an async loop over its
@@ -267,6 +277,10 @@ export class Instance {
     return performance.now() - this.lastEventLoopTurn > eventLoopTurnMs;
   }
 
+  private eventLoopStarved(): boolean {
+    return this.host.usesEventLoop?.() === true && performance.now() - this.lastEventLoopTurn > eventLoopStarvedMs;
+  }
+
   /** Runs one thread until it unwinds or ends; an outcome when the whole guest ended. */
   private enter(thread: Thread, start: () => void): RunOutcome | undefined {
     const asyncify = this.asyncify!;
@@ -368,7 +382,8 @@ export class Instance {
     if (this.inSignalHandler) return;
     if (this.host.timerDue?.()) this.runTimerHandler();
     const scheduler = this.scheduler!;
-    if (this.stopRequested() || scheduler.sliceOver()) this.asyncify!.startUnwind(scheduler.current.buffer);
+    if (this.stopRequested() || scheduler.sliceOver() || this.eventLoopStarved())
+      this.asyncify!.startUnwind(scheduler.current.buffer);
   }
 
   /**

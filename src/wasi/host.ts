@@ -218,6 +218,11 @@ export class WasiHost {
     };
   }
 
+  /** Client connections come through the gateway's tunnel, a socket of Node's event loop. */
+  usesEventLoop(): boolean {
+    return this.network !== undefined;
+  }
+
   /** True when the guest's real-time timer has expired (see timer_deadline). */
   timerDue(): boolean {
     return this.timerDeadline !== 0n && this.clocks.now(Clockid.MONOTONIC) >= this.timerDeadline;
