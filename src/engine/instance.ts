@@ -104,6 +104,7 @@ export class Instance {
   /** Set while the guest is unwound by a stop request (its frames are in the Asyncify buffers). */
   private stopped = false;
   private lastEventLoopTurn = performance.now();
+  private stopWaiter: Promise<'stop'> | undefined;
   /**
    * Set while a signal handler runs, called from a migration point: nothing may unwind the guest
    * then (its outer frames are in the middle of a call), so stops wait and blocking calls get EINTR.
@@ -239,8 +240,24 @@ export class Instance {
     this.stopped = true;
   }
 
+  /**
+   * Settles when a stop is requested; undefined if one already is. One waiter on the flag serves
+   * every wait until the stop is honoured (a waiter per wait would pile up in a server that waits
+   * for each request).
+   */
+  private stopSignal(): Promise<'stop'> | undefined {
+    if (this.stopRequested()) return undefined;
+    if (!this.stopWaiter) {
+      const wait = Atomics.waitAsync(this.stopFlag, 0, 0);
+      if (!wait.async) return undefined;
+      this.stopWaiter = wait.value.then(() => 'stop' as const);
+    }
+    return this.stopWaiter;
+  }
+
   private honorStop(): RunOutcome {
     this.stopped = true;
+    this.stopWaiter = undefined; // settled by the request's notify
     this.scheduler!.forgetHostWaits();
     Atomics.store(this.stopFlag, 0, 0);
     return { kind: 'stopped' };
@@ -263,11 +280,15 @@ export class Instance {
       }
       const next = scheduler.pickNext();
       if (next) return next;
-      const stop = Atomics.waitAsync(this.stopFlag, 0, 0);
-      if (!stop.async) return undefined;
+      const stop = this.stopSignal();
+      if (!stop) return undefined;
       // With no event to come (every thread waits on a futex for ever) only a stop ends the wait.
-      const event = scheduler.nextEvent() ?? new Promise<never>(() => {});
-      const outcome = await Promise.race([stop.value.then(() => 'stop' as const), event.then(() => 'event' as const)]);
+      const event = scheduler.nextEvent();
+      const outcome = await Promise.race([
+        stop,
+        event?.ready.then(() => 'event' as const) ?? new Promise<never>(() => {}),
+      ]);
+      event?.cancel();
       this.lastEventLoopTurn = performance.now();
       if (outcome === 'stop') return undefined;
     }

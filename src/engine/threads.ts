@@ -202,8 +202,11 @@ export class Scheduler {
     return undefined;
   }
 
-  /** What to await when no thread can run: the first host wait to settle or futex timeout to pass. */
-  nextEvent(): Promise<unknown> | undefined {
+  /**
+   * What to await when no thread can run: the first host wait to settle or futex timeout to pass;
+   * cancel() clears the timer when something else came first.
+   */
+  nextEvent(): { ready: Promise<unknown>; cancel(): void } | undefined {
     const events: Promise<unknown>[] = [];
     let deadline = Number.POSITIVE_INFINITY;
     for (const thread of this.threads) {
@@ -211,10 +214,11 @@ export class Scheduler {
       if (wait.kind === 'host') events.push(wait.ready.catch(() => undefined));
       else if (wait.kind === 'futex' && wait.deadline !== undefined) deadline = Math.min(deadline, wait.deadline);
     }
+    let timer: NodeJS.Timeout | undefined;
     if (Number.isFinite(deadline)) {
-      events.push(new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - now()))));
+      events.push(new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - now())))));
     }
-    return events.length > 0 ? Promise.race(events) : undefined;
+    return events.length > 0 ? { ready: Promise.race(events), cancel: () => clearTimeout(timer) } : undefined;
   }
 
   /** After a stop: threads waiting for the host re-make their calls when they run again. */

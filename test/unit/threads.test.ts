@@ -47,12 +47,12 @@ test('a timed futex wait times out; a thread waiting for the host runs once its 
   assert.equal(s.pickNext(), undefined, 'both wait');
   const event = s.nextEvent();
   assert.ok(event);
-  await event;
+  await event.ready;
   assert.equal(s.pickNext()?.id, 1);
   assert.deepEqual(s.takeResumeMemo(), { futex: FutexResult.timedOut });
   s.waitFutex(600, -1);
   settle();
-  await s.nextEvent();
+  await s.nextEvent()?.ready;
   assert.equal(s.pickNext()?.id, 2);
   assert.equal(s.takeResumeMemo(), 'memo of the call');
 });
