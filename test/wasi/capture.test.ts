@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { closeSync, cpSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ClockSource } from '../../src/wasi/clock.js';
@@ -130,6 +140,27 @@ test('restore never creates or truncates', () => {
   const state = viaJson(g.host.capture());
   WasiHost.restore(state, { preopens: [{ guestPath: '/data', hostPath: dir }] });
   assert.equal(readFileSync(join(dir, 'fresh.txt'), 'utf8'), 'keep me');
+});
+
+test('a file removed while open moves with its bytes and stays nameless (ghost)', () => {
+  const { g, dir } = setup();
+  const f = g.openOk(3, 'etilqs_1', { oflags: Oflags.CREAT | Oflags.EXCL });
+  g.write(f, 'statement journal');
+  rmSync(join(dir, 'etilqs_1')); // what SQLite does with a temporary file right after opening it
+  g.seek(f, 0n, 0);
+  g.read(f, 10);
+  const state = viaJson(g.host.capture());
+  const elsewhere = tempDir();
+  const r = new Guest(WasiHost.restore(state, { preopens: [{ guestPath: '/data', hostPath: elsewhere }] }));
+  assert.deepEqual(r.read(f, 100), { errno: 0, data: 'journal' });
+  assert.equal(r.write(f, '+more').errno, Errno.SUCCESS);
+  assert.deepEqual(readdirSync(elsewhere), [], 'the restored file has no name either');
+  // A second capture carries the bytes written since.
+  const again = new Guest(
+    WasiHost.restore(viaJson(r.host.capture()), { preopens: [{ guestPath: '/data', hostPath: dir }] }),
+  );
+  again.seek(f, 0n, 0);
+  assert.deepEqual(again.read(f, 100), { errno: 0, data: 'statement journal+more' });
 });
 
 test('monotonic and CPU clocks never go backwards across a restore', () => {

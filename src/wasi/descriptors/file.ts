@@ -7,11 +7,15 @@ import {
   ftruncateSync,
   futimesSync,
   openSync,
+  readSync,
   readvSync,
+  unlinkSync,
+  writeFileSync,
   writevSync,
 } from 'node:fs';
+import { join } from 'node:path';
 import { Errno, Fdflags, Rights, Whence } from '../constants.js';
-import { WasiError } from '../errors.js';
+import { WasiError, WasiSetupError } from '../errors.js';
 import { type Preopen, type Resolved, resolvePath } from '../sandbox.js';
 import { type Filestat, filestatOf, filetypeOf } from '../stat.js';
 import { type CommonState, Descriptor } from './descriptor.js';
@@ -24,7 +28,18 @@ export interface FileState extends CommonState {
   path: string;
   /** Current offset, decimal. */
   offset: string;
+  /**
+   * The file's bytes (base64) when it was open but no longer had a name (removed while open, as
+   * SQLite does with its temporary files): reopening by path would find nothing, so the bytes
+   * travel with the guest, as CRIU's ghost files do.
+   */
+  ghost?: string;
 }
+
+let ghostCount = 0;
+
+/** The largest nameless open file a capture carries (CRIU's ghost limit is 1 MiB by default). */
+export const ghostLimit = 64 * 1024 * 1024;
 
 /** The host access mode that serves `rights`: write access only when the guest may write. */
 function accessMode(rights: bigint): number {
@@ -82,18 +97,24 @@ export class FileDescriptor extends Descriptor {
     }
   }
 
-  /** Reopen a captured file by path, never creating or truncating it. */
+  /**
+   * Reopen a captured file by path, never creating or truncating it; a nameless (ghost) file is
+   * made again under the preopen's host directory from its bytes, opened and removed, so it has
+   * no name again.
+   */
   static restore(state: FileState, preopen: Preopen): FileDescriptor {
-    const at = resolvePath(preopen.hostPath, '', state.path, true);
-    return FileDescriptor.open(
-      preopen,
-      at,
-      0,
-      BigInt(state.rightsBase),
-      BigInt(state.rightsInheriting),
-      state.fdflags,
-      BigInt(state.offset),
-    );
+    const rights = [BigInt(state.rightsBase), BigInt(state.rightsInheriting)] as const;
+    if (state.ghost === undefined) {
+      const at = resolvePath(preopen.hostPath, '', state.path, true);
+      return FileDescriptor.open(preopen, at, 0, ...rights, state.fdflags, BigInt(state.offset));
+    }
+    const host = join(preopen.hostPath, `.roam-ghost-${process.pid}-${ghostCount++}`);
+    writeFileSync(host, Buffer.from(state.ghost, 'base64'), { flag: 'wx', mode: 0o600 });
+    try {
+      return FileDescriptor.open(preopen, { host, rel: state.path }, 0, ...rights, state.fdflags, BigInt(state.offset));
+    } finally {
+      unlinkSync(host);
+    }
   }
 
   override read(iovs: Uint8Array[]): number {
@@ -182,12 +203,26 @@ export class FileDescriptor extends Descriptor {
   }
 
   override capture(): FileState {
-    return {
+    const state: FileState = {
       kind: 'file',
       ...this.captureCommon(),
       preopen: this.preopen.guestPath,
       path: this.path,
       offset: this.position.toString(),
     };
+    const stat = fstatSync(this.fd);
+    if (stat.nlink > 0) return state;
+    if (stat.size > ghostLimit) {
+      throw new WasiSetupError(
+        `WASI host: "${this.path}" is open but removed, and its ${stat.size} bytes exceed the ${ghostLimit} a capture carries`,
+      );
+    }
+    const bytes = Buffer.alloc(stat.size);
+    for (let at = 0; at < bytes.length; ) {
+      const n = readSync(this.fd, bytes, at, bytes.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return { ...state, ghost: bytes.toString('base64') };
   }
 }
