@@ -26,4 +26,7 @@ void roam_notice(const char *function, const char *message);
 /* 0 if fd is an open descriptor; otherwise errno is EBADF and the result -1. */
 int roam_check_fd(int fd);
 
+/* Set by the first pthread_create and never cleared: until then libc-locks.c takes no locks. */
+extern int roam_multithreaded;
+
 #endif

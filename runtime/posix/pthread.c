@@ -28,7 +28,6 @@
 IMPORT(spawn) int roam_thread_spawn(void *start, void *buffer, unsigned bufferBytes, void *stackTop);
 IMPORT(exit) _Noreturn void roam_thread_exit(void);
 /* The running thread's spawn argument: its struct __pthread, 0 for the main thread. */
-IMPORT(self) struct __pthread *roam_thread_self(void);
 /* Makes a range of memory per thread: the engine swaps its contents at every switch. */
 IMPORT(thread_local) void roam_thread_local(void *address, unsigned bytes);
 /* Waits while *address == expected, at most timeoutNs (negative: no limit). */
@@ -66,10 +65,11 @@ static struct __pthread *dead; /* detached threads that ended: their stacks are 
 
 static inline int exchange(volatile int *word, int value) { return __atomic_exchange_n(word, value, __ATOMIC_SEQ_CST); }
 
-ROAM_WEAK pthread_t pthread_self(void) {
-  struct __pthread *self = roam_thread_self();
-  return self ? self : &mainThread;
-}
+int roam_multithreaded;
+/* The running thread's record (NULL on the main thread): a per-thread range, so no host call. */
+static struct __pthread *currentThread;
+
+ROAM_WEAK pthread_t pthread_self(void) { return currentThread ? currentThread : &mainThread; }
 
 ROAM_WEAK int(pthread_equal)(pthread_t a, pthread_t b) { return a == b; }
 
@@ -106,6 +106,7 @@ static void actOnCancel(void) {
 }
 
 __attribute__((export_name("roam_thread_start"))) void roam_thread_start(struct __pthread *self) {
+  currentThread = self;
   pthread_exit(self->start(self->arg));
 }
 
@@ -117,7 +118,9 @@ ROAM_WEAK int pthread_create(pthread_t *__restrict thread, const pthread_attr_t 
     extern sigset_t roam_blocked_signals;
     roam_thread_local(&errno, sizeof errno);
     roam_thread_local(&roam_blocked_signals, sizeof roam_blocked_signals);
+    roam_thread_local(&currentThread, sizeof currentThread);
     localsKnown = 1;
+    roam_multithreaded = 1;
   }
   reapDead();
   size_t stackSize = attr && attr->__u.__s[0] ? attr->__u.__s[0] : DEFAULT_STACK;

@@ -93,10 +93,24 @@ export function clangArguments(args: string[], language: Language = 'c'): string
     ...(userSetStack ? [] : [`-Wl,-z,stack-size=${defaultStackSize}`]),
     '-Wl,--export-table', // invoke_* wrappers call through the table
     '-Wl,--wrap=fstat', // the POSIX layer tells pipes (FIFOs) from sockets
+    ...lockedLibcFunctions.map((name) => `-Wl,--wrap=${name}`),
     toolchain.posixLibrary,
     ...emulationLibraries,
   ];
 }
+
+/**
+ * wasi-libc's malloc and stdio functions, which take no locks: the POSIX layer wraps each with a
+ * lock once a program has threads (runtime/posix/libc-locks.c).
+ */
+const lockedLibcFunctions = [
+  ...['malloc', 'free', 'calloc', 'realloc', 'aligned_alloc', 'posix_memalign', 'malloc_usable_size'],
+  ...['fgetc', 'getc', 'getchar', 'fgets', 'fgetln', 'fread', 'getdelim', 'getline', 'ungetc'],
+  ...['fputc', 'putc', 'putchar', 'fputs', 'puts', 'fwrite', 'perror'],
+  ...['printf', 'fprintf', 'vprintf', 'vfprintf', 'scanf', 'fscanf', 'vscanf', 'vfscanf'],
+  ...['fseek', 'fseeko', 'ftell', 'ftello', 'fgetpos', 'fsetpos', 'rewind', 'setvbuf'],
+  ...['fopen', 'fdopen', 'fclose', 'fflush'],
+];
 
 /** Runs clang for `roam cc ARGS` (or clang++ for `roam c++ ARGS`); returns its exit status. */
 export function runCc(args: string[], language: Language = 'c'): number {

@@ -1,54 +1,23 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { skipIfMissing, sleep, tempDir } from '../helpers.js';
 import { type BuiltProgram, buildProgram } from '../programs/programs.js';
 import { freePort, TestCluster } from './cluster.js';
+import { cli, haveRedisTools, startRedis, waitForPong } from './redis-server.js';
 import { CheckingClient } from './resp-client.js';
 
 // Debian 12's Redis, unchanged (recipes/redis), as a Roam container behind the gateway.
 const { dir, cleanup } = tempDir();
 after(cleanup);
-const haveRedisTools = spawnSync('redis-benchmark', ['--version']).status === 0;
 const skip = skipIfMissing(!haveRedisTools && 'redis-tools is not installed (scripts/setup installs it)');
 let redis: BuiltProgram;
 
 before(() => {
   if (!skip) redis = buildProgram('redis');
 });
-
-/** What Redis's own CI passes to a server it tests from outside: no background saves (no fork here). */
-const serverArgs = [
-  '--port',
-  '6379',
-  '--save',
-  '',
-  '--daemonize',
-  'no',
-  '--dir',
-  '/data',
-  '--enable-debug-command',
-  'yes',
-];
-
-function startRedis(cluster: TestCluster, node: string, port: number, data: string): string {
-  mkdirSync(data, { recursive: true });
-  return cluster.run(node, ['-p', `${port}:6379`, '--dir', `${data}:/data`, redis.migratable, '--', ...serverArgs]);
-}
-
-async function waitForPong(port: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (cli(port, 'PING') === 'PONG') return;
-    await sleep(200);
-  }
-  assert.fail('Redis did not answer PING');
-}
-
-function cli(port: number, ...args: string[]): string {
-  return spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
-}
 
 test('Redis, unchanged: answers redis-cli, SAVE writes dump.rdb where it moves with the container, BGSAVE fails with its own error', {
   skip,
@@ -59,7 +28,7 @@ test('Redis, unchanged: answers redis-cli, SAVE writes dump.rdb where it moves w
     cluster.up('x64');
     const port = await freePort();
     const data = join(dir, 'save-data');
-    startRedis(cluster, 'x64', port, data);
+    startRedis(cluster, redis, 'x64', port, data);
     await waitForPong(port);
     assert.match(cli(port, 'INFO', 'server'), /os:WASI preview1 wasm32/);
     assert.equal(cli(port, 'SET', 'greeting', 'hello from wasm'), 'OK');
@@ -82,7 +51,7 @@ test('Redis under redis-benchmark migrates x64 -> arm64 -> ppc64le -> s390x -> x
   try {
     cluster.up('x64,arm64,ppc64le,s390x');
     const port = await freePort();
-    const id = startRedis(cluster, 'x64', port, join(dir, 'hops-data'));
+    const id = startRedis(cluster, redis, 'x64', port, join(dir, 'hops-data'));
     await waitForPong(port);
 
     // A deterministic data set in db 0, its digest taken before any load.

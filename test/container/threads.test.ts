@@ -37,6 +37,13 @@ test('green threads: a producer/consumer program prints what its native pthread 
   }
 });
 
+test('green threads switched out inside malloc and fprintf: the heap and every line stay intact', () => {
+  const run = roam(['run', threads.roam, '--', 'heap', '20000']);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, nativeRun('heap', '20000'));
+  assert.match(run.stdout, /0 bad bytes; stdio: \d+ lines intact, 0 torn/);
+});
+
 test('green threads: the thread limit answers EAGAIN', () => {
   const run = roam(['run', threads.roam, '--', 'limit']);
   assert.equal(run.status, 0, run.stderr);
