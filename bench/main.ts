@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildsRunPrograms, corpusPrograms, programs, wasmProgramsMissing } from '../test/programs/programs.js';
@@ -16,7 +16,10 @@ import { threadsBench } from './threads.js';
  * ROAM_BENCH_QUICK=1 uses small sizes (a smoke run).
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
-/** ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,vm runs those sections only (the file then holds only them). */
+/**
+ * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,vm runs those sections only and puts
+ * them into bench/results.md in place of the same sections, each marked with its date.
+ */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
@@ -75,9 +78,31 @@ try {
     `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${process.arch}, ${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'} (${(await import('node:os')).cpus().length} cores). Foreign ISAs run under qemu-user on the same machine.`,
     '',
   ];
-  const out = join(repoRoot, 'bench', quick || only ? 'results-quick.md' : 'results.md');
-  writeFileSync(out, `${header.join('\n')}${sections.join('\n\n')}\n`);
+  const out = join(repoRoot, 'bench', quick ? 'results-quick.md' : 'results.md');
+  const fresh = `${header.join('\n')}${sections.join('\n\n')}\n`;
+  if (only && !quick && existsSync(out)) {
+    const note = `_Measured on ${new Date().toISOString().slice(0, 10)} by \`ROAM_BENCH_ONLY=${only.join(',')} npm run bench\` (Node ${process.version})._`;
+    writeFileSync(out, replaceSections(readFileSync(out, 'utf8'), sections, note));
+  } else {
+    writeFileSync(out, fresh);
+  }
   console.log(`wrote ${out}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * `document` with each of `sections` (markdown starting with a heading) in place of the section
+ * of the same heading, or added at the end; `note` goes under each new heading.
+ */
+function replaceSections(document: string, sections: string[], note: string): string {
+  const parts = document.split(/\n(?=#{2,3} )/).map((part) => part.trimEnd());
+  for (const section of sections) {
+    const [heading = '', ...body] = section.split('\n');
+    const marked = [heading, '', note, ...body].join('\n');
+    const at = parts.findIndex((part) => part.split('\n', 1)[0] === heading);
+    if (at > 0) parts[at] = marked;
+    else parts.push(marked);
+  }
+  return `${parts.join('\n\n')}\n`;
 }

@@ -13,6 +13,16 @@
 #include <stdlib.h>
 #include "posix.h"
 
+int roam_multithreaded;
+
+/*
+ * Weak references: they do not link pthread.c (and what it pulls in) into a program that never
+ * starts a thread, where they are never called.
+ */
+#pragma weak pthread_mutex_lock
+#pragma weak pthread_mutex_trylock
+#pragma weak pthread_mutex_unlock
+
 /* ---- the heap: one lock (malloc never calls back into itself) ---- */
 
 static pthread_mutex_t heapLock = PTHREAD_MUTEX_INITIALIZER;

@@ -65,7 +65,6 @@ static struct __pthread *dead; /* detached threads that ended: their stacks are 
 
 static inline int exchange(volatile int *word, int value) { return __atomic_exchange_n(word, value, __ATOMIC_SEQ_CST); }
 
-int roam_multithreaded;
 /* The running thread's record (NULL on the main thread): a per-thread range, so no host call. */
 static struct __pthread *currentThread;
 

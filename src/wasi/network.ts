@@ -12,6 +12,7 @@ import {
   TunnelPayload,
 } from '../protocol/tunnel.js';
 import { Wait } from './descriptors/descriptor.js';
+import { nextArrival } from './streams.js';
 
 /** Where a container's client connections come from: the gateway's tunnel endpoint. */
 export interface NetworkOptions {
@@ -53,6 +54,8 @@ export class Connection {
   unread: Buffer[] = [];
   unacked: Buffer[] = [];
   ackedOut = 0;
+  /** nextArrival() of the oldest input not yet read (bytes or the client's end), or of the connection itself until accepted. */
+  arrivedAt: number | undefined;
   /** The gateway has the guest's end of stream. */
   finAcked = false;
   constructor(public state: Omit<ConnectionState, 'unread' | 'unacked'>) {}
@@ -93,6 +96,7 @@ export class Network {
       const { unread, unacked, ...rest } = c;
       const connection = new Connection(rest);
       if (unread) connection.unread.push(Buffer.from(unread, 'base64'));
+      if (unread || !c.accepted || c.finReceived) connection.arrivedAt = nextArrival();
       const out = Buffer.from(unacked, 'base64');
       if (out.length) connection.unacked.push(out);
       connection.ackedOut = c.sent - out.length;
@@ -115,6 +119,7 @@ export class Network {
     for (const c of this.conns.values()) {
       if (!c.state.accepted && c.state.port === port && !c.state.closed) {
         c.state.accepted = true;
+        if (c.unread.length === 0 && !c.state.finReceived) c.arrivedAt = undefined;
         return c;
       }
     }
@@ -122,7 +127,17 @@ export class Network {
   }
 
   hasPending(port: number): boolean {
-    return [...this.conns.values()].some((c) => !c.state.accepted && c.state.port === port && !c.state.closed);
+    return this.pendingSince(port) !== undefined;
+  }
+
+  /** When the oldest connection waiting on `port` arrived (nextArrival), if one waits. */
+  pendingSince(port: number): number | undefined {
+    let since: number | undefined;
+    for (const c of this.conns.values()) {
+      if (c.state.accepted || c.state.port !== port || c.state.closed) continue;
+      if (since === undefined || (c.arrivedAt ?? 0) < since) since = c.arrivedAt ?? 0;
+    }
+    return since;
   }
 
   connection(conn: number): Connection | undefined {
@@ -239,6 +254,7 @@ export class Network {
           finSent: false,
           closed: false,
         });
+        c.arrivedAt = nextArrival();
         this.conns.set(conn, c);
       }
       this.scheduleAcks();
@@ -247,12 +263,18 @@ export class Network {
       const bytes = payload.subarray(8);
       const skip = c.state.received - offset;
       if (skip >= 0 && skip < bytes.length) {
-        if (!c.state.closed) c.unread.push(Buffer.from(bytes.subarray(skip)));
+        if (!c.state.closed) {
+          if (c.unread.length === 0 && c.state.accepted) c.arrivedAt = nextArrival();
+          c.unread.push(Buffer.from(bytes.subarray(skip)));
+        }
         c.state.received += bytes.length - skip;
       }
       this.scheduleAcks();
     } else if (type === TunnelFrame.Fin && c) {
-      if (readOffset(payload) === c.state.received) c.state.finReceived = true;
+      if (readOffset(payload) === c.state.received) {
+        c.state.finReceived = true;
+        c.arrivedAt ??= nextArrival();
+      }
       this.scheduleAcks();
       this.collect(c);
     } else if (type === TunnelFrame.Ack && c) {

@@ -30,6 +30,14 @@ export function readChunks(queue: Uint8Array[], iovs: Uint8Array[], peek: boolea
   return total;
 }
 
+let arrivals = 0;
+
+/**
+ * A stamp of the order in which input reaches the guest's connections, across all of them: poll
+ * reports ready connections in an order that keeps it (see inArrivalOrder in poll.ts).
+ */
+export const nextArrival = (): number => ++arrivals;
+
 /** The next change of a stream as a promise, made when someone waits and settled by changed(). */
 export class ChangeSignal {
   private change: { ready: Promise<void>; settle: () => void } | undefined;

@@ -110,6 +110,13 @@ export abstract class Descriptor {
   poll(_kind: 'read' | 'write'): bigint | Wait {
     return 0n;
   }
+  /**
+   * For poll_oneoff, when ready to read: the nextArrival() stamp of its oldest unread input, where
+   * the order of input across connections matters (undefined: it does not).
+   */
+  readySince(): number | undefined {
+    return undefined;
+  }
   /** The description's last fd was closed (the host counts the fds that share it). */
   close(): void {}
   /** What fd_prestat_get reports: set for the fds a guest finds at start-up, else EBADF. */

@@ -447,6 +447,11 @@ export class ListenerDescriptor extends SocketBase implements LoopbackListener {
     return network ? either(network.changed(), this.next()) : new Wait(this.next());
   }
 
+  /** Clients of the gateway keep their order; connections made inside the container have none. */
+  override readySince(): number | undefined {
+    return this.pending.length > 0 ? undefined : this.network?.pendingSince(this.state.port);
+  }
+
   override read(): number {
     throw new WasiError(Errno.NOTCONN);
   }
@@ -653,6 +658,7 @@ export class SocketDescriptor extends SocketBase {
       return [this.wait(), 0];
     }
     const total = readChunks(c.unread, iovs, peek !== 0);
+    if (c.unread.length === 0 && !c.state.finReceived) c.arrivedAt = undefined;
     return [total, 0];
   }
 
@@ -680,6 +686,10 @@ export class SocketDescriptor extends SocketBase {
       return this.network.changed();
     }
     return c.unackedBytes < maxUnackedBytes ? 1n : this.network.changed();
+  }
+
+  override readySince(): number | undefined {
+    return this.connection.arrivedAt;
   }
 
   override close(): void {
