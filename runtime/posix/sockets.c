@@ -175,17 +175,30 @@ ROAM_WEAK int listen(int fd, int backlog) {
   return error != 0 ? fail(error) : 0;
 }
 
-/* In-container connections complete at once (a blocking or a non-blocking connect alike). */
+/*
+ * In-container connections complete at once. One to another host goes out through the cluster's
+ * gateway and answers EINPROGRESS: a non-blocking connect returns it, as Linux does; a blocking one
+ * waits until the socket is writable and returns how the connection ended (SO_ERROR).
+ */
 ROAM_WEAK int connect(int fd, const struct sockaddr *sa, socklen_t len) {
   struct roam_sockaddr addr;
   if (fromSockaddr(sa, len, &addr) != 0) return -1;
   uint16_t error = roam_sock_connect(fd, &addr);
   if (error == ENETUNREACH)
     return roam_unsupported("connect(to another host)",
-                            "outgoing connections are not provided yet: only the container's own listeners, on "
-                            "127.0.0.1, ::1 or localhost, are reachable",
+                            "outgoing connections go through a cluster's gateway, and this container has none "
+                            "(roam up, then roam run)",
                             ENETUNREACH);
-  return error != 0 ? fail(error) : 0;
+  if (error != EINPROGRESS) return error != 0 ? fail(error) : 0;
+  __wasi_fdstat_t stat;
+  if (__wasi_fd_fdstat_get((__wasi_fd_t)fd, &stat) != 0 || (stat.fs_flags & __WASI_FDFLAGS_NONBLOCK))
+    return fail(EINPROGRESS);
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  if (poll(&p, 1, -1) < 0) return -1;
+  int32_t outcome = 0;
+  uint16_t failed = roam_sock_getopt(fd, OPT_ERROR, &outcome);
+  if (failed != 0) return fail(failed);
+  return outcome != 0 ? fail(outcome) : 0;
 }
 
 ROAM_WEAK int accept4(int fd, struct sockaddr *__restrict sa, socklen_t *__restrict len, int flags) {

@@ -261,10 +261,10 @@ export class Agent {
       },
       dirs,
     );
-    const network =
-      ports.length > 0
-        ? { gateway: this.options.gateway!, container: id, token: this.options.token, ports }
-        : undefined;
+    // Through the gateway come the clients of published ports and go the guest's outgoing connections.
+    const network = this.options.gateway
+      ? { gateway: this.options.gateway, container: id, token: this.options.token, ports }
+      : undefined;
     const sandbox = withTemporaryDirectory(dirs, request.env ?? {}, () => join(container.dir, 'tmp'));
     container.info.dirs = sandbox.preopens;
     const child = new ContainerProcess(

@@ -5,7 +5,7 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import * as v from 'valibot';
 import { dispatch, HttpError, hasToken, jsonBody, listenOn, parseBody, reply, serve } from '../platform/http.js';
 import { jsonObject, tcpPortSchema } from '../platform/schema.js';
@@ -17,6 +17,7 @@ import {
   maxFrameBytes,
   offsetPayload,
   readOffset,
+  outboundConnBase,
   TunnelFrame,
   TunnelParser,
   TunnelPayload,
@@ -70,8 +71,13 @@ const maxUnackedIn = 1 << 20;
  * within its downtime; a container that exited or died never does, and its clients are then closed.
  */
 export const detachedGraceMs = 30_000;
+/** How long a container's outgoing connection may take to be established before ETIMEDOUT. */
+export const connectTimeoutMs = 30_000;
 
-/** One client connection, held by the gateway for as long as the client is connected. */
+/**
+ * One connection the gateway holds for a container: a client's of a published port, or one the
+ * guest opened to another host (outgoing: `publication` undefined), for as long as it is open.
+ */
 class ClientConnection {
   /** Client bytes from `acked` on (the container may not have them yet). */
   pending: Buffer[] = [];
@@ -85,10 +91,13 @@ class ClientConnection {
   /** Bytes of the container's output written to the client; the container finished its side. */
   delivered = 0;
   containerEnded = false;
+  /** An outgoing connection not established yet. */
+  connecting = false;
 
   constructor(
     readonly conn: number,
-    readonly publication: Publication,
+    readonly container: string,
+    readonly publication: Publication | undefined,
     readonly socket: Socket,
   ) {}
 
@@ -98,10 +107,10 @@ class ClientConnection {
 }
 
 /** The Open frame's payload: the guest port, and the client's address for the guest's getpeername. */
-function openPayload(c: ClientConnection): Buffer {
-  const { remoteAddress: addr, remotePort: port } = c.socket;
-  const peer = addr !== undefined && port !== undefined ? { peer: { addr, port } } : {};
-  return Buffer.from(JSON.stringify({ port: c.publication.port, ...peer }));
+function openPayload(c: ClientConnection, port: number): Buffer {
+  const { remoteAddress: addr, remotePort: remote } = c.socket;
+  const peer = addr !== undefined && remote !== undefined ? { peer: { addr, port: remote } } : {};
+  return Buffer.from(JSON.stringify({ port, ...peer }));
 }
 
 /**
@@ -192,15 +201,53 @@ export class Gateway {
       this.publications.delete(hostPort);
       removed.push(publication);
     }
-    for (const c of this.conns.values()) if (c.publication.container === container) this.drop(c);
+    for (const c of this.conns.values()) if (c.container === container) this.drop(c);
     this.tunnels.get(container)?.destroy();
     return removed;
   }
 
   private onClient(publication: Publication, socket: Socket): void {
-    const c = new ClientConnection(this.nextConn++, publication, socket);
+    const c = new ClientConnection(this.nextConn++, publication.container, publication, socket);
     this.conns.set(c.conn, c);
-    this.toContainer(c, TunnelFrame.Open, openPayload(c));
+    this.toContainer(c, TunnelFrame.Open, openPayload(c, publication.port));
+    this.relay(c);
+  }
+
+  /**
+   * The guest connects out: the gateway makes the connection and holds it like a client's, so the
+   * peer sees one connection from this address wherever the guest runs. A Connect for a
+   * connection the gateway has (sent again after an attach) only repeats Connected.
+   */
+  private connectOut(container: string, conn: number, to: { addr: string; port: number }): void {
+    const known = this.conns.get(conn);
+    if (known) {
+      if (!known.connecting) this.toContainer(known, TunnelFrame.Connected);
+      return;
+    }
+    const socket = connect({ host: to.addr, port: to.port, noDelay: true, allowHalfOpen: true });
+    const c = new ClientConnection(conn, container, undefined, socket);
+    c.connecting = true;
+    this.conns.set(conn, c);
+    socket.setTimeout(connectTimeoutMs, () => {
+      if (c.connecting) socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+    });
+    socket.once('connect', () => {
+      c.connecting = false;
+      socket.setTimeout(0);
+      this.toContainer(c, TunnelFrame.Connected);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (!c.connecting) return;
+      this.conns.delete(conn);
+      const refused = { error: (error.code ?? 'ECONNREFUSED').slice(0, 32) };
+      this.toContainer(c, TunnelFrame.Refused, Buffer.from(JSON.stringify(refused)));
+    });
+    this.relay(c);
+  }
+
+  /** Client bytes go to the container as they come; the client's end is the stream's end. */
+  private relay(c: ClientConnection): void {
+    const socket = c.socket;
     socket.on('data', (chunk: Buffer) => {
       const offset = c.read;
       c.pending.push(chunk);
@@ -209,7 +256,7 @@ export class Gateway {
       if (c.pendingBytes > maxUnackedIn) socket.pause();
     });
     const ended = () => {
-      if (c.clientEnded) return;
+      if (c.clientEnded || this.conns.get(c.conn) !== c) return;
       c.clientEnded = true;
       this.toContainer(c, TunnelFrame.Fin, offsetPayload(c.read));
       this.maybeForget(c);
@@ -220,8 +267,8 @@ export class Gateway {
   }
 
   /** Sends to the container if its tunnel is up; otherwise the state above is resent on attach. */
-  private toContainer(c: ClientConnection, type: TunnelFrame, payload: Buffer): void {
-    this.tunnels.get(c.publication.container)?.write(encodeTunnelFrame(type, c.conn, payload));
+  private toContainer(c: ClientConnection, type: TunnelFrame, payload?: Buffer): void {
+    this.tunnels.get(c.container)?.write(encodeTunnelFrame(type, c.conn, payload));
   }
 
   private onTunnel(socket: Socket): void {
@@ -238,7 +285,7 @@ export class Gateway {
         this.attach(attach, socket);
         return;
       }
-      this.fromContainer(type, conn, payload);
+      this.fromContainer(container, type, conn, payload);
     });
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -253,7 +300,7 @@ export class Gateway {
       const gone = container;
       setTimeout(() => {
         if (this.tunnels.has(gone)) return;
-        for (const c of this.conns.values()) if (c.publication.container === gone) this.drop(c, true);
+        for (const c of this.conns.values()) if (c.container === gone) this.drop(c, true);
       }, this.options.detachedGraceMs ?? detachedGraceMs).unref();
     });
     socket.on('error', () => undefined);
@@ -266,22 +313,23 @@ export class Gateway {
     previous?.destroy();
     const known = new Map(attach.conns.map((k) => [k.conn, k]));
     for (const c of this.conns.values()) {
-      if (c.publication.container !== attach.container) continue;
+      if (c.container !== attach.container) continue;
       const view = known.get(c.conn);
       if (!view) {
         // Never acknowledged: the container never saw it, so it all goes again. Acknowledged
-        // but unknown: the container closed it already.
-        if (c.known) {
+        // but unknown (or an outgoing one it does not have): the container closed it already.
+        if (c.known || !c.publication) {
           this.drop(c);
           continue;
         }
-        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, openPayload(c)));
+        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, openPayload(c, c.publication.port)));
         this.acknowledged(c, c.acked, false);
         if (c.pending.length)
           socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
         if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
         continue;
       }
+      if (!c.publication && !c.connecting) socket.write(encodeTunnelFrame(TunnelFrame.Connected, c.conn));
       this.acknowledged(c, view.received, view.finReceived);
       if (c.pending.length)
         socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
@@ -290,9 +338,13 @@ export class Gateway {
     }
   }
 
-  private fromContainer(type: TunnelFrame, conn: number, payload: Buffer): void {
+  private fromContainer(container: string, type: TunnelFrame, conn: number, payload: Buffer): void {
+    if (type === TunnelFrame.Connect) {
+      if (conn < outboundConnBase) return;
+      return this.connectOut(container, conn, decode(TunnelPayload.Connect, payload));
+    }
     const c = this.conns.get(conn);
-    if (!c) return;
+    if (!c || c.container !== container) return;
     if (type === TunnelFrame.Data) {
       const offset = readOffset(payload);
       const bytes = payload.subarray(8);

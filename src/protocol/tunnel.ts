@@ -19,7 +19,19 @@ export enum TunnelFrame {
   Ack,
   /** either way: [u64 LE offset]: the stream ends at offset (client closed, or guest shut down). */
   Fin,
+  /**
+   * container -> gateway: the guest connects out (JSON {addr, port}); conn is the container's own
+   * id (outboundConnBase and up). Sent again after each attach until Connected or Refused.
+   */
+  Connect,
+  /** gateway -> container: the outgoing connection conn is established; from here on it is like a client's. */
+  Connected,
+  /** gateway -> container: the outgoing connection conn failed (JSON {error: 'ECONNREFUSED'...}); the gateway forgot it. */
+  Refused,
 }
+
+/** Outgoing connections' ids, chosen by the container: above every id the gateway gives a client. */
+export const outboundConnBase = 0x80000000;
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 
@@ -45,6 +57,15 @@ export const TunnelPayload = {
       peer: v.optional(v.object({ addr: v.pipe(v.string(), v.maxLength(64)), port: v.pipe(count, v.maxValue(65535)) })),
     }),
   ),
+  Connect: frameSchema(
+    'Connect',
+    v.object({
+      /** An IP address, or a host name the gateway's node resolves. */
+      addr: v.pipe(v.string(), v.minLength(1), v.maxLength(255)),
+      port: v.pipe(count, v.minValue(1), v.maxValue(65535)),
+    }),
+  ),
+  Refused: frameSchema('Refused', v.object({ error: v.pipe(v.string(), v.maxLength(32)) })),
 };
 
 export type Attach = v.InferOutput<typeof TunnelPayload.Attach>;

@@ -109,6 +109,11 @@ export function knownErrno(e: unknown): number | undefined {
   return code !== undefined && Object.hasOwn(NODE_CODES, code) ? NODE_CODES[code] : undefined;
 }
 
+/** The errno of a Node error code (`ECONNREFUSED`...), for failures reported by name; EIO for an unknown one. */
+export function errnoOfCode(code: string): number {
+  return Object.hasOwn(NODE_CODES, code) ? NODE_CODES[code]! : Errno.IO;
+}
+
 /** WASI functions whose host bug was already reported (once per name and process is enough). */
 const reportedBugs = new Set<string>();
 

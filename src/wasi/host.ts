@@ -872,7 +872,9 @@ export class WasiHost {
       sock_connect: (fd: number, addr: number) =>
         this.call('sock_connect', () => {
           const socket = this.guestSocket(fd);
-          this.fds.replace(socket, socket.connect(this.readAddress(addr)));
+          const connected = socket.connect(this.readAddress(addr));
+          this.fds.replace(socket, connected);
+          if (connected.inProgress) throw new WasiError(Errno.INPROGRESS);
         }),
       /** sock_addr(fd, which, *addr): the local (0) or peer (1) address. */
       sock_addr: (fd: number, which: number, out: number) =>

@@ -6,6 +6,7 @@ import {
   encodeTunnelFrame,
   maxFrameBytes,
   offsetPayload,
+  outboundConnBase,
   readOffset,
   TunnelFrame,
   TunnelParser,
@@ -41,10 +42,17 @@ export interface ConnectionState {
   finSent: boolean;
   /** The guest closed its fd: the connection goes once the gateway has everything. */
   closed: boolean;
+  /**
+   * A connection the guest made to another host (the gateway holds the real one; `peer` is the
+   * address it connected to): whether it is established yet, or the errno name it failed with.
+   */
+  outbound?: 'connecting' | 'connected' | { failed: string };
 }
 
 export interface NetworkState extends NetworkOptions {
   conns: ConnectionState[];
+  /** The id the guest's next outgoing connection gets (outboundConnBase and up). */
+  nextOutbound?: number;
 }
 
 /** Bytes of output the gateway has not acknowledged beyond which poll stops reporting the socket writable. */
@@ -84,6 +92,7 @@ export class Network {
   private waiters = new Set<() => void>();
   private ackScheduled = false;
   private readonly lastAck = new Map<number, string>();
+  private nextOutbound: number;
 
   constructor(options: NetworkOptions, state?: NetworkState) {
     this.options = {
@@ -92,6 +101,7 @@ export class Network {
       token: options.token,
       ports: [...options.ports],
     };
+    this.nextOutbound = state?.nextOutbound ?? outboundConnBase;
     for (const c of state?.conns ?? []) {
       const { unread, unacked, ...rest } = c;
       const connection = new Connection(rest);
@@ -144,6 +154,29 @@ export class Network {
     return this.conns.get(conn);
   }
 
+  /**
+   * The guest connects to another host: the gateway makes the connection (Connect) and answers
+   * Connected or Refused; until then the connection is `connecting`, and output waits in it.
+   */
+  connect(addr: string, port: number): Connection {
+    const c = new Connection({
+      conn: this.nextOutbound++,
+      port: 0,
+      peer: { addr, port },
+      accepted: true,
+      received: 0,
+      finReceived: false,
+      sent: 0,
+      finSent: false,
+      closed: false,
+      outbound: 'connecting',
+    });
+    this.conns.set(c.state.conn, c);
+    this.touch();
+    this.write(connectFrame(c));
+    return c;
+  }
+
   /** Guest output: kept until acknowledged, sent now if the tunnel is up. */
   send(c: Connection, bytes: Buffer): void {
     const offset = c.state.sent;
@@ -162,6 +195,10 @@ export class Network {
   close(c: Connection): void {
     c.state.closed = true;
     c.unread = [];
+    if (typeof c.state.outbound === 'object') {
+      this.conns.delete(c.state.conn); // the gateway forgot it when it failed
+      return;
+    }
     this.finish(c);
     this.collect(c);
   }
@@ -179,6 +216,7 @@ export class Network {
     this.socket?.pause();
     return {
       ...this.options,
+      nextOutbound: this.nextOutbound,
       conns: [...this.conns.values()].map((c) => ({
         ...c.state,
         unread: Buffer.concat(c.unread).toString('base64'),
@@ -210,6 +248,8 @@ export class Network {
         })),
       };
       socket.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
+      // Outgoing connections not established yet, before any of their output.
+      for (const c of this.conns.values()) if (c.state.outbound === 'connecting') socket.write(connectFrame(c));
       // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
       for (const c of this.conns.values()) {
         if (c.unacked.length)
@@ -282,6 +322,11 @@ export class Network {
       if (offset > c.ackedOut) c.ackedOut += dropAcknowledged(c.unacked, offset - c.ackedOut);
       if (payload.length > 8 && payload[8] === 1 && offset === c.state.sent) c.finAcked = true;
       this.collect(c);
+    } else if (type === TunnelFrame.Connected && c?.state.outbound === 'connecting') {
+      c.state.outbound = 'connected';
+    } else if (type === TunnelFrame.Refused && c?.state.outbound === 'connecting') {
+      c.state.outbound = { failed: decode(TunnelPayload.Refused, payload).error };
+      c.arrivedAt ??= nextArrival();
     } else if (!c && (type === TunnelFrame.Data || type === TunnelFrame.Fin)) {
       // A connection this guest closed already: the client's bytes are taken (and dropped).
       const end = readOffset(payload) + (type === TunnelFrame.Data ? payload.length - 8 : 0);
@@ -334,4 +379,9 @@ export class Network {
 export function splitAddress(address: string): [string, number] {
   const colon = address.lastIndexOf(':');
   return [address.slice(0, colon), Number(address.slice(colon + 1))];
+}
+
+function connectFrame(c: Connection): Buffer {
+  const to = { addr: c.state.peer!.addr, port: c.state.peer!.port };
+  return encodeTunnelFrame(TunnelFrame.Connect, c.state.conn, Buffer.from(JSON.stringify(to)));
 }

@@ -1,5 +1,5 @@
 import { Errno, Fdflags, Filetype, Preopentype, Rights } from '../constants.js';
-import { WasiError, WasiSetupError } from '../errors.js';
+import { errnoOfCode, WasiError, WasiSetupError } from '../errors.js';
 import {
   type Address,
   ANY4,
@@ -88,7 +88,7 @@ export type InetSocketState = SocketCommon & { kind: 'inet'; family: Family; bou
  * address). `pending`: in-container connections not accepted yet (stream pair ids).
  */
 export type ListenerState = SocketCommon & { kind: 'listener'; port: number; bound?: Address; pending?: number[] };
-/** A client connection that came through the gateway. */
+/** A client connection that came through the gateway, or an outgoing connection the gateway holds. */
 export type SocketState = SocketCommon & { kind: 'socket'; conn: number };
 /** One side of an in-container connection; `ownsPort`: its local port is its own binding (connect side). */
 export type StreamState = SocketCommon & {
@@ -171,6 +171,11 @@ export abstract class SocketBase extends Descriptor {
   /** connect(): the connected descriptor that replaces this one. */
   connect(_to: Address): SocketBase {
     throw new WasiError(Errno.ISCONN);
+  }
+
+  /** An outgoing connection still being made (connect() then answers EINPROGRESS). */
+  get inProgress(): boolean {
+    return false;
   }
 
   getOption(option: number): number {
@@ -299,7 +304,7 @@ export class InetSocketDescriptor extends SocketBase {
   override connect(to: Address): SocketBase {
     if (to.family !== this.family) throw new WasiError(Errno.AFNOSUPPORT);
     if (to.port === 0) throw new WasiError(Errno.CONNREFUSED);
-    if (!isLocal(to)) throw new WasiError(Errno.NETUNREACH);
+    if (!isLocal(to)) return this.connectOut(to);
     // connect() to the any address means this host, as on Linux.
     const target = isAny(to) ? { ...to, addr: loopbackOf(to.family) } : to;
     const listener = this.ctx.loopback.listenerFor(target);
@@ -315,6 +320,20 @@ export class InetSocketDescriptor extends SocketBase {
       { ...this.successor(RIGHTS_SOCKET, 0n), kind: 'stream', pair: pair.id, side: 0, ownsPort: true },
       binding,
     );
+  }
+
+  /** To another host: through the gateway, which holds the real connection wherever the guest moves. */
+  private connectOut(to: Address): SocketBase {
+    const network = this.ctx.network;
+    if (!network) throw new WasiError(Errno.NETUNREACH);
+    if (this.binding) this.ctx.loopback.unbind(this.binding);
+    this.binding = undefined;
+    const connection = network.connect(to.addr, to.port);
+    return new SocketDescriptor(this.ctx, connection, {
+      ...this.successor(RIGHTS_SOCKET, 0n),
+      kind: 'socket',
+      conn: connection.state.conn,
+    });
   }
 
   override read(): number {
@@ -630,9 +649,25 @@ export class SocketDescriptor extends SocketBase {
     return { family: this.family, addr: loopbackOf(this.family), port: this.connection.state.port };
   }
 
-  /** The client's address as the gateway saw it; from an older gateway, loopback and port 0. */
+  override get inProgress(): boolean {
+    return this.connection.state.outbound === 'connecting';
+  }
+
+  /** Why an outgoing connection failed, as the errno its calls return. */
+  private get failure(): number | undefined {
+    const outbound = this.connection.state.outbound;
+    return typeof outbound === 'object' ? errnoOfCode(outbound.failed) : undefined;
+  }
+
+  override getOption(option: number): number {
+    return option === SockOpt.ERROR ? (this.failure ?? 0) : super.getOption(option);
+  }
+
+  /** The client's address as the gateway saw it (from an older gateway, loopback and port 0); the address connected to. */
   override peerAddress(): Address {
+    if (this.failure !== undefined) throw new WasiError(Errno.NOTCONN);
     const peer = this.connection.state.peer;
+    if (peer && this.connection.state.outbound) return { family: this.family, ...peer };
     if (!peer) return { family: this.family, addr: loopbackOf(this.family), port: 0 };
     if (this.family === 'inet') return { family: 'inet', ...peer };
     // An IPv6 socket sees an IPv4 client at its v4-mapped address (::ffff:a.b.c.d).
@@ -653,6 +688,7 @@ export class SocketDescriptor extends SocketBase {
   override recv(iovs: Uint8Array[], peek: number): [number | Wait, number] {
     this.network.touch();
     const c = this.connection;
+    if (this.failure !== undefined) throw new WasiError(this.failure);
     if (c.unread.length === 0) {
       if (c.state.finReceived || c.state.closed) return [0, 0];
       return [this.wait(), 0];
@@ -665,6 +701,7 @@ export class SocketDescriptor extends SocketBase {
   override write(iovs: Uint8Array[]): number {
     this.network.touch();
     const c = this.connection;
+    if (this.failure !== undefined) throw new WasiError(this.failure);
     if (c.state.finSent) throw new WasiError(Errno.PIPE);
     const bytes = Buffer.concat(iovs.map((iov) => Buffer.from(iov)));
     if (bytes.length) this.network.send(c, bytes);
@@ -681,6 +718,8 @@ export class SocketDescriptor extends SocketBase {
   override poll(kind: 'read' | 'write'): bigint | Wait {
     this.network.touch();
     const c = this.connection;
+    if (this.failure !== undefined) return 1n;
+    if (this.inProgress) return this.network.changed();
     if (kind === 'read') {
       if (c.unread.length > 0 || c.state.finReceived) return BigInt(c.unreadBytes);
       return this.network.changed();
