@@ -184,7 +184,10 @@ const memoFields = [
   'posixLibrary',
 ] as const;
 
-/** The memo's toolchain when it was made for this fingerprint and every file it built is there. */
+/**
+ * The memo's toolchain when it was made for this fingerprint and the files it built are still
+ * what they were (the memo lists and stats them after the sources, as writeMemo writes them).
+ */
 function readMemo(path: string, fingerprint: Fingerprint): Toolchain | undefined {
   let values: Map<string, string>;
   try {
@@ -196,14 +199,17 @@ function readMemo(path: string, fingerprint: Fingerprint): Toolchain | undefined
   if (
     value('memo') !== String(memoFormat) ||
     value('env') !== fingerprint.env ||
-    value('found') !== fingerprint.found ||
-    value('files') !== shellWords(fingerprint.files) ||
-    value('stat') !== fingerprint.stat
+    value('found') !== fingerprint.found
   ) {
     return undefined;
   }
   const fields = memoFields.map((field) => value(field));
-  const runtimeObjects = parseShellWords(value('runtimeObjects') ?? '');
+  let runtimeObjects: string[];
+  try {
+    runtimeObjects = parseShellWords(value('runtimeObjects') ?? '');
+  } catch {
+    return undefined;
+  }
   if (fields.some((field) => !field) || runtimeObjects.length !== runtimeSources.length) return undefined;
   const [clang, clangxx, ar, cxxInclude, resourceInclude, sysrootInclude, commandStart, posixLibrary] =
     fields as string[];
@@ -218,26 +224,34 @@ function readMemo(path: string, fingerprint: Fingerprint): Toolchain | undefined
     commandStart: commandStart!,
     posixLibrary: posixLibrary!,
   };
-  const built = [...runtimeObjects, toolchain.commandStart, toolchain.posixLibrary];
-  return built.every((file) => existsSync(file)) ? toolchain : undefined;
+  const memoFiles = memoFingerprint(fingerprint, toolchain);
+  return value('files') === memoFiles.files && value('stat') === memoFiles.stat ? toolchain : undefined;
+}
+
+/** The memo's file list and their stat: the sources' (taken before a build read them), then the built files'. */
+function memoFingerprint(fingerprint: Fingerprint, toolchain: Toolchain): { files: string; stat: string } {
+  const built = [...toolchain.runtimeObjects, toolchain.commandStart, toolchain.posixLibrary];
+  return {
+    files: shellWords([...fingerprint.files, ...built]),
+    stat: [fingerprint.stat, statFingerprint(built)].filter((part) => part !== '').join('\n'),
+  };
 }
 
 /**
- * Writes the memo: the fingerprint, the toolchain and `extra`'s argument lists, as shell
- * assignments. The fingerprint is taken again after the build, with the objects it made in it,
- * so that bin/roam-cc notices one of them going away.
+ * Writes the memo: the fingerprint (with the files the build made, so that a memo naming an
+ * object that went away is not used), the toolchain and `extra`'s argument lists, as shell
+ * assignments.
  */
 function writeMemo(path: string, fingerprint: Fingerprint, toolchain: Toolchain, extra: MemoArguments): Toolchain {
-  const built = [...toolchain.runtimeObjects, toolchain.commandStart, toolchain.posixLibrary];
-  const files = [...fingerprint.files, ...built];
+  const { files, stat } = memoFingerprint(fingerprint, toolchain);
   const assignments: [string, string][] = [
     ['memo', String(memoFormat)],
     ['root', packageRoot],
     ['env', fingerprint.env],
     ['found', fingerprint.found],
     // The sources' stat is the one taken before the build read them: a change during the build shows next time.
-    ['files', shellWords(files)],
-    ['stat', [fingerprint.stat, statFingerprint(built)].filter((part) => part !== '').join('\n')],
+    ['files', files],
+    ['stat', stat],
     ...memoFields.map((field): [string, string] => [field, toolchain[field]]),
     ['runtimeObjects', shellWords(toolchain.runtimeObjects)],
     ...Object.entries(extra(toolchain)).map(([name, words]): [string, string] => [name, shellWords(words)]),

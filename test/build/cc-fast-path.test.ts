@@ -18,6 +18,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -213,4 +214,12 @@ test('a memo that no longer matches is not used, and the Node call that notices 
   staleThenFresh('memo of another format', () =>
     writeFileSync(memo, readFileSync(memo, 'utf8').replace(/^roam_memo=\d+$/m, 'roam_memo=1')),
   );
+});
+
+test('a Node call with a valid memo uses it as it is (no rebuild, no rewrite)', () => {
+  primeMemo();
+  const written = statSync(memo).mtimeMs;
+  const result = viaNode('cc', ['-c', 'conftest.c', '-o', 'node.o']);
+  assert.equal(result.status, 0, result.output);
+  assert.equal(statSync(memo).mtimeMs, written);
 });
