@@ -108,9 +108,10 @@ function argumentsFor(toolchain: Toolchain, args: string[], language: Language):
  * What bin/roam-cc and bin/roam-c++ need to run clang without Node, kept in the toolchain's memo
  * (as roam_c_compile, roam_cxx_link...): for each language the compiler, the arguments before the
  * user's in a command that does not link (-c, -E, -S, -M, -MM, -fsyntax-only), and those before
- * and after the user's in a link (after: also for a link that sets its own stack size). They are argumentsFor's own output around a placeholder, so
- * the two paths cannot differ; the scripts leave to Node every command line where argumentsFor
- * would do more than put the user's arguments there (see bin/roam-cc).
+ * and after the user's in a link (after: also for a link that sets its own stack size). They are
+ * argumentsFor's own output around a placeholder, so the two paths cannot differ; the scripts
+ * leave to Node every command line where argumentsFor would do more than put the user's
+ * arguments there (see bin/roam-cc).
  */
 function fastPathArguments(toolchain: Toolchain): Record<string, string[]> {
   const placeholder = '\0user arguments\0';
@@ -128,8 +129,8 @@ function fastPathArguments(toolchain: Toolchain): Record<string, string[]> {
     const [link, linkEnd] = around(language, [placeholder]);
     // A link that sets its own stack size (the user's flag comes first after the placeholder).
     const ownStack = '-Wl,-z,stack-size=65536';
-    const [, ownStackEnd] = around(language, [placeholder, ownStack]);
-    if (afterCompile.join(' ') !== '-c' || ownStackEnd[0] !== ownStack) {
+    const [ownStackLink, ownStackEnd] = around(language, [placeholder, ownStack]);
+    if (afterCompile.join(' ') !== '-c' || ownStackLink.join('\0') !== link.join('\0') || ownStackEnd[0] !== ownStack) {
       throw new Error("roam cc: a compile or link puts arguments of its own among the user's");
     }
     lists[`${name}_compiler`] = [compilerOf(toolchain, language)];
