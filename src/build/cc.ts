@@ -5,6 +5,9 @@ import { basename, join } from 'node:path';
 import { RoamError } from '../platform/errors.js';
 import { compileFlags, findToolchain, type Toolchain } from './toolchain.js';
 
+/** The toolchain, with the arguments bin/roam-cc and bin/roam-c++ use in its memo. */
+const toolchainWithFastPath = () => findToolchain(fastPathArguments);
+
 /** 8 MiB, Linux's default: real programs (jq's parser, SQLite's planner) recurse deeply. */
 export const defaultStackSize = 8 * 1024 * 1024;
 
@@ -65,7 +68,10 @@ export class CcUsageError extends RoamError {
  * Works for single commands and for autoconf/make builds (`CC="roam cc"`).
  */
 export function clangArguments(args: string[], language: Language = 'c'): string[] {
-  const toolchain = findToolchain();
+  return argumentsFor(toolchainWithFastPath(), args, language);
+}
+
+function argumentsFor(toolchain: Toolchain, args: string[], language: Language): string[] {
   const kept = args.filter((arg) => !droppedFlags.has(arg));
   if (kept.some((arg) => queryFlags.has(arg) || arg.startsWith('-print-'))) return ['--target=wasm32-wasi', ...kept];
 
@@ -112,9 +118,47 @@ const lockedLibcFunctions = [
   ...['fopen', 'fdopen', 'fclose', 'fflush'],
 ];
 
+/**
+ * What bin/roam-cc and bin/roam-c++ need to run clang without Node, kept in the toolchain's memo
+ * (as roam_c_compile, roam_cxx_link...): for each language the compiler, the arguments before the
+ * user's in a command that does not link (-c, -E, -S, -M, -MM, -fsyntax-only), and those before
+ * and after the user's in a link (after: also for a link that sets its own stack size). They are
+ * argumentsFor's own output around a placeholder, so the two paths cannot differ; the scripts
+ * leave to Node every command line where argumentsFor would do more than put the user's
+ * arguments there (see bin/roam-cc).
+ */
+function fastPathArguments(toolchain: Toolchain): Record<string, string[]> {
+  const placeholder = '\0user arguments\0';
+  const around = (language: Language, args: string[]) => {
+    const all = argumentsFor(toolchain, args, language);
+    const at = all.indexOf(placeholder);
+    return [all.slice(0, at), all.slice(at + 1)] as const;
+  };
+  const lists: Record<string, string[]> = {};
+  for (const [language, name] of [
+    ['c', 'c'],
+    ['c++', 'cxx'],
+  ] as const) {
+    const [compile, afterCompile] = around(language, [placeholder, '-c']);
+    const [link, linkEnd] = around(language, [placeholder]);
+    // A link that sets its own stack size (the user's flag comes first after the placeholder).
+    const ownStack = '-Wl,-z,stack-size=65536';
+    const [ownStackLink, ownStackEnd] = around(language, [placeholder, ownStack]);
+    if (afterCompile.join(' ') !== '-c' || ownStackLink.join('\0') !== link.join('\0') || ownStackEnd[0] !== ownStack) {
+      throw new Error("roam cc: a compile or link puts arguments of its own among the user's");
+    }
+    lists[`${name}_compiler`] = [compilerOf(toolchain, language)];
+    lists[`${name}_compile`] = compile;
+    lists[`${name}_link`] = link;
+    lists[`${name}_link_end`] = linkEnd;
+    lists[`${name}_link_end_own_stack`] = ownStackEnd.slice(1);
+  }
+  return lists;
+}
+
 /** Runs clang for `roam cc ARGS` (or clang++ for `roam c++ ARGS`); returns its exit status. */
 export function runCc(args: string[], language: Language = 'c'): number {
-  const toolchain = findToolchain();
+  const toolchain = toolchainWithFastPath();
   if (args.includes('-shared')) return buildStaticLibrary(toolchain, args, language);
   return run(compilerOf(toolchain, language), clangArguments(args, language));
 }
