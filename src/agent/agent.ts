@@ -518,6 +518,7 @@ export class Agent {
         mode,
         maxRounds: request.maxRounds,
         dirtyTracking: request.dirtyTracking,
+        hotFirst: request.hotFirst,
         destinationLazyRestore,
         confirm: { url: destinationUrl, token },
       });

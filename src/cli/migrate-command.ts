@@ -7,7 +7,8 @@ import { mib } from './table.js';
 
 export function describeProgress(p: MigrationProgress): string {
   const round = p.round === undefined ? '' : ` round ${p.round}`;
-  return `${p.phase}${round}: ${mib(p.sentBytes)} sent (memory ${mib(p.memoryBytes)})`;
+  const decision = p.decision ? `; ${p.decision}` : '';
+  return `${p.phase}${round}: ${mib(p.sentBytes)} sent (memory ${mib(p.memoryBytes)})${decision}`;
 }
 
 export function describeResult(id: string, r: MigrationResult): string {
@@ -15,7 +16,7 @@ export function describeResult(id: string, r: MigrationResult): string {
   const post = r.postCopy;
   const residency = post
     ? `; then ${mib(post.missingBytes)} followed in ${(post.residentMs / 1000).toFixed(2)} s ` +
-      `(${post.faults} faults, ${mib(post.requestedBytes)} asked for, wait mean ${post.faultWaitMsMean.toFixed(2)} ms, max ${post.faultWaitMsMax.toFixed(1)} ms)`
+      `(${post.hotBytes ? `hot set of ${mib(post.hotBytes)} pushed first, ` : ''}${post.faults} faults, ${mib(post.requestedBytes)} asked for, wait mean ${post.faultWaitMsMean.toFixed(2)} ms, max ${post.faultWaitMsMax.toFixed(1)} ms)`
     : '';
   return (
     `migrated ${id} from ${r.from} to ${r.to} (${r.mode}${rounds}, ${mib(r.sentBytes)} sent, dirty tracking: ${r.dirtyTracking}): ` +
