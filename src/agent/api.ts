@@ -169,8 +169,10 @@ export const MigrateRequestSchema = jsonObject(
     dirtyTracking: v.optional(v.picklist(trackingMethods, `expected one of ${trackingMethods.join(', ')}`)),
     /** Post-copy: push the guest's hot set first (default true). */
     hotFirst: v.optional(v.boolean('expected true or false')),
+    /** Pre-copy that cannot converge ends in post-copy where the destination can (default false). */
+    postCopyFallback: v.optional(v.boolean('expected true or false')),
   },
-  'a JSON object {to: {name, url, token?}, mode?, maxRounds?, dirtyTracking?, hotFirst?}',
+  'a JSON object {to: {name, url, token?}, mode?, maxRounds?, dirtyTracking?, hotFirst?, postCopyFallback?}',
 );
 export type MigrateRequest = v.InferOutput<typeof MigrateRequestSchema>;
 

@@ -66,6 +66,7 @@ function serve(guest: Container, directories: string[]): void {
         mode: command.mode,
         maxRounds: command.maxRounds,
         hotFirst: command.hotFirst,
+        postCopyFallback: command.postCopyFallback,
         destinationLazyRestore: command.destinationLazyRestore,
         onProgress: (progress) => tell({ event: 'progress', progress }),
       },

@@ -445,6 +445,8 @@ export async function migrateContainer(
     maxRounds?: number;
     /** Post-copy: push the hot set first (default true). */
     hotFirst?: boolean;
+    /** Pre-copy that cannot converge ends in post-copy where the destination can (default false). */
+    postCopyFallback?: boolean;
     onProgress?: (progress: MigrationProgress) => void;
   } = {},
 ): Promise<MigrationResult> {
@@ -458,6 +460,7 @@ export async function migrateContainer(
       mode: options.mode,
       maxRounds: options.maxRounds,
       ...(options.hotFirst === undefined ? {} : { hotFirst: options.hotFirst }),
+      ...(options.postCopyFallback ? { postCopyFallback: true } : {}),
     },
     (line) => {
       if ('progress' in line) options.onProgress?.(line.progress);

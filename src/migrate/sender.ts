@@ -112,6 +112,12 @@ export interface SendOptions {
   /** Whether the destination can run the guest before its memory arrived (for 'auto'). */
   destinationLazyRestore?: boolean;
   /**
+   * Pre-copy (also as picked by 'auto') that sees it cannot converge ends in post-copy instead of
+   * a final round, where the destination can take it (default false: the final round). Opt-in: a
+   * guest in post-copy is lost if the source dies meanwhile.
+   */
+  postCopyFallback?: boolean;
+  /**
    * Post-copy: push the pages the guest wrote most recently first, right after its state (default
    * true); false pushes in address order only (the benchmark's baseline).
    */
@@ -159,9 +165,9 @@ export async function migrateOut(
   const initialBytes = source.memory().length;
   const destinationLazy = options.destinationLazyRestore ?? false;
   let mode = chooseMode(options.mode, initialBytes, destinationLazy);
-  // 'auto' onto a node that can receive post-copy: pre-copy may end in post-copy, if it sees it
+  // Allowed, onto a node that can receive post-copy: pre-copy may end in post-copy, if it sees it
   // cannot converge. Announced in the Hello (the page channels are opened) either way.
-  const mayGoLazy = options.mode === 'auto' && destinationLazy && mode === 'pre-copy';
+  const mayGoLazy = (options.postCopyFallback ?? false) && destinationLazy && mode === 'pre-copy';
   const announcedLazy = postCopyModes.includes(mode) || mayGoLazy;
   let pages: PageServer | undefined;
   // Nothing is reported while the guest is stopped: each process a progress line wakes (agent,
