@@ -129,6 +129,7 @@ async function moveOnce(
         if (ticks[i]! > from && ticks[i - 1]! < to) longest = Math.max(longest, ticks[i]! - ticks[i - 1]!);
       return longest / 1000;
     };
+    // ROAM_BENCH_GAPS=1: every gap of 8 ms or more after the request, and when it ended (to stderr).
     if (process.env.ROAM_BENCH_GAPS) {
       const long: string[] = [];
       for (let i = 1; i < ticks.length; i++)
