@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildsRunPrograms, corpusPrograms, programs, wasmProgramsMissing } from '../test/programs/programs.js';
 import { checkpointBench } from './checkpoint.js';
+import { convergenceBench } from './convergence.js';
 import { repoRoot } from './harness.js';
+import { hotSetBench } from './hotset.js';
 import { kvBench } from './kv.js';
 import { migrationBench, vmMigrationBench } from './migration.js';
 import { programsBench } from './programs.js';
@@ -17,8 +19,8 @@ import { threadsBench } from './threads.js';
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
 /**
- * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,vm runs those sections only and puts
- * them into bench/results.md in place of the same sections, each marked with its date.
+ * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,convergence,hotset,vm runs those sections
+ * only and puts them into bench/results.md in place of the same sections, each marked with its date.
  */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
@@ -66,6 +68,8 @@ try {
     );
   if (wanted('migration'))
     sections.push(await migrationBench(join(work, 'migration'), quick ? [16, 64] : [16, 64, 256, 1024]));
+  if (wanted('convergence')) sections.push(await convergenceBench(join(work, 'convergence'), quick ? 1 : 2));
+  if (wanted('hotset')) sections.push(await hotSetBench(join(work, 'hotset'), quick ? 256 : 1024, 4, quick ? 1 : 3));
   if (wanted('vm'))
     sections.push(
       await vmMigrationBench(join(work, 'vm'), quick ? [16, 64] : [64, 256, 1024], quick ? [16] : [64, 256]),

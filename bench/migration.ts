@@ -128,14 +128,14 @@ async function repeatedPostCopy(cluster: Cluster, writer: string, sizeMiB: numbe
   return downtimes;
 }
 
-class ClusterDidNotStart extends Error {}
+export class ClusterDidNotStart extends Error {}
 
 /**
  * Runs `body` against a cluster of its own under `work` (never the user's, nor a concurrent
  * benchmark's) with the writer fixture built, and stops the cluster after. A cluster that fails to
  * start rejects with ClusterDidNotStart.
  */
-async function inPrivateCluster(
+export async function inPrivateCluster(
   work: string,
   start: () => Promise<Cluster>,
   body: (cluster: Cluster, writer: string) => Promise<void>,
@@ -265,7 +265,7 @@ async function migrateOnce(cluster: Cluster, writer: string, run: Run, index: nu
 }
 
 /** Polls the container's log on x64 until the writer printed "ready". */
-async function waitForReady(cluster: Cluster, id: string, timeoutMs: number): Promise<void> {
+export async function waitForReady(cluster: Cluster, id: string, timeoutMs: number): Promise<void> {
   const client = agentClient(cluster, clusterNode(cluster, 'x64'));
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -446,10 +446,10 @@ export class Agent {
     let target: IncomingReply;
     let destinationLazyRestore = false;
     try {
-      if (mode === 'auto' || postCopyModes.includes(mode)) {
+      if (mode === 'auto' || postCopyModes.includes(mode) || request.postCopyFallback) {
         const { capabilities } = await destination.node();
         destinationLazyRestore = capabilities.postCopy === true;
-        if (!destinationLazyRestore && mode !== 'auto') {
+        if (!destinationLazyRestore && postCopyModes.includes(mode)) {
           throw new HttpError(
             409,
             `node ${request.to.name} cannot receive ${mode}: ${capabilities.postCopyNote ?? 'no userfaultfd lazy restore there'}; use --mode pre-copy`,
@@ -518,6 +518,8 @@ export class Agent {
         mode,
         maxRounds: request.maxRounds,
         dirtyTracking: request.dirtyTracking,
+        hotFirst: request.hotFirst,
+        postCopyFallback: request.postCopyFallback,
         destinationLazyRestore,
         confirm: { url: destinationUrl, token },
       });

@@ -167,8 +167,12 @@ export const MigrateRequestSchema = jsonObject(
     mode: v.optional(v.picklist(modes, `expected one of ${modes.join(', ')}`)),
     maxRounds: v.optional(positive),
     dirtyTracking: v.optional(v.picklist(trackingMethods, `expected one of ${trackingMethods.join(', ')}`)),
+    /** Post-copy: push the guest's hot set first (default true). */
+    hotFirst: v.optional(v.boolean('expected true or false')),
+    /** Pre-copy that cannot converge ends in post-copy where the destination can (default false). */
+    postCopyFallback: v.optional(v.boolean('expected true or false')),
   },
-  'a JSON object {to: {name, url, token?}, mode?, maxRounds?, dirtyTracking?}',
+  'a JSON object {to: {name, url, token?}, mode?, maxRounds?, dirtyTracking?, hotFirst?, postCopyFallback?}',
 );
 export type MigrateRequest = v.InferOutput<typeof MigrateRequestSchema>;
 
@@ -182,6 +186,7 @@ const MigrationProgressSchema = jsonObject(
     round: v.optional(number),
     sentBytes: number,
     memoryBytes: number,
+    decision: v.optional(text),
   },
   'migration progress {phase, sentBytes, memoryBytes}',
 );
@@ -208,10 +213,12 @@ const MigrationResultSchema = jsonObject(
           faults: number,
           faultWaitMsMean: number,
           faultWaitMsMax: number,
+          hotBytes: v.optional(number),
         },
         'post-copy statistics',
       ),
     ),
+    decision: v.optional(text),
     totalMs: number,
     from: text,
     to: text,

@@ -65,6 +65,8 @@ function serve(guest: Container, directories: string[]): void {
       {
         mode: command.mode,
         maxRounds: command.maxRounds,
+        hotFirst: command.hotFirst,
+        postCopyFallback: command.postCopyFallback,
         destinationLazyRestore: command.destinationLazyRestore,
         onProgress: (progress) => tell({ event: 'progress', progress }),
       },
@@ -145,7 +147,16 @@ async function start(): Promise<void> {
     socket.resume();
     let guest: Container | undefined;
     let running = false;
+    let lazyStarted = false;
     const channels = new Promise<PageChannels>((resolve) => (pageChannels = resolve));
+    // A migration announced with post-copy that ended with a final round instead (pre-copy
+    // converged): the page channels were opened for nothing.
+    const dropPageChannels = () => {
+      if (lazyStarted) return;
+      pageChannels = undefined;
+      server.close();
+      for (const socket of pageSockets) socket.destroy();
+    };
     migrateIn(socket, config.ticket, {
       directories: config.directories,
       prepare: async (memoryBytes, postCopy) => {
@@ -160,6 +171,7 @@ async function start(): Promise<void> {
       },
       lazyRestore: lazyRestoreSupport().ok
         ? async (memory, missing) => {
+            lazyStarted = true;
             const opened = await within(channels, 30_000, 'the source never opened the page channels');
             return { resident: startLazyRestore(memory, missing, opened, config.ticket) };
           }
@@ -174,6 +186,7 @@ async function start(): Promise<void> {
       },
     }).then(
       () => {
+        dropPageChannels();
         watch(guest!);
         serve(guest!, config.directories);
       },

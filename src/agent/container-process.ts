@@ -20,6 +20,8 @@ export type ChildCommand = {
   mode: MigrationMode;
   maxRounds?: number;
   dirtyTracking?: DirtyTrackingMethod;
+  hotFirst?: boolean;
+  postCopyFallback?: boolean;
   /** Whether the destination can receive post-copy (for mode 'auto'). */
   destinationLazyRestore: boolean;
   /** The destination agent, asked whether the guest runs there when its answer got lost. */

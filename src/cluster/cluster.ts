@@ -440,14 +440,28 @@ export async function migrateContainer(
   cluster: Cluster,
   idOrName: string,
   to: string,
-  options: { mode?: MigrationMode; maxRounds?: number; onProgress?: (progress: MigrationProgress) => void } = {},
+  options: {
+    mode?: MigrationMode;
+    maxRounds?: number;
+    /** Post-copy: push the hot set first (default true). */
+    hotFirst?: boolean;
+    /** Pre-copy that cannot converge ends in post-copy where the destination can (default false). */
+    postCopyFallback?: boolean;
+    onProgress?: (progress: MigrationProgress) => void;
+  } = {},
 ): Promise<MigrationResult> {
   const destination = clusterNode(cluster, to);
   const { node, info } = await locateContainer(cluster, idOrName);
   if (node.name === to) throw new ClusterError('ROAM_CLUSTER_SAME_NODE', `container ${info.id} already runs on ${to}`);
   const last = await agentClient(cluster, node).migrate(
     info.id,
-    { to: { name: destination.name, url: destination.url }, mode: options.mode, maxRounds: options.maxRounds },
+    {
+      to: { name: destination.name, url: destination.url },
+      mode: options.mode,
+      maxRounds: options.maxRounds,
+      ...(options.hotFirst === undefined ? {} : { hotFirst: options.hotFirst }),
+      ...(options.postCopyFallback ? { postCopyFallback: true } : {}),
+    },
     (line) => {
       if ('progress' in line) options.onProgress?.(line.progress);
     },

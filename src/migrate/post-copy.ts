@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type LazyRestoreStats, nativeAddon } from '../native/addon.js';
 import { ChunkQueue } from '../protocol/framing.js';
 import {
@@ -94,18 +95,34 @@ export interface PageChannels {
   fault: Socket;
 }
 
+/** What the page server needs of its two channels (sockets; streams in tests). */
+export interface PageStreams {
+  push: Duplex;
+  fault: Duplex;
+}
+
 /**
  * The source's side of the page channels: answers the destination's requests at once and pushes
  * every other missing granule in the background, from the stopped guest's memory (which it keeps
- * until the destination has all of it). `done` resolves when the destination reports every page
- * in, and rejects if a channel breaks before: the destination is lost.
+ * until the destination has all of it): first the `hot` granules (those the guest wrote most
+ * recently, which it is likely to touch first at the destination), then the rest in address
+ * order. `done` resolves when the destination reports every page in, and rejects if a channel
+ * breaks before: the destination is lost.
  */
 export class PageServer {
-  readonly done: Promise<{ pushedBytes: number; requestedBytes: number }>;
+  readonly done: Promise<{ pushedBytes: number; requestedBytes: number; hotBytes: number }>;
   private readonly sent: Uint8Array;
+  /** 1 for each granule the destination lacks: nothing else is ever sent. */
+  private readonly wanted: Uint8Array;
   private pushedBytes = 0;
   private requestedBytes = 0;
+  private hotBytes = 0;
   private pushing = false;
+  /** Pushing the hot set only (between the stop and the guest running at the destination). */
+  private hotOnly = false;
+  /** Next hot push position: index into the hot ranges, and the granule there. */
+  private hotIndex = 0;
+  private hotCursor = 0;
   private pushScheduled = false;
   private readonly missingBytes: number;
   private finished = false;
@@ -114,14 +131,18 @@ export class PageServer {
   private cursor = 0;
 
   constructor(
-    private readonly channels: PageChannels,
+    private readonly channels: PageStreams,
     private readonly memory: Uint8Array,
     private readonly missing: GranuleRanges,
+    private readonly hot: GranuleRanges = new Uint32Array(0),
   ) {
     const { push, fault } = channels;
     this.sent = new Uint8Array(Math.ceil(memory.length / granuleBytes));
+    this.wanted = new Uint8Array(this.sent.length);
+    for (let i = 0; i < missing.length; i += 2) this.wanted.fill(1, missing[i], missing[i + 1]);
     this.missingBytes = rangeBytes(missing);
     this.cursor = missing[0] ?? 0;
+    this.hotCursor = hot[0] ?? 0;
     const pending = new ChunkQueue();
     this.done = new Promise((resolve, reject) => {
       fault.on('data', (chunk: Buffer) => {
@@ -131,7 +152,7 @@ export class PageServer {
             this.finished = true;
             push.end();
             fault.end();
-            resolve({ pushedBytes: this.pushedBytes, requestedBytes: this.requestedBytes });
+            resolve({ pushedBytes: this.pushedBytes, requestedBytes: this.requestedBytes, hotBytes: this.hotBytes });
             return;
           }
           this.answer(message.offset, message.length);
@@ -162,9 +183,18 @@ export class PageServer {
     this.channels.fault.destroy();
   }
 
-  /** Starts the background push (after the destination runs the guest). */
+  /** Pushes the hot set (right after the guest's state went, while the destination restores it). */
+  pushHot(): void {
+    if (failpointActive('source-push-held') || this.pushing) return;
+    this.hotOnly = true;
+    this.pushing = true;
+    this.push();
+  }
+
+  /** Starts the background push of everything left, what is left of the hot set first (once the destination runs the guest). */
   startPushing(): void {
     if (failpointActive('source-push-held')) return;
+    this.hotOnly = false;
     this.pushing = true;
     this.push();
   }
@@ -200,12 +230,38 @@ export class PageServer {
         this.pushScheduled = true;
         return;
       }
-      const next = this.nextUnsent();
+      const next = this.nextHot() ?? (this.hotOnly ? undefined : this.nextUnsent());
       if (!next) return;
       this.pushedBytes += next.length;
       burst += next.length;
       this.sendChunk(socket, next.offset, next.length);
     }
+  }
+
+  /** The next run of unsent, missing granules in the hot ranges, up to pushChunkBytes. */
+  private nextHot(): { offset: number; length: number } | undefined {
+    const most = pushChunkBytes / granuleBytes;
+    const hot = this.hot;
+    while (this.hotIndex < hot.length) {
+      const end = Math.min(hot[this.hotIndex + 1]!, this.sent.length);
+      while (this.hotCursor < end && (this.sent[this.hotCursor] || !this.wanted[this.hotCursor])) this.hotCursor++;
+      if (this.hotCursor >= end) {
+        this.hotIndex += 2;
+        this.hotCursor = hot[this.hotIndex] ?? 0;
+        continue;
+      }
+      const first = this.hotCursor;
+      while (
+        this.hotCursor < end &&
+        this.hotCursor - first < most &&
+        !this.sent[this.hotCursor] &&
+        this.wanted[this.hotCursor]
+      )
+        this.sent[this.hotCursor++] = 1;
+      this.hotBytes += (this.hotCursor - first) * granuleBytes;
+      return { offset: first * granuleBytes, length: (this.hotCursor - first) * granuleBytes };
+    }
+    return undefined;
   }
 
   /** The next run of unsent granules in the missing ranges, up to pushChunkBytes. */
@@ -227,7 +283,7 @@ export class PageServer {
   }
 
   /** One chunk; all-zero ones go as a header alone. */
-  private sendChunk(socket: Socket, offset: number, length: number): void {
+  private sendChunk(socket: Duplex, offset: number, length: number): void {
     const bytes = this.memory.subarray(offset, offset + length);
     const zero = isZero(bytes);
     socket.write(encodeChunkHeader(offset, length, zero));

@@ -144,12 +144,13 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         const started = performance.now();
         const { state } = decode(FramePayload.State, payload);
         // The memory the guest runs with must be all here and checked: a final round that
-        // checked out, or in post-copy, the lazy restore of what is missing.
+        // checked out, or in post-copy, the lazy restore of what is missing. (A migration
+        // announced with post-copy may still end with a final round: pre-copy that converged.)
         if (round) throw new ProtocolError(`State inside round ${round}`);
-        if (hello.postCopy ? !lazy : !finalRound)
+        if (!lazy && !finalRound)
           throw new ProtocolError(
             hello.postCopy
-              ? 'State before the missing memory was announced (PostCopy)'
+              ? 'State before the missing memory was announced (PostCopy) or a final round checked out'
               : 'State before the final round of memory checked out',
           );
         if (state.preopens.length !== sink.directories.length)

@@ -13,10 +13,19 @@ import {
   PeerError,
 } from '../protocol/data-channel.js';
 import { decode, ProtocolError } from '../protocol/framing.js';
-import type { DirtyTracker } from './dirty/tracker.js';
+import { type ConvergenceDecision, decideAfterRound } from './convergence.js';
+import type { DirtyRange, DirtyTracker } from './dirty/tracker.js';
 import { MigrationError } from './errors.js';
 import { DirectorySender } from './files.js';
-import { allGranules, granuleRanges, openPageChannels, PageServer, rangeBytes } from './post-copy.js';
+import {
+  allGranules,
+  type GranuleRanges,
+  granuleRanges,
+  openPageChannels,
+  type PageChannels,
+  PageServer,
+  rangeBytes,
+} from './post-copy.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
 export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];
@@ -66,6 +75,8 @@ export interface MigrationReport {
   stopCopyMs: { stop: number; finalRound: number; restore: number };
   /** Post-copy: from the guest running at the destination until all of its memory was there. */
   postCopy?: PostCopyReport;
+  /** Pre-copy: why it stopped sending rounds (what decideAfterRound said last). */
+  decision?: string;
   /** From the start until the destination holds everything (the source's copy is gone). */
   totalMs: number;
 }
@@ -76,6 +87,8 @@ export interface PostCopyReport {
   /** Of it: sent because the guest faulted on it, and pushed in the background. */
   requestedBytes: number;
   pushedBytes: number;
+  /** Of the pushed: the hot set (written most recently on the source), pushed first. */
+  hotBytes?: number;
   residentMs: number;
   /** Faults on missing pages at the destination, and how long one waited for its page. */
   faults: number;
@@ -88,6 +101,8 @@ export interface MigrationProgress {
   round?: number;
   sentBytes: number;
   memoryBytes: number;
+  /** Pre-copy: what it does after the round just sent, and why. */
+  decision?: string;
 }
 
 export interface SendOptions {
@@ -96,6 +111,17 @@ export interface SendOptions {
   maxRounds?: number;
   /** Whether the destination can run the guest before its memory arrived (for 'auto'). */
   destinationLazyRestore?: boolean;
+  /**
+   * Pre-copy (also as picked by 'auto') that sees it cannot converge ends in post-copy instead of
+   * a final round, where the destination can take it (default false: the final round). Opt-in: a
+   * guest in post-copy is lost if the source dies meanwhile.
+   */
+  postCopyFallback?: boolean;
+  /**
+   * Post-copy: push the pages the guest wrote most recently first, right after its state (default
+   * true); false pushes in address order only (the benchmark's baseline).
+   */
+  hotFirst?: boolean;
   onProgress?: (progress: MigrationProgress) => void;
 }
 
@@ -105,10 +131,11 @@ const maxAnswerBytes = 1 << 20;
 const autoPreCopyBytes = 8 << 20;
 /** From this size, 'auto' prefers one pre-copy round then post-copy where the destination can. */
 const autoPostCopyBytes = 128 << 20;
-/** Pre-copy is done when a round is this small (a few ms of transfer)... */
-const convergedBytes = 2 << 20;
-/** ...or no longer shrinks by this factor (the guest writes as fast as we send). */
-const minShrink = 0.8;
+/**
+ * Post-copy proper has no rounds: a tracker started at the Hello finds the pages written until the
+ * stop (the hot set), and the stop waits until it watched at least this long.
+ */
+const hotWindowMs = 50;
 
 function chooseMode(
   requested: MigrationMode,
@@ -136,19 +163,24 @@ export async function migrateOut(
 ): Promise<MigrationReport> {
   const started = performance.now();
   const initialBytes = source.memory().length;
-  const mode = chooseMode(options.mode, initialBytes, options.destinationLazyRestore ?? false);
-  const lazy = postCopyModes.includes(mode);
+  const destinationLazy = options.destinationLazyRestore ?? false;
+  let mode = chooseMode(options.mode, initialBytes, destinationLazy);
+  // Allowed, onto a node that can receive post-copy: pre-copy may end in post-copy, if it sees it
+  // cannot converge. Announced in the Hello (the page channels are opened) either way.
+  const mayGoLazy = (options.postCopyFallback ?? false) && destinationLazy && mode === 'pre-copy';
+  const announcedLazy = postCopyModes.includes(mode) || mayGoLazy;
   let pages: PageServer | undefined;
   // Nothing is reported while the guest is stopped: each process a progress line wakes (agent,
   // CLI) competes with the migration for the CPU, and the downtime is a few milliseconds.
   let quiet = false;
-  const progress = (phase: MigrationProgress['phase'], round?: number) => {
+  const progress = (phase: MigrationProgress['phase'], round?: number, decision?: string) => {
     if (!quiet)
       options.onProgress?.({
         phase,
         round,
         sentBytes: sentBytes + (pages?.sentBytes ?? 0),
         memoryBytes: source.memory().length,
+        ...(decision ? { decision } : {}),
       });
   };
   let sentBytes = 0;
@@ -161,31 +193,38 @@ export async function migrateOut(
   let committing = false;
   let ranThere = false;
   let tracker: DirtyTracker | undefined;
+  let channels: ReturnType<typeof openPageChannels> | undefined;
   try {
     // In post-copy proper, all of the memory announced here will be missing: the destination sets
     // its lazy restore up over it before it answers Ready, out of the downtime.
     writer.send(Frame.Hello, {
       ticket: target.ticket,
       memoryBytes: initialBytes,
-      postCopy: lazy,
+      postCopy: announcedLazy,
       wholeMemory: mode === 'post-copy',
     });
     // Opened before the stop, so that they cost no downtime.
-    const channels = lazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
+    channels = announcedLazy ? openPageChannels(target.host, target.port, target.ticket) : undefined;
     channels?.catch(() => undefined);
+    // Post-copy proper sends no round, but an exact tracker started now tells which pages the guest
+    // writes until the stop: its hot set, pushed first. (Comparing needs a copy of all memory: no.)
+    const hotFirst = options.hotFirst ?? true;
+    let trackerStarted = performance.now();
+    if (mode !== 'post-copy' || hotFirst) {
+      tracker = source.tracker(source.memory());
+      trackerStarted = performance.now();
+      if (mode === 'post-copy' && !tracker.written) {
+        tracker.close();
+        tracker = undefined;
+      }
+    }
     decode(FramePayload.Ready, await reader.expect(Frame.Ready));
-    if (mode !== 'post-copy') tracker = source.tracker(source.memory());
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
-    /** Sends the pages written since the previous round (or the `only` ones) and the changed files. */
-    const sendRound = async (
-      round: number,
-      phase: MigrationProgress['phase'],
-      only?: { offset: number; bytes: Uint8Array }[],
-    ) => {
+    /** Sends `ranges` as a round (the final one in phase 'stop-copy'), and the changed files. */
+    const sendRound = async (round: number, phase: MigrationProgress['phase'], ranges: DirtyRange[]) => {
       const roundStarted = performance.now();
       const memory = source.memory();
-      const ranges = only ?? tracker!.scan(memory, { stopped: phase === 'stop-copy' });
       writer.send(Frame.Round, { round, memoryBytes: memory.length });
       const hash = createHash('sha256');
       let bytes = 0;
@@ -215,24 +254,44 @@ export async function migrateOut(
         if (ack.round !== round) throw new ProtocolError(`round ${round} acknowledged as round ${ack.round}`);
       }
       rounds.push({ round, bytes, ms: performance.now() - roundStarted });
-      progress(phase, round);
-      return bytes;
+      if (phase !== 'pre-copy') progress(phase, round);
     };
 
     let round = 1;
+    /** Found written by the last scan of the running guest and not sent: they go after the stop. */
+    let pending: DirtyRange[] = [];
+    let decision: ConvergenceDecision | undefined;
     if (mode === 'pre-copy') {
       const maxRounds = options.maxRounds ?? 10;
-      let previous = Infinity;
-      for (; round <= maxRounds; round++) {
-        const bytes = await sendRound(round, 'pre-copy');
-        if (round > 1 && (bytes <= convergedBytes || bytes > previous * minShrink)) {
-          round++;
-          break;
-        }
-        previous = bytes;
+      // Each round's scan comes before the decision: the dirty set it finds is the next round, or
+      // (when the rounds no longer shrink) goes after the stop instead of being sent twice.
+      let next = tracker!.scan(source.memory());
+      for (;;) {
+        await sendRound(round, 'pre-copy', next);
+        next = tracker!.scan(source.memory());
+        decision = decideAfterRound({
+          rounds,
+          dirtyBytes: rangesBytes(next),
+          maxRounds,
+          postCopyAllowed: mayGoLazy,
+        });
+        progress('pre-copy', round, decision.reason);
+        round++;
+        if (decision.next !== 'round') break;
       }
+      pending = next;
+      if (decision.next === 'post-copy') mode = 'pre-post';
     } else if (mode === 'pre-post') {
-      await sendRound(round++, 'pre-copy');
+      await sendRound(round++, 'pre-copy', tracker!.scan(source.memory()));
+    }
+    const lazy = postCopyModes.includes(mode);
+    if (!lazy) {
+      // Not needed after all: the destination drops them when the guest runs there.
+      dropChannels(channels);
+    }
+    if (mode === 'post-copy' && tracker) {
+      const watched = performance.now() - trackerStarted;
+      if (watched < hotWindowMs) await new Promise((resolve) => setTimeout(resolve, hotWindowMs - watched));
     }
     progress('stop-copy', round);
     quiet = true;
@@ -247,24 +306,45 @@ export async function migrateOut(
     if (lazy) {
       // What the destination lacks. post-copy: the memory announced in Hello (set up there
       // already); what the guest grew since, rarely anything, goes now as a last round of pages,
-      // outside the lazy restore. pre-post: what was written since the pre-copy round, announced
-      // first so that the destination sets its lazy restore up while the rest is on its way.
+      // outside the lazy restore. pre-post: what was written since the last pre-copy round
+      // (found before the stop and after), announced first so that the destination sets its lazy
+      // restore up while the rest is on its way.
       const memory = source.memory();
-      const missing =
-        mode === 'post-copy'
-          ? allGranules(initialBytes)
-          : granuleRanges(
-              tracker!.scan(memory, { stopped: true }).map((r) => ({ offset: r.offset, length: r.bytes.length })),
-              memory.length,
-            );
+      let missing: GranuleRanges;
+      let hot: GranuleRanges | undefined;
+      if (mode === 'post-copy') {
+        missing = allGranules(initialBytes);
+        // Written between the Hello and the stop (within what the destination lacks).
+        const written = tracker?.written?.(memory).filter((r) => r.offset < initialBytes);
+        if (written?.length) hot = granuleRanges(written, initialBytes);
+      } else {
+        const recent = tracker!.scan(memory, { stopped: true });
+        const spans = (ranges: DirtyRange[]) => ranges.map((r) => ({ offset: r.offset, length: r.bytes.length }));
+        missing = granuleRanges(mergeSpans(spans(pending), spans(recent)), memory.length);
+        // Written since the last scan of the running guest: the most recent writes.
+        if (hotFirst && recent.length) hot = granuleRanges(spans(recent), memory.length);
+      }
       missingBytes = rangeBytes(missing);
-      pages = new PageServer(await channels!, memory, missing);
-      if (mode === 'pre-post') writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
+      pages = new PageServer(await channels!, memory, missing, hot);
+      if (mode !== 'post-copy') writer.send(Frame.PostCopy, encodeMissing(memory.length, missing));
       const grown = mode === 'post-copy' && memory.length > initialBytes;
       if (grown) await sendRound(round, 'stop-copy', [{ offset: initialBytes, bytes: memory.subarray(initialBytes) }]);
       else sentBytes += files.send(writer);
     } else {
-      await sendRound(round, 'stop-copy');
+      // The final round: what the last scan found (sent now from the stopped guest's memory, as it
+      // is now) and what was written since.
+      const memory = source.memory();
+      const recent = tracker!.scan(memory, { stopped: true });
+      await sendRound(
+        round,
+        'stop-copy',
+        pending.length === 0
+          ? recent
+          : mergeSpans(
+              pending.map((r) => ({ offset: r.offset, length: r.bytes.length })),
+              recent.map((r) => ({ offset: r.offset, length: r.bytes.length })),
+            ).map(({ offset, length }) => ({ offset, bytes: memory.subarray(offset, offset + length) })),
+      );
     }
     const state = await capturing;
     const log = source.readLog();
@@ -272,6 +352,9 @@ export async function migrateOut(
     writer.send(Frame.State, { state });
     sentBytes += log.length;
     const finalSent = performance.now();
+    // The hot set goes at once, while the destination restores the guest: it is what the guest
+    // touches first, and each page of it asked for by a fault would cost a round trip.
+    pages?.pushHot();
     // The commit point: with the whole state sent, the destination runs the guest as soon as it is
     // restored (no extra round trip in the downtime). From here an Error frame still means it never
     // ran, but a lost connection is ambiguous: ask.
@@ -311,6 +394,7 @@ export async function migrateOut(
         faults: resident.faults,
         faultWaitMsMean: resident.faultWaitMsMean,
         faultWaitMsMax: resident.faultWaitMsMax,
+        ...(served.hotBytes ? { hotBytes: served.hotBytes } : {}),
       };
     }
     socket.destroy();
@@ -323,6 +407,7 @@ export async function migrateOut(
       downtimeMs: running - stoppedAt,
       stopCopyMs: { stop: stoppedAt - stopRequested, finalRound: finalSent - stoppedAt, restore: restoreMs },
       ...(postCopy ? { postCopy } : {}),
+      ...(decision ? { decision: decision.reason } : {}),
       totalMs: performance.now() - started,
     };
   } catch (error) {
@@ -330,12 +415,44 @@ export async function migrateOut(
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
     pages?.close();
+    if (!pages) dropChannels(channels);
     if (stopped) source.resume();
     const copy = ranThere ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
     throw new MigrationError(`migration failed, the container keeps running here${copy}: ${(error as Error).message}`);
   } finally {
     tracker?.close();
   }
+}
+
+/** Closes page channels that are not used (once they are open). */
+function dropChannels(channels: Promise<PageChannels> | undefined): void {
+  channels
+    ?.then(({ push, fault }) => {
+      push.destroy();
+      fault.destroy();
+    })
+    .catch(() => undefined);
+}
+
+function rangesBytes(ranges: DirtyRange[]): number {
+  let bytes = 0;
+  for (const range of ranges) bytes += range.bytes.length;
+  return bytes;
+}
+
+/** The union of two lists of spans, each in increasing order: in increasing order, overlaps and neighbours merged. */
+export function mergeSpans(
+  a: { offset: number; length: number }[],
+  b: { offset: number; length: number }[],
+): { offset: number; length: number }[] {
+  const all = [...a, ...b].sort((x, y) => x.offset - y.offset);
+  const out: { offset: number; length: number }[] = [];
+  for (const { offset, length } of all) {
+    const last = out[out.length - 1];
+    if (last && offset <= last.offset + last.length) last.length = Math.max(last.length, offset + length - last.offset);
+    else out.push({ offset, length });
+  }
+  return out;
 }
 
 function open(target: MigrationTarget): Promise<Socket> {

@@ -98,6 +98,21 @@ export class UffdWpTracker implements DirtyTracker {
     return this.copyOut(memory, spans);
   }
 
+  written(memory: Uint8Array): { offset: number; length: number }[] {
+    if (!this.handle) throw new Error('UffdWpTracker: written() after close()');
+    retained.set(this, memory);
+    const pages = this.addon.collectWritten(this.handle);
+    const pageSize = this.addon.pageSize;
+    const end = Math.min(memory.length, this.trackedLength);
+    const spans: { offset: number; length: number }[] = [];
+    for (let i = 0; i < pages.length; i += 2) {
+      const start = pages[i]! * pageSize;
+      if (start >= end) break;
+      spans.push({ offset: start, length: Math.min(pages[i + 1]! * pageSize, end) - start });
+    }
+    return spans;
+  }
+
   close(): void {
     if (this.handle) this.addon.untrack(this.handle);
     this.handle = undefined;

@@ -16,6 +16,12 @@ export interface DirtyTracker {
    * until the next scan() or close().
    */
   scan(memory: Uint8Array, options?: ScanOptions): DirtyRange[];
+  /**
+   * Where the guest wrote since tracking started (or the last scan or call), without reading
+   * memory or copying anything: post-copy's hot set. Only trackers that learn it for free have it
+   * (the kernel's); a comparison would need a copy of the whole memory.
+   */
+  written?(memory: Uint8Array): { offset: number; length: number }[];
   /** Stops tracking and frees what the tracker holds (e.g. a shadow copy, a userfaultfd). */
   close(): void;
 }
