@@ -18,6 +18,8 @@ import { threadsBench } from './threads.js';
 const quick = process.env.ROAM_BENCH_QUICK === '1';
 /** ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,vm runs those sections only (the file then holds only them). */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
+/** ROAM_BENCH_ROUNDS=N: rounds of the program sections (3, quick 1). */
+const programRounds = Number(process.env.ROAM_BENCH_ROUNDS ?? (quick ? 1 : 3));
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
@@ -27,7 +29,7 @@ try {
     sections.push(
       programsBench(
         join(work, 'programs'),
-        quick ? 1 : 3,
+        programRounds,
         programs.filter((p) => names.includes(p.name)),
         {
           title: 'Real programs',
@@ -44,7 +46,7 @@ try {
     sections.push(
       programsBench(
         join(work, 'corpus'),
-        quick ? 1 : 3,
+        programRounds,
         list,
         {
           title: 'The corpus (recipes/corpus/, unchanged Debian programs built with their own build systems)',

@@ -24,6 +24,8 @@ export const benchTiering = ['--no-liftoff'];
  * run interleaved with the others as form (d), to compare two instrumentations in one run.
  */
 const compareDir = process.env.ROAM_BENCH_COMPARE;
+/** ROAM_BENCH_COMPARE_ROAM=PATH: the roam CLI (dist/src/cli/main.js) that runs them (another build's modules may carry another instrumentationVersion). */
+const compareRoam = process.env.ROAM_BENCH_COMPARE_ROAM ?? roamBin;
 
 /**
  * Wall time of each real program as (a) native gcc -O2, (b) plain Wasm and (c) Roam-instrumented
@@ -60,7 +62,10 @@ export function programsBench(
         const workload = program.prepare(dir, scaled ? program.benchScale : 1);
         const module = form === 'plain' ? built.plain : form === 'roam' ? built.migratable : other(program.name)!;
         const started = performance.now();
-        const run: Run = form === 'native' ? runNative(built, dir, workload) : runPinned(module, dir, workload);
+        const run: Run =
+          form === 'native'
+            ? runNative(built, dir, workload)
+            : runPinned(form === 'other' ? compareRoam : roamBin, module, dir, workload);
         times[form].push(performance.now() - started);
         if (run.status !== 0) throw new Error(`${program.name} (${form}) failed: ${run.stderr.slice(-500)}`);
       }
@@ -115,17 +120,17 @@ export function programsBench(
   return [
     `### ${heading.title}: native, plain Wasm, Roam-instrumented Wasm`,
     '',
-    `Median wall time of ${rounds} interleaved rounds. Workloads: ${heading.workloads} Both Wasm forms run with V8 flags \`${benchTiering.join(' ')}\` (tiering pinned: TurboFan only). Code size is the module's bytes. Targets: (c)/(b) <= 1.15 and (c)/(a) <= 1.5.${compared ? ` (d): the modules in ${compareDir}, built by another \`roam build\`.` : ''}`,
+    `Median wall time of ${rounds} interleaved rounds. Workloads: ${heading.workloads} Both Wasm forms run with V8 flags \`${benchTiering.join(' ')}\` (tiering pinned: TurboFan only). Code size is the module's bytes. Targets: (c)/(b) <= 1.15 and (c)/(a) <= 1.5.${compared ? ` (d): the modules in ${compareDir}, built by another \`roam build\` and run by ${compareRoam}.` : ''}`,
     '',
     table(header, rows),
   ].join('\n');
 }
 
 /** `roam run` of a module with the bench's pinned tiering. */
-function runPinned(module: string, work: string, workload: Workload): Run {
+function runPinned(roam: string, module: string, work: string, workload: Workload): Run {
   const input = workload.stdin === undefined ? 'ignore' : openSync(join(work, workload.stdin), 'r');
   try {
-    const result = spawnSync(process.execPath, [...benchTiering, roamBin, ...roamRunArgs(module, work, workload)], {
+    const result = spawnSync(process.execPath, [...benchTiering, roam, ...roamRunArgs(module, work, workload)], {
       cwd: work,
       stdio: [input, 'pipe', 'pipe'],
       maxBuffer: 1 << 30,
