@@ -23,6 +23,8 @@ const quick = process.env.ROAM_BENCH_QUICK === '1';
  * only and puts them into bench/results.md in place of the same sections, each marked with its date.
  */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
+/** ROAM_BENCH_ROUNDS=N: rounds of the program sections (3, quick 1). */
+const programRounds = Number(process.env.ROAM_BENCH_ROUNDS ?? (quick ? 1 : 3));
 const work = mkdtempSync(join(tmpdir(), 'roam-bench-'));
 try {
   const sections: string[] = [];
@@ -32,7 +34,7 @@ try {
     sections.push(
       programsBench(
         join(work, 'programs'),
-        quick ? 1 : 3,
+        programRounds,
         programs.filter((p) => names.includes(p.name)),
         {
           title: 'Real programs',
@@ -49,7 +51,7 @@ try {
     sections.push(
       programsBench(
         join(work, 'corpus'),
-        quick ? 1 : 3,
+        programRounds,
         list,
         {
           title: 'The corpus (recipes/corpus/, unchanged Debian programs built with their own build systems)',

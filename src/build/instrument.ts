@@ -1,5 +1,6 @@
 import binaryen from 'binaryen';
 import { RoamError } from '../platform/errors.js';
+import { callGraph, recursiveFunctions, UnknownExpression, unwindingFunctions } from './callgraph.js';
 import {
   type BuildOptions,
   defaultBuildOptions,
@@ -43,7 +44,16 @@ const hostCalledExports = ['roam_stack_save', 'roam_stack_restore', 'roam_set_th
 const functionApi = (
   binaryen as unknown as { Function: { setBody(fn: binaryen.FunctionRef, body: binaryen.ExpressionRef): void } }
 ).Function;
-const checkFunction = 'log_execution'; // the name Binaryen's log-execution pass calls at loop headers and function entries/exits
+/** The countdown every migration point calls (inlined before Asyncify); log-execution's name for it. */
+const checkFunction = 'log_execution';
+const loopApi = (
+  binaryen as unknown as {
+    Loop: {
+      getBody(loop: binaryen.ExpressionRef): binaryen.ExpressionRef;
+      setBody(loop: binaryen.ExpressionRef, body: binaryen.ExpressionRef): void;
+    };
+  }
+).Loop;
 
 /** A module `roam build` cannot make migratable. */
 export class InstrumentError extends RoamError {
@@ -75,13 +85,18 @@ export function instrument(
     );
     if (!module.hasMemory()) throw new InstrumentError('module has no linear memory');
 
-    addMigrationPoints(module, options.pollInterval);
+    const helpers = hostCalledFunctions(module);
+    const instrumented = addMigrationPoints(module, options.pollInterval, helpers);
     binaryen.setDebugInfo(true); // keep function names: guest stack traces stay readable
     binaryen.setOptimizeLevel(options.optimizeLevel);
     binaryen.setShrinkLevel(0);
     binaryen.setPassArgument('asyncify-imports', suspendingImports.join(','));
-    const helpers = hostCalledFunctions(module);
-    if (helpers.length > 0) binaryen.setPassArgument('asyncify-removelist', helpers.join(','));
+    if (instrumented) {
+      // Exactly the functions that can be on the stack at an unwind; the others keep their plain code.
+      binaryen.setPassArgument('asyncify-onlylist', asyncifyList(instrumented));
+    } else if (helpers.length > 0) {
+      binaryen.setPassArgument('asyncify-removelist', asyncifyList(helpers));
+    }
     module.runPasses(['asyncify']);
     binaryen.clearPassArguments();
     module.optimize();
@@ -152,25 +167,75 @@ function findStackPointer(module: binaryen.Module): { name: string; initial: num
 }
 
 /**
- * Puts a migration point at every loop header and function entry/exit: a countdown that calls
- * the host only every `pollInterval` points, so the common path is a decrement and a branch.
+ * Puts a migration point where it bounds how long the guest runs without reaching one: at every
+ * loop header, and at the entry of every function on a call-graph cycle (recursion need not
+ * pass a loop). A point is a countdown that calls the host only every `pollInterval` points, so
+ * the common path is a decrement and a branch. Returns the functions Asyncify must instrument:
+ * those that can be on the stack at an unwind (they reach a point or a suspending import through
+ * direct calls or type-matched indirect calls), or undefined where the module holds code the
+ * analysis cannot see into (then points go everywhere and Asyncify decides on its own).
  */
-function addMigrationPoints(module: binaryen.Module, pollInterval: number): void {
-  const untouched = hostCalledFunctions(module).map((name) => {
+function addMigrationPoints(module: binaryen.Module, pollInterval: number, helpers: string[]): Set<string> | undefined {
+  let graph: ReturnType<typeof callGraph> | undefined;
+  try {
+    graph = callGraph(module);
+  } catch (error) {
+    if (!(error instanceof UnknownExpression)) throw error;
+  }
+  if (!graph) {
+    addMigrationPointsEverywhere(module, helpers);
+    addCountdown(module, pollInterval, binaryen.i32);
+  } else {
+    addCountdown(module, pollInterval, binaryen.none);
+    const point = () => module.call(checkFunction, [], binaryen.none);
+    const recursive = recursiveFunctions(graph);
+    for (const facts of graph.functions.values()) {
+      if (helpers.includes(facts.name)) continue;
+      for (const loop of facts.loops)
+        loopApi.setBody(loop, module.block(null, [point(), loopApi.getBody(loop)], binaryen.auto));
+      if (recursive.has(facts.name)) {
+        const fn = module.getFunction(facts.name);
+        functionApi.setBody(fn, module.block(null, [point(), binaryen.getFunctionInfo(fn).body], binaryen.auto));
+      }
+    }
+  }
+  inlineCountdown(module);
+  if (!graph) return undefined;
+  try {
+    const unwinding = unwindingFunctions(callGraph(module), suspendingImports);
+    for (const name of helpers) unwinding.delete(name);
+    // A name Binaryen would misread leaves a function out: let Asyncify decide on its own instead.
+    return [...unwinding].every(listSafe) ? unwinding : undefined;
+  } catch (error) {
+    if (!(error instanceof UnknownExpression)) throw error;
+    return undefined;
+  }
+}
+
+/** Binaryen's log-execution pass: a point at every function entry and exit, return and loop header. */
+function addMigrationPointsEverywhere(module: binaryen.Module, helpers: string[]): void {
+  const untouched = helpers.map((name) => {
     const fn = module.getFunction(name);
     return { fn, body: module.copyExpression(binaryen.getFunctionInfo(fn).body) };
   });
   module.runPasses(['log-execution']);
   for (const { fn, body } of untouched) functionApi.setBody(fn, body);
-  // The pass calls an imported log_execution(i32); make it an internal countdown instead.
+  // The pass calls an imported log_execution(i32); addCountdown defines it instead.
   module.removeFunction(checkFunction);
+}
+
+/**
+ * The host's import, the budget global and the countdown function (`checkFunction`) that points
+ * call; `param` is log-execution's point number (unused), or none.
+ */
+function addCountdown(module: binaryen.Module, pollInterval: number, param: binaryen.Type): void {
   module.addFunctionImport('roam_migration_point', 'roam', 'migration_point', binaryen.none, binaryen.none);
   module.addGlobal(budgetGlobal, binaryen.i32, true, module.i32.const(pollInterval));
   module.addGlobalExport(budgetGlobal, budgetGlobal);
   const budget = () => module.global.get(budgetGlobal, binaryen.i32);
   module.addFunction(
     checkFunction,
-    binaryen.i32,
+    param,
     binaryen.none,
     [],
     module.block(null, [
@@ -178,11 +243,39 @@ function addMigrationPoints(module: binaryen.Module, pollInterval: number): void
       module.if(module.i32.le_s(budget(), module.i32.const(0)), module.call('roam_migration_point', [], binaryen.none)),
     ]),
   );
-  // Inline the countdown everywhere before Asyncify, so only functions that really contain a
-  // migration point (and their callers) are instrumented.
+}
+
+/**
+ * Inlines the countdown everywhere before Asyncify, so only functions that really contain a
+ * migration point (and their callers) are instrumented.
+ */
+function inlineCountdown(module: binaryen.Module): void {
   binaryen.setAlwaysInlineMaxSize(16);
   module.runPasses(['inlining-optimizing']);
   binaryen.setAlwaysInlineMaxSize(2);
+}
+
+/**
+ * A list of function names for an Asyncify pass argument. Binaryen splits it at commas, then
+ * joins the pieces back while brackets are open, so that C++ names (`f(int, char)`) survive.
+ */
+function asyncifyList(names: Iterable<string>): string {
+  return [...names].join(',');
+}
+
+/**
+ * Whether Binaryen reads `name` back from an Asyncify list as itself: every comma in it inside
+ * brackets, its brackets balanced (an `operator>` would swallow the names after it), and no
+ * leading `@` (a response file).
+ */
+function listSafe(name: string): boolean {
+  let nesting = 0;
+  for (const c of name) {
+    if ('(<[{'.includes(c)) nesting++;
+    else if (')>]}'.includes(c)) nesting--;
+    else if (c === ',' && nesting === 0) return false;
+  }
+  return nesting === 0 && !name.startsWith('@') && name.trim() === name && name !== '';
 }
 
 /** Internal names of the hostCalledExports this module has. */

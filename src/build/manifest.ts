@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
 import { RoamError } from '../platform/errors.js';
 
-/** Bumped whenever instrumentation changes what the engine must know to run or restore a module. */
-export const instrumentationVersion = 1;
+/**
+ * Bumped whenever instrumentation changes what the engine must know to run or restore a module.
+ * 2: migration points at loop headers and recursive functions' entries only; Asyncify instruments
+ * exactly the functions that can be on the stack at an unwind (an image's unwound stack only
+ * rewinds into the same module, but a module's digest no longer says which build made it).
+ */
+export const instrumentationVersion = 2;
 
 /** The custom section in which `roam build` leaves its manifest inside the module. */
 export const manifestSection = 'roam.manifest';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { instrumentationVersion } from '../../src/build/manifest.js';
 import { buildFixture, roam, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir();
@@ -18,7 +19,7 @@ test('roam build embeds a manifest and writes it with the digest beside the modu
   assert.ok(section, 'manifest section present');
   const embedded = JSON.parse(Buffer.from(section).toString());
   const sidecar = JSON.parse(readFileSync(`${hello.roam}.manifest.json`, 'utf8'));
-  assert.equal(sidecar.instrumentationVersion, 1);
+  assert.equal(sidecar.instrumentationVersion, instrumentationVersion);
   assert.deepEqual({ ...sidecar, digest: undefined }, { ...embedded, digest: undefined });
   assert.match(sidecar.digest, /^[0-9a-f]{64}$/);
   const exports = WebAssembly.Module.exports(module).map((e) => e.name);
@@ -56,6 +57,38 @@ test('roam build refuses bad input with one line', () => {
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
   }
 });
+
+test('a module instrumented by an older roam build is refused with a clear error naming the rebuild', () => {
+  const manifest = JSON.parse(readFileSync(`${hello.roam}.manifest.json`, 'utf8'));
+  const old = join(dir, 'old.roam.wasm');
+  // The plain module with an older build's manifest: the engine must refuse it before running it.
+  writeFileSync(
+    old,
+    Buffer.concat([
+      readFileSync(hello.plain),
+      customSection('roam.manifest', JSON.stringify({ ...manifest, instrumentationVersion: 1 })),
+    ]),
+  );
+  const result = roam(['run', old]);
+  assert.equal(result.status, 1);
+  assert.equal(result.stdout, '');
+  assert.match(result.stderr, new RegExp(`roam build v1, this roam runs v${instrumentationVersion}: rebuild it`));
+  assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+});
+
+/** A Wasm custom section (id 0): size, name, payload. */
+function customSection(name: string, payload: string): Buffer {
+  const leb = (n: number) => {
+    const bytes: number[] = [];
+    do {
+      bytes.push((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
+      n >>>= 7;
+    } while (n > 0);
+    return Buffer.from(bytes);
+  };
+  const body = Buffer.concat([leb(name.length), Buffer.from(name), Buffer.from(payload)]);
+  return Buffer.concat([Buffer.from([0]), leb(body.length), body]);
+}
 
 function stubImports(module: WebAssembly.Module): WebAssembly.Imports {
   const imports: Record<string, Record<string, () => number>> = {};
