@@ -78,14 +78,17 @@ timed() {
   log "$label took $((end - start)) s"
 }
 
-# A one-word CC for configure/make (libtool splits multi-word CCs badly).
+# A one-word CC for configure/make (libtool splits multi-word CCs badly): bin/roam-cc, which runs
+# clang without Node once its memo is made; with ROAM set, a wrapper around that command.
 roam_cc_wrapper() {
+  if [[ -z "${ROAM:-}" ]]; then
+    roam_command >/dev/null # dies with its message when the build is missing
+    echo "$REPO_ROOT/bin/roam-cc"
+    return
+  fi
   local bin="$WORK/bin"
   mkdir -p "$bin"
-  cat >"$bin/roam-cc" <<EOF
-#!/bin/sh
-exec $(roam_command) cc "\$@"
-EOF
+  printf '#!/bin/sh\nexec %s cc "$@"\n' "$ROAM" >"$bin/roam-cc"
   chmod +x "$bin/roam-cc"
   echo "$bin/roam-cc"
 }

@@ -16,8 +16,8 @@ import {
   encodeTunnelFrame,
   maxFrameBytes,
   offsetPayload,
-  readOffset,
   outboundConnBase,
+  readOffset,
   TunnelFrame,
   TunnelParser,
   TunnelPayload,
@@ -341,7 +341,8 @@ export class Gateway {
   private fromContainer(container: string, type: TunnelFrame, conn: number, payload: Buffer): void {
     if (type === TunnelFrame.Connect) {
       if (conn < outboundConnBase) return;
-      return this.connectOut(container, conn, decode(TunnelPayload.Connect, payload));
+      this.connectOut(container, conn, decode(TunnelPayload.Connect, payload));
+      return;
     }
     const c = this.conns.get(conn);
     if (!c || c.container !== container) return;
