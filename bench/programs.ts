@@ -1,5 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -8,6 +7,7 @@ import {
   type Run,
   roamRunArgs,
   runNative,
+  runProgram,
   type Workload,
 } from '../test/programs/programs.js';
 import { geomean, median, roamBin, table } from './harness.js';
@@ -128,16 +128,6 @@ export function programsBench(
 
 /** `roam run` of a module with the bench's pinned tiering. */
 function runPinned(roam: string, module: string, work: string, workload: Workload): Run {
-  const input = workload.stdin === undefined ? 'ignore' : openSync(join(work, workload.stdin), 'r');
-  try {
-    const result = spawnSync(process.execPath, [...benchTiering, roam, ...roamRunArgs(module, work, workload)], {
-      cwd: work,
-      stdio: [input, 'pipe', 'pipe'],
-      maxBuffer: 1 << 30,
-    });
-    if (result.error) throw result.error;
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
-  } finally {
-    if (typeof input === 'number') closeSync(input);
-  }
+  const args = [...benchTiering, roam, ...roamRunArgs(module, work, workload)];
+  return runProgram(process.execPath, args, work, process.env, workload.stdin);
 }

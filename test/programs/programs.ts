@@ -345,7 +345,7 @@ export interface Run {
 const guestEnv = { HOME: '.' };
 
 export function runNative(program: BuiltProgram, work: string, workload: Workload): Run {
-  return run(program.native, workload.args, work, { ...process.env, ...guestEnv }, workload.stdin);
+  return runProgram(program.native, workload.args, work, { ...process.env, ...guestEnv }, workload.stdin);
 }
 
 /** `roam run` with the working directory preopened as "." (so relative paths behave as natively). */
@@ -354,10 +354,17 @@ export function roamRunArgs(module: string, work: string, workload: Workload, ex
 }
 
 export function runWasm(module: string, work: string, workload: Workload): Run {
-  return run(process.execPath, [roamBin, ...roamRunArgs(module, work, workload)], work, process.env, workload.stdin);
+  return runProgram(
+    process.execPath,
+    [roamBin, ...roamRunArgs(module, work, workload)],
+    work,
+    process.env,
+    workload.stdin,
+  );
 }
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, stdin?: string): Run {
+/** Runs `command` in `cwd` with `stdin` (a file of cwd, else none) and returns what it printed. */
+export function runProgram(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, stdin?: string): Run {
   const input = stdin === undefined ? 'ignore' : openSync(join(cwd, stdin), 'r');
   try {
     const result = spawnSync(command, args, {
