@@ -74,7 +74,7 @@ interface Call {
   status: number | null;
   /** stdout and stderr, with clang's random temporary file names made fixed. */
   output: string;
-  /** Whether the call started Node. */
+  /** Whether the call started roam's CLI (Node). */
   node: boolean;
 }
 
@@ -84,10 +84,12 @@ function call(command: string, args: string[], extraEnv: NodeJS.ProcessEnv = {})
   const logged = existsSync(nodeLog) ? readFileSync(nodeLog, 'utf8').length : 0;
   const result = spawnSync(command, args, { cwd: work, env: { ...env, ...extraEnv }, encoding: 'utf8' });
   if (result.error) throw result.error;
+  // Roam's CLI, not any Node program: clang runs wasm-opt (a Node script) when it is on PATH.
+  const started = existsSync(nodeLog) ? readFileSync(nodeLog, 'utf8').slice(logged) : '';
   return {
     status: result.status,
     output: (result.stdout + result.stderr).replace(temporaries, '-XXXXXX.$1'),
-    node: (existsSync(nodeLog) ? readFileSync(nodeLog, 'utf8').length : 0) > logged,
+    node: started.includes(join('dist', 'src', 'cli', 'main.js')),
   };
 }
 
