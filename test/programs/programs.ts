@@ -293,17 +293,24 @@ export const corpusPrograms: Program[] = [
 
 /**
  * Why WebAssembly modules do not run as programs here (false when they do): scripts/setup
- * registers this checkout's bin/roam-binfmt with binfmt_misc. Builds that run a program they have
- * just compiled (bc, discount) need it.
+ * registers its launcher with binfmt_misc, which runs a checkout's bin/roam-binfmt. Builds that
+ * run a program they have just compiled (bc, discount) need it.
  */
 export function wasmProgramsMissing(): string | false {
   const entry = '/proc/sys/fs/binfmt_misc/roam-wasm';
-  const what = "binfmt_misc runs WebAssembly modules with this checkout's bin/roam-binfmt (scripts/setup)";
+  const what = "binfmt_misc runs WebAssembly modules through roam's launcher (scripts/setup)";
   if (!existsSync(entry)) return what;
   const lines = readFileSync(entry, 'utf8').split('\n');
-  const ours = lines.includes('enabled') && lines.includes(`interpreter ${join(repoRoot, 'bin', 'roam-binfmt')}`);
-  return ours ? false : what;
+  const registered = lines.includes('enabled') && lines.includes(`interpreter ${binfmtLauncher}`);
+  // The launcher runs the newest checkout that ran setup and still exists: any will do.
+  const checkouts = existsSync(binfmtCheckouts) ? readFileSync(binfmtCheckouts, 'utf8').split('\n') : [];
+  const runnable = checkouts.some((checkout) => checkout && existsSync(join(checkout, 'bin', 'roam-binfmt')));
+  return registered && runnable ? false : what;
 }
+
+/** Where scripts/setup puts binfmt_misc's interpreter for WebAssembly modules, and the checkouts it picks from. */
+const binfmtLauncher = '/usr/local/lib/roam/binfmt-launcher';
+const binfmtCheckouts = '/usr/local/lib/roam/checkouts';
 
 /** Corpus programs whose build runs a program it has just compiled (bc's fbc, discount's mktags). */
 export const buildsRunPrograms = new Set(['bc', 'discount']);
