@@ -122,7 +122,8 @@ function openPayload(c: ClientConnection, port: number): Buffer {
 export class Gateway {
   private readonly publications = new Map<number, { publication: Publication; server: Server }>();
   private readonly tunnels = new Map<string, Socket>();
-  private readonly conns = new Map<number, ClientConnection>();
+  /** By connKey: outgoing connections' ids are the containers' own, so two containers may use the same. */
+  private readonly conns = new Map<string, ClientConnection>();
   /** Connection ids start at a random point, so that a restarted gateway does not reuse live ones. */
   private nextConn = randomInt(1, 2 ** 30);
   private api: HttpServer | undefined;
@@ -208,7 +209,7 @@ export class Gateway {
 
   private onClient(publication: Publication, socket: Socket): void {
     const c = new ClientConnection(this.nextConn++, publication.container, publication, socket);
-    this.conns.set(c.conn, c);
+    this.conns.set(connKey(c.container, c.conn), c);
     this.toContainer(c, TunnelFrame.Open, openPayload(c, publication.port));
     this.relay(c);
   }
@@ -219,7 +220,7 @@ export class Gateway {
    * connection the gateway has (sent again after an attach) only repeats Connected.
    */
   private connectOut(container: string, conn: number, to: { addr: string; port: number }): void {
-    const known = this.conns.get(conn);
+    const known = this.conns.get(connKey(container, conn));
     if (known) {
       if (!known.connecting) this.toContainer(known, TunnelFrame.Connected);
       return;
@@ -227,7 +228,7 @@ export class Gateway {
     const socket = connect({ host: to.addr, port: to.port, noDelay: true, allowHalfOpen: true });
     const c = new ClientConnection(conn, container, undefined, socket);
     c.connecting = true;
-    this.conns.set(conn, c);
+    this.conns.set(connKey(container, conn), c);
     socket.setTimeout(connectTimeoutMs, () => {
       if (c.connecting) socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
     });
@@ -238,7 +239,7 @@ export class Gateway {
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       if (!c.connecting) return;
-      this.conns.delete(conn);
+      this.conns.delete(connKey(container, conn));
       const refused = { error: (error.code ?? 'ECONNREFUSED').slice(0, 32) };
       this.toContainer(c, TunnelFrame.Refused, Buffer.from(JSON.stringify(refused)));
     });
@@ -256,7 +257,7 @@ export class Gateway {
       if (c.pendingBytes > maxUnackedIn) socket.pause();
     });
     const ended = () => {
-      if (c.clientEnded || this.conns.get(c.conn) !== c) return;
+      if (c.clientEnded || this.conns.get(connKey(c.container, c.conn)) !== c) return;
       c.clientEnded = true;
       this.toContainer(c, TunnelFrame.Fin, offsetPayload(c.read));
       this.maybeForget(c);
@@ -344,8 +345,8 @@ export class Gateway {
       this.connectOut(container, conn, decode(TunnelPayload.Connect, payload));
       return;
     }
-    const c = this.conns.get(conn);
-    if (!c || c.container !== container) return;
+    const c = this.conns.get(connKey(container, conn));
+    if (!c) return;
     if (type === TunnelFrame.Data) {
       const offset = readOffset(payload);
       const bytes = payload.subarray(8);
@@ -379,16 +380,18 @@ export class Gateway {
   }
 
   private maybeForget(c: ClientConnection): void {
-    if (c.containerEnded && c.clientEnded && c.containerHasEnd) this.conns.delete(c.conn);
+    if (c.containerEnded && c.clientEnded && c.containerHasEnd) this.conns.delete(connKey(c.container, c.conn));
   }
 
   /** Closes a client connection: gracefully (`end`, after what was written) or at once. */
   private drop(c: ClientConnection, end = false): void {
     if (end) c.socket.end();
     else c.socket.destroy();
-    this.conns.delete(c.conn);
+    this.conns.delete(connKey(c.container, c.conn));
   }
 }
+
+const connKey = (container: string, conn: number) => `${container}/${conn}`;
 
 function sameToken(given: string, expected: string): boolean {
   const [a, b] = [Buffer.from(given), Buffer.from(expected)];

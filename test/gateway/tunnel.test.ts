@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { GatewayClient } from '../../src/gateway/client.js';
 import { Gateway } from '../../src/gateway/gateway.js';
@@ -179,4 +179,30 @@ test("a listener the guest makes on a published port takes the gateway's clients
   assert.equal(s.accept(l).errno, Errno.SUCCESS);
   client.destroy();
   g.host.close();
+});
+
+test('outgoing connections of two containers with the same id stay apart; a closed port is refused', async () => {
+  const server = createServer((socket) => socket.on('data', (d) => socket.write(`echo ${d}`)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const networks = ['bbbbbbbbbbbb', 'cccccccccccc'].map((container) => {
+    const network = new Network({ gateway: addresses.tunnel, container, token, ports: [] });
+    network.touch();
+    return network;
+  });
+  try {
+    const conns = networks.map((network) => network.connect('127.0.0.1', port));
+    assert.equal(conns[0]!.state.conn, conns[1]!.state.conn, 'both containers number their first one alike');
+    await until(() => conns.every((c) => c.state.outbound === 'connected'), 'both connected');
+    for (const [i, c] of conns.entries()) networks[i]!.send(c, Buffer.from(`from ${i}`));
+    for (const [i, c] of conns.entries())
+      assert.equal(await until(() => (c.unread.length ? readAll(c) : undefined), `answer ${i}`), `echo from ${i}`);
+
+    const refused = networks[0]!.connect('127.0.0.1', await freePort());
+    await until(() => typeof refused.state.outbound === 'object', 'the refusal');
+    assert.deepEqual(refused.state.outbound, { failed: 'ECONNREFUSED' });
+  } finally {
+    for (const network of networks) network.shutdown();
+    server.close();
+  }
 });
