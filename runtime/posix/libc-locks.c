@@ -23,72 +23,41 @@ int roam_multithreaded;
 #pragma weak pthread_mutex_trylock
 #pragma weak pthread_mutex_unlock
 
+/* A lock taken only once a program has threads. */
+static void hold(pthread_mutex_t *lock) {
+  if (roam_multithreaded) pthread_mutex_lock(lock);
+}
+
+static void release(pthread_mutex_t *lock) {
+  if (roam_multithreaded) pthread_mutex_unlock(lock);
+}
+
+/* A wrapper that holds `lock` around the real call. */
+#define LOCKED(type, name, lock, params, args)                                                                         \
+  type __real_##name params;                                                                                           \
+  type __wrap_##name params {                                                                                          \
+    hold(lock);                                                                                                        \
+    type r = __real_##name args;                                                                                       \
+    release(lock);                                                                                                     \
+    return r;                                                                                                          \
+  }
+
 /* ---- the heap: one lock (malloc never calls back into itself) ---- */
 
 static pthread_mutex_t heapLock = PTHREAD_MUTEX_INITIALIZER;
 
-static void lockHeap(void) {
-  if (roam_multithreaded) pthread_mutex_lock(&heapLock);
-}
+LOCKED(void *, malloc, &heapLock, (size_t size), (size))
+LOCKED(void *, calloc, &heapLock, (size_t n, size_t size), (n, size))
+LOCKED(void *, realloc, &heapLock, (void *old, size_t size), (old, size))
+LOCKED(void *, aligned_alloc, &heapLock, (size_t alignment, size_t size), (alignment, size))
+LOCKED(int, posix_memalign, &heapLock, (void **out, size_t alignment, size_t size), (out, alignment, size))
+LOCKED(size_t, malloc_usable_size, &heapLock, (void *p), (p))
 
-static void unlockHeap(void) {
-  if (roam_multithreaded) pthread_mutex_unlock(&heapLock);
-}
-
-void *__real_malloc(size_t);
 void __real_free(void *);
-void *__real_calloc(size_t, size_t);
-void *__real_realloc(void *, size_t);
-void *__real_aligned_alloc(size_t, size_t);
-int __real_posix_memalign(void **, size_t, size_t);
-size_t __real_malloc_usable_size(void *);
-
-void *__wrap_malloc(size_t size) {
-  lockHeap();
-  void *p = __real_malloc(size);
-  unlockHeap();
-  return p;
-}
-
 void __wrap_free(void *p) {
-  lockHeap();
+  hold(&heapLock);
   __real_free(p);
-  unlockHeap();
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-  lockHeap();
-  void *p = __real_calloc(n, size);
-  unlockHeap();
-  return p;
-}
-
-void *__wrap_realloc(void *old, size_t size) {
-  lockHeap();
-  void *p = __real_realloc(old, size);
-  unlockHeap();
-  return p;
-}
-
-void *__wrap_aligned_alloc(size_t alignment, size_t size) {
-  lockHeap();
-  void *p = __real_aligned_alloc(alignment, size);
-  unlockHeap();
-  return p;
-}
-
-int __wrap_posix_memalign(void **out, size_t alignment, size_t size) {
-  lockHeap();
-  int r = __real_posix_memalign(out, alignment, size);
-  unlockHeap();
-  return r;
-}
-
-size_t __wrap_malloc_usable_size(void *p) {
-  lockHeap();
-  size_t n = __real_malloc_usable_size(p);
-  unlockHeap();
-  return n;
+  release(&heapLock);
 }
 
 /*
@@ -111,72 +80,49 @@ static pthread_mutex_t *lockOf(FILE *f) {
   return &fileLocks[3 + ((uintptr_t)f >> 4) % HASHED];
 }
 
-ROAM_WEAK void flockfile(FILE *f) {
-  if (roam_multithreaded) pthread_mutex_lock(lockOf(f));
-}
+ROAM_WEAK void flockfile(FILE *f) { hold(lockOf(f)); }
 
 ROAM_WEAK int ftrylockfile(FILE *f) { return roam_multithreaded ? pthread_mutex_trylock(lockOf(f)) : 0; }
 
-ROAM_WEAK void funlockfile(FILE *f) {
-  if (roam_multithreaded) pthread_mutex_unlock(lockOf(f));
-}
+ROAM_WEAK void funlockfile(FILE *f) { release(lockOf(f)); }
 
-static void lockList(void) {
-  if (roam_multithreaded) pthread_mutex_lock(&listLock);
-}
-
-static void unlockList(void) {
-  if (roam_multithreaded) pthread_mutex_unlock(&listLock);
-}
-
-/* A wrapper that holds f's lock around the real call. */
-#define LOCKED(type, name, f, params, args)                                                                            \
-  type __real_##name params;                                                                                           \
-  type __wrap_##name params {                                                                                          \
-    flockfile(f);                                                                                                      \
-    type r = __real_##name args;                                                                                       \
-    funlockfile(f);                                                                                                    \
-    return r;                                                                                                          \
-  }
-
-LOCKED(int, fgetc, f, (FILE * f), (f))
-LOCKED(int, getc, f, (FILE * f), (f))
-LOCKED(int, getchar, stdin, (void), ())
-LOCKED(char *, fgets, f, (char *s, int n, FILE *f), (s, n, f))
-LOCKED(char *, fgetln, f, (FILE * f, size_t *n), (f, n))
-LOCKED(size_t, fread, f, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f))
-LOCKED(ssize_t, getdelim, f, (char **s, size_t *n, int delim, FILE *f), (s, n, delim, f))
-LOCKED(ssize_t, getline, f, (char **s, size_t *n, FILE *f), (s, n, f))
-LOCKED(int, ungetc, f, (int c, FILE *f), (c, f))
-LOCKED(int, fputc, f, (int c, FILE *f), (c, f))
-LOCKED(int, putc, f, (int c, FILE *f), (c, f))
-LOCKED(int, putchar, stdout, (int c), (c))
-LOCKED(int, fputs, f, (const char *s, FILE *f), (s, f))
-LOCKED(int, puts, stdout, (const char *s), (s))
-LOCKED(size_t, fwrite, f, (const void *p, size_t size, size_t n, FILE *f), (p, size, n, f))
-LOCKED(int, vfprintf, f, (FILE * f, const char *format, va_list ap), (f, format, ap))
-LOCKED(int, vfscanf, f, (FILE * f, const char *format, va_list ap), (f, format, ap))
-LOCKED(int, fseek, f, (FILE * f, long offset, int whence), (f, offset, whence))
-LOCKED(int, fseeko, f, (FILE * f, off_t offset, int whence), (f, offset, whence))
-LOCKED(long, ftell, f, (FILE * f), (f))
-LOCKED(off_t, ftello, f, (FILE * f), (f))
-LOCKED(int, fgetpos, f, (FILE * f, fpos_t *pos), (f, pos))
-LOCKED(int, fsetpos, f, (FILE * f, const fpos_t *pos), (f, pos))
-LOCKED(int, setvbuf, f, (FILE * f, char *buf, int mode, size_t size), (f, buf, mode, size))
-#undef LOCKED
+LOCKED(int, fgetc, lockOf(f), (FILE * f), (f))
+LOCKED(int, getc, lockOf(f), (FILE * f), (f))
+LOCKED(int, getchar, lockOf(stdin), (void), ())
+LOCKED(char *, fgets, lockOf(f), (char *s, int n, FILE *f), (s, n, f))
+LOCKED(char *, fgetln, lockOf(f), (FILE * f, size_t *n), (f, n))
+LOCKED(size_t, fread, lockOf(f), (void *p, size_t size, size_t n, FILE *f), (p, size, n, f))
+LOCKED(ssize_t, getdelim, lockOf(f), (char **s, size_t *n, int delim, FILE *f), (s, n, delim, f))
+LOCKED(ssize_t, getline, lockOf(f), (char **s, size_t *n, FILE *f), (s, n, f))
+LOCKED(int, ungetc, lockOf(f), (int c, FILE *f), (c, f))
+LOCKED(int, fputc, lockOf(f), (int c, FILE *f), (c, f))
+LOCKED(int, putc, lockOf(f), (int c, FILE *f), (c, f))
+LOCKED(int, putchar, lockOf(stdout), (int c), (c))
+LOCKED(int, fputs, lockOf(f), (const char *s, FILE *f), (s, f))
+LOCKED(int, puts, lockOf(stdout), (const char *s), (s))
+LOCKED(size_t, fwrite, lockOf(f), (const void *p, size_t size, size_t n, FILE *f), (p, size, n, f))
+LOCKED(int, vfprintf, lockOf(f), (FILE * f, const char *format, va_list ap), (f, format, ap))
+LOCKED(int, vfscanf, lockOf(f), (FILE * f, const char *format, va_list ap), (f, format, ap))
+LOCKED(int, fseek, lockOf(f), (FILE * f, long offset, int whence), (f, offset, whence))
+LOCKED(int, fseeko, lockOf(f), (FILE * f, off_t offset, int whence), (f, offset, whence))
+LOCKED(long, ftell, lockOf(f), (FILE * f), (f))
+LOCKED(off_t, ftello, lockOf(f), (FILE * f), (f))
+LOCKED(int, fgetpos, lockOf(f), (FILE * f, fpos_t *pos), (f, pos))
+LOCKED(int, fsetpos, lockOf(f), (FILE * f, const fpos_t *pos), (f, pos))
+LOCKED(int, setvbuf, lockOf(f), (FILE * f, char *buf, int mode, size_t size), (f, buf, mode, size))
 
 void __real_rewind(FILE *);
 void __wrap_rewind(FILE *f) {
-  flockfile(f);
+  hold(lockOf(f));
   __real_rewind(f);
-  funlockfile(f);
+  release(lockOf(f));
 }
 
 void __real_perror(const char *);
 void __wrap_perror(const char *s) {
-  flockfile(stderr);
+  hold(lockOf(stderr));
   __real_perror(s);
-  funlockfile(stderr);
+  release(lockOf(stderr));
 }
 
 int __wrap_vfprintf(FILE *, const char *, va_list);
@@ -217,41 +163,19 @@ int __wrap_fscanf(FILE *f, const char *format, ...) {
   return r;
 }
 
-/* The list of open FILEs. */
+/* The list of open FILEs; fflush(NULL) flushes them all. */
 
-FILE *__real_fopen(const char *, const char *);
-FILE *__wrap_fopen(const char *path, const char *mode) {
-  lockList();
-  FILE *f = __real_fopen(path, mode);
-  unlockList();
-  return f;
-}
-
-FILE *__real_fdopen(int, const char *);
-FILE *__wrap_fdopen(int fd, const char *mode) {
-  lockList();
-  FILE *f = __real_fdopen(fd, mode);
-  unlockList();
-  return f;
-}
+LOCKED(FILE *, fopen, &listLock, (const char *path, const char *mode), (path, mode))
+LOCKED(FILE *, fdopen, &listLock, (int fd, const char *mode), (fd, mode))
+LOCKED(int, fflush, f ? lockOf(f) : &listLock, (FILE * f), (f))
 
 int __real_fclose(FILE *);
 int __wrap_fclose(FILE *f) {
-  flockfile(f);
-  lockList();
   pthread_mutex_t *lock = lockOf(f); /* f is freed by the call */
+  hold(lock);
+  hold(&listLock);
   int r = __real_fclose(f);
-  unlockList();
-  if (roam_multithreaded) pthread_mutex_unlock(lock);
-  return r;
-}
-
-int __real_fflush(FILE *);
-int __wrap_fflush(FILE *f) {
-  if (f) flockfile(f);
-  else lockList();
-  int r = __real_fflush(f);
-  if (f) funlockfile(f);
-  else unlockList();
+  release(&listLock);
+  release(lock);
   return r;
 }

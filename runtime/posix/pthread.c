@@ -27,7 +27,6 @@
  * migratable (which cannot switch threads). */
 IMPORT(spawn) int roam_thread_spawn(void *start, void *buffer, unsigned bufferBytes, void *stackTop);
 IMPORT(exit) _Noreturn void roam_thread_exit(void);
-/* The running thread's spawn argument: its struct __pthread, 0 for the main thread. */
 /* Makes a range of memory per thread: the engine swaps its contents at every switch. */
 IMPORT(thread_local) void roam_thread_local(void *address, unsigned bytes);
 /* Waits while *address == expected, at most timeoutNs (negative: no limit). */

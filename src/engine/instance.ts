@@ -421,7 +421,6 @@ export class Instance {
       exit: (): never => {
         throw new ThreadExit();
       },
-      self: (): number => this.scheduler?.current.start ?? 0,
       thread_local: (address: number, bytes: number): void => {
         const range = { address, bytes };
         this.scheduler?.addLocal(range, new Uint8Array(this.memory.buffer, address, bytes).slice());
