@@ -7,8 +7,9 @@
  * sock_recv and sock_send, which the host suspends; every roam_posix call answers at once.
  *
  * Addresses cross to the host as a roam_sockaddr: family (wasi-libc's AF_*), port in host order,
- * 16 address bytes in network order (IPv4 in the first 4). Names resolve here, without the host:
- * numeric addresses, "localhost" and the container's own name (gethostname).
+ * 16 address bytes in network order (IPv4 in the first 4). Numeric addresses, "localhost" and the
+ * container's own name (gethostname) resolve here; other names are looked up by the gateway's node,
+ * where the container's outgoing connections come from (sock_resolve, which waits for it).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +45,14 @@ ROAM_POSIX(sock_connect) uint16_t roam_sock_connect(int32_t fd, const struct roa
 ROAM_POSIX(sock_addr) uint16_t roam_sock_addr(int32_t fd, int32_t peer, struct roam_sockaddr *addr);
 ROAM_POSIX(sock_getopt) uint16_t roam_sock_getopt(int32_t fd, int32_t option, int32_t *value);
 ROAM_POSIX(sock_setopt) uint16_t roam_sock_setopt(int32_t fd, int32_t option, int32_t value);
+/* One answer of sock_resolve: family 4 or 6, then the address (IPv4 in the first 4 bytes). */
+struct roam_resolved {
+  uint8_t family;
+  uint8_t unused[3];
+  uint8_t addr[16];
+};
+ROAM_POSIX(sock_resolve)
+uint16_t roam_sock_resolve(const char *name, size_t length, struct roam_resolved *out, size_t max, uint32_t *count);
 
 /* The host's option numbers (SockOpt in src/wasi/descriptors/socket.ts); 0: not an option it knows. */
 enum {
@@ -501,6 +510,49 @@ static int isLocalName(const char *name) {
 }
 
 static int addResult(struct addrinfo **tail, int family, const void *addr, int port, const struct addrinfo *hints,
+                     const char *canonical);
+
+/* A name for the gateway's node to look up: its addresses of the family asked, in its order. */
+static int resolveRemote(const char *node, int family, int flags, int port, const struct addrinfo *hints,
+                         struct addrinfo **result) {
+  struct roam_resolved found[16];
+  uint32_t count = 0;
+  uint16_t error = roam_sock_resolve(node, strlen(node), found, sizeof found / sizeof found[0], &count);
+  if (error == ENETUNREACH) {
+    roam_notice("getaddrinfo", "resolves numeric addresses, localhost and the container's own name only without a "
+                               "network (a cluster's gateway: roam up, then roam run); other names fail with EAI_NONAME");
+    return EAI_NONAME;
+  }
+  if (error == EAGAIN) return EAI_AGAIN;
+  if (error != 0) return EAI_NONAME;
+  struct addrinfo *head = NULL, **tail = &head;
+  const char *canonical = (flags & AI_CANONNAME) ? node : NULL;
+  int status = 0;
+  for (uint32_t i = 0; i < count && status == 0; i++) {
+    uint8_t mapped[16] = {[10] = 0xff, [11] = 0xff};
+    const void *addr = found[i].addr;
+    int as = found[i].family == 6 ? AF_INET6 : AF_INET;
+    if (family == AF_INET6 && as == AF_INET) {
+      if (!(flags & AI_V4MAPPED)) continue;
+      memcpy(mapped + 12, found[i].addr, 4);
+      addr = mapped;
+      as = AF_INET6;
+    }
+    if (family != AF_UNSPEC && family != as) continue;
+    status = addResult(tail, as, addr, port, hints, canonical);
+    if (*tail) tail = &(*tail)->ai_next;
+    canonical = NULL;
+  }
+  if (status == 0 && head == NULL) status = family == AF_UNSPEC ? EAI_NODATA : EAI_ADDRFAMILY;
+  if (status != 0) {
+    freeaddrinfo(head);
+    return status;
+  }
+  *result = head;
+  return 0;
+}
+
+static int addResult(struct addrinfo **tail, int family, const void *addr, int port, const struct addrinfo *hints,
                      const char *canonical) {
   int socktype = hints != NULL && hints->ai_socktype != 0 ? hints->ai_socktype : SOCK_STREAM;
   size_t nameLength = canonical ? strlen(canonical) + 1 : 0;
@@ -570,11 +622,7 @@ ROAM_WEAK int getaddrinfo(const char *__restrict node, const char *__restrict se
     if (v6 == NULL) {
       if (flags & AI_NUMERICHOST) return EAI_NONAME;
       int local = isLocalName(node);
-      if (!local) {
-        roam_notice("getaddrinfo", "resolves numeric addresses, localhost and the container's own name only (no name "
-                                   "server is reachable); other names fail with EAI_NONAME");
-        return EAI_NONAME;
-      }
+      if (!local) return resolveRemote(node, family, flags, port, hints, result);
       v4 = local == 2 ? own4 : loopback4;
       v6 = local == 2 ? NULL : loopback6;
       canonical = node;

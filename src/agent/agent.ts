@@ -263,7 +263,7 @@ export class Agent {
     );
     // Through the gateway come the clients of published ports and go the guest's outgoing connections.
     const network = this.options.gateway
-      ? { gateway: this.options.gateway, container: id, token: this.options.token, ports }
+      ? { gateway: this.options.gateway, container: id, token: this.options.token, ports, allow: request.allow }
       : undefined;
     const sandbox = withTemporaryDirectory(dirs, request.env ?? {}, () => join(container.dir, 'tmp'));
     container.info.dirs = sandbox.preopens;

@@ -6,6 +6,7 @@
 import * as v from 'valibot';
 import type { DirtyTrackingMethod } from '../migrate/dirty/tracker.js';
 import type { MigrationMode, MigrationProgress, MigrationReport } from '../migrate/sender.js';
+import { isAllowRule } from '../platform/allow-list.js';
 import { type Isa, isas } from '../platform/isa.js';
 import { describeIssues, jsonObject, jsonRecord, strictJsonObject, tcpPortSchema } from '../platform/schema.js';
 
@@ -117,8 +118,18 @@ export const StartRequestSchema = jsonObject(
     name: v.optional(v.pipe(text, v.nonEmpty('expected a non-empty string'))),
     /** Guest ports to listen on (needs the agent's --gateway): fds 3.. of the guest, LISTEN_FDS=N. */
     ports: v.optional(ports),
+    /** Where its outgoing connections may go (platform/allow-list.ts); absent: anywhere. */
+    allow: v.optional(
+      v.array(
+        v.pipe(
+          text,
+          v.check((rule) => isAllowRule(rule), 'expected an allow-list rule ADDR[/PREFIX][:PORT] or none'),
+        ),
+        'expected an array of allow-list rules',
+      ),
+    ),
   },
-  'a JSON object {module, args, env?, dirs?, name?, ports?}',
+  'a JSON object {module, args, env?, dirs?, name?, ports?, allow?}',
 );
 export type StartRequest = v.InferOutput<typeof StartRequestSchema>;
 

@@ -14,7 +14,7 @@ import { activeDataSegments, hasCustomSection } from './module-binary.js';
 /**
  * Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's
  * asyncify-imports). A host import that can block is listed here (whatever its module: the engine
- * wraps what the manifest lists); roam_posix has none yet.
+ * wraps what the manifest lists).
  */
 export const suspendingImports = [
   'roam.migration_point',
@@ -25,6 +25,8 @@ export const suspendingImports = [
   'wasi_snapshot_preview1.sock_accept',
   'wasi_snapshot_preview1.sock_recv',
   'wasi_snapshot_preview1.sock_send',
+  // getaddrinfo waits for the gateway's name lookup.
+  'roam_posix.sock_resolve',
   // setjmp/longjmp calls go out through the host and back in (see runtime/src/sjlj.c).
   'env.invoke_*',
   // Green threads (src/engine/threads.ts): a thread that waits or yields unwinds so another runs.

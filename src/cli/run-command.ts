@@ -6,6 +6,7 @@ import { Container, readModuleFile } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
 import { runHere } from '../container/run-here.js';
 import { temporaryDirectoryPrefix, withTemporaryDirectory } from '../container/temporary-directory.js';
+import { parseAllowRule } from '../platform/allow-list.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 
@@ -64,17 +65,32 @@ export function registerRun(program: Command): void {
       collect,
       [],
     )
+    .option(
+      '--allow-connect <addr[/prefix][:port]>',
+      "let the guest's outgoing connections reach only these (repeatable; 'none' for nowhere; default: anywhere; implies the cluster)",
+      collect,
+      [],
+    )
     .action(
       async (
         modulePath: string,
         args: string[],
-        opts: { dir: string[]; env: string[]; argv0?: string; name?: string; node?: string; publish: string[] },
+        opts: {
+          dir: string[];
+          env: string[];
+          argv0?: string;
+          name?: string;
+          node?: string;
+          publish: string[];
+          allowConnect: string[];
+        },
       ) => {
         const preopens = opts.dir.map(parseDir);
         const env = parseEnv(opts.env);
         const publish = opts.publish.map(parsePublish);
+        for (const rule of opts.allowConnect) parseAllowRule(rule);
         if (opts.name) checkName(opts.name);
-        if (opts.node || publish.length > 0) {
+        if (opts.node || publish.length > 0 || opts.allowConnect.length > 0) {
           const { loadCluster, startOnNode } = await import('../cluster/cluster.js');
           const cluster = loadCluster();
           const node = opts.node ?? cluster.nodes[0]!.name;
@@ -83,7 +99,13 @@ export function registerRun(program: Command): void {
             cluster,
             node,
             modulePath,
-            { args: [opts.argv0 ?? basename(modulePath), ...args], env, dirs, name: opts.name },
+            {
+              args: [opts.argv0 ?? basename(modulePath), ...args],
+              env,
+              dirs,
+              name: opts.name,
+              ...(opts.allowConnect.length > 0 ? { allow: opts.allowConnect } : {}),
+            },
             publish,
           );
           for (const p of publish) process.stdout.write(`published 127.0.0.1:${p.hostPort} -> port ${p.port}\n`);

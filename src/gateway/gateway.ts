@@ -1,4 +1,5 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
+import { lookup } from 'node:dns';
 import {
   createServer as createHttpServer,
   type Server as HttpServer,
@@ -17,6 +18,7 @@ import {
   maxFrameBytes,
   offsetPayload,
   outboundConnBase,
+  type Resolution,
   readOffset,
   TunnelFrame,
   TunnelParser,
@@ -246,6 +248,24 @@ export class Gateway {
     this.relay(c);
   }
 
+  /**
+   * A guest's getaddrinfo: the name is resolved here, where its connections will come from. The
+   * answer goes to the container's tunnel of the moment; one lost in a move is asked for again.
+   */
+  private resolve(container: string, id: number, name: string): void {
+    lookup(name, { all: true }, (error, found) => {
+      const addresses = (found ?? [])
+        .slice(0, 64)
+        .map((a) => ({ family: a.family === 6 ? (6 as const) : (4 as const), addr: a.address }));
+      const answer: Resolution = error
+        ? { name, error: (error.code ?? 'ENOTFOUND').slice(0, 32) }
+        : { name, addresses };
+      this.tunnels
+        .get(container)
+        ?.write(encodeTunnelFrame(TunnelFrame.Resolved, id, Buffer.from(JSON.stringify(answer))));
+    });
+  }
+
   /** Client bytes go to the container as they come; the client's end is the stream's end. */
   private relay(c: ClientConnection): void {
     const socket = c.socket;
@@ -340,6 +360,10 @@ export class Gateway {
   }
 
   private fromContainer(container: string, type: TunnelFrame, conn: number, payload: Buffer): void {
+    if (type === TunnelFrame.Resolve) {
+      this.resolve(container, conn, decode(TunnelPayload.Resolve, payload).name);
+      return;
+    }
     if (type === TunnelFrame.Connect) {
       if (conn < outboundConnBase) return;
       this.connectOut(container, conn, decode(TunnelPayload.Connect, payload));

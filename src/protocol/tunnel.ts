@@ -28,12 +28,20 @@ export enum TunnelFrame {
   Connected,
   /** gateway -> container: the outgoing connection conn failed (JSON {error: 'ECONNREFUSED'...}); the gateway forgot it. */
   Refused,
+  /**
+   * container -> gateway: resolve a host name as the gateway's node does (JSON {name}); conn is
+   * the request's id. Sent again after each attach until Resolved.
+   */
+  Resolve,
+  /** gateway -> container: the answer to Resolve conn (JSON {name, addresses} or {name, error: 'ENOTFOUND'...}). */
+  Resolved,
 }
 
 /** Outgoing connections' ids, chosen by the container: above every id the gateway gives a client. */
 export const outboundConnBase = 0x80000000;
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const hostName = v.pipe(v.string(), v.minLength(1), v.maxLength(253));
 
 /** The JSON payloads of the tunnel's frames, by frame; decode(TunnelPayload.X, payload) checks one. */
 export const TunnelPayload = {
@@ -66,7 +74,24 @@ export const TunnelPayload = {
     }),
   ),
   Refused: frameSchema('Refused', v.object({ error: v.pipe(v.string(), v.maxLength(32)) })),
+  Resolve: frameSchema('Resolve', v.object({ name: hostName })),
+  Resolved: frameSchema(
+    'Resolved',
+    v.object({
+      /** The name asked: an answer to an id reused since (after a move) is told apart by it. */
+      name: hostName,
+      addresses: v.optional(
+        v.pipe(
+          v.array(v.object({ family: v.picklist([4, 6]), addr: v.pipe(v.string(), v.maxLength(64)) })),
+          v.maxLength(64),
+        ),
+      ),
+      error: v.optional(v.pipe(v.string(), v.maxLength(32))),
+    }),
+  ),
 };
+
+export type Resolution = v.InferOutput<typeof TunnelPayload.Resolved>;
 
 export type Attach = v.InferOutput<typeof TunnelPayload.Attach>;
 

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { posix, resolve as resolveHostPath } from 'node:path';
 import { type Blocker, synchronousBlocker } from '../engine/blocking.js';
+import type { Resolution } from '../protocol/tunnel.js';
 import { type ClockSource, type ClockState, Clocks, systemClock } from './clock.js';
 import {
   ADVICE_MAX,
@@ -58,6 +59,7 @@ import {
   addrText,
   afOf,
   familyOf,
+  ipv6Groups,
   Loopback,
   type LoopbackState,
 } from './loopback.js';
@@ -121,6 +123,8 @@ const STATE_VERSION = 3;
 const encoder = new TextEncoder();
 /** Bytes of a roam_sockaddr (runtime/posix/sockets.c). */
 const SOCKADDR_SIZE = 20;
+/** Bytes of one sock_resolve answer: [u8 family 4 or 6][3 unused][16 address bytes] (runtime/posix/sockets.c). */
+const resolvedAddressSize = 20;
 const u64 = (value: bigint) => BigInt.asUintN(64, value);
 const cstrings = (list: string[]) => list.map((s) => encoder.encode(`${s}\0`));
 
@@ -896,6 +900,36 @@ export class WasiHost {
       /** sock_setopt(fd, option, value). */
       sock_setopt: (fd: number, option: number, value: number) =>
         this.call('sock_setopt', () => this.guestSocket(fd).setOption(option >>> 0, value | 0)),
+      /**
+       * sock_resolve(*name, len, *out, max, *count): a host name's addresses as the gateway's node
+       * resolves it, `resolvedAddressSize` bytes each; ENOENT for an unknown name, EAGAIN for a
+       * name server that did not answer, ENETUNREACH without a network.
+       */
+      sock_resolve: (name: number, len: number, out: number, max: number, countOut: number) =>
+        this.call('sock_resolve', () => {
+          const network = this.network;
+          if (!network) throw new WasiError(Errno.NETUNREACH);
+          const memo = this.blocker.takeResumeMemo() as { resolution?: Resolution } | undefined;
+          const resolution = memo?.resolution;
+          if (resolution === undefined) {
+            if (!this.blocker.canSuspend) throw new WasiError(Errno.NOTSUP);
+            const asking: { resolution?: Resolution } = {};
+            const answered = network.resolve(this.memory.string(name >>> 0, len >>> 0)).then((r) => {
+              if (r) asking.resolution = r;
+            });
+            return new Wait(answered, { memo: asking });
+          }
+          if (resolution.error) throw new WasiError(resolution.error === 'EAI_AGAIN' ? Errno.AGAIN : Errno.NOENT);
+          const addresses = (resolution.addresses ?? []).slice(0, max >>> 0);
+          addresses.forEach(({ family, addr }, i) => {
+            const at = (out >>> 0) + i * resolvedAddressSize;
+            this.memory.setU8(at, family);
+            const address: Address =
+              family === 4 ? { family: 'inet', addr, port: 0 } : { family: 'inet6', addr: ipv6Groups(addr), port: 0 };
+            this.memory.write(at + 4, addrBytes(address));
+          });
+          this.memory.setU32(countOut >>> 0, addresses.length);
+        }),
     };
   }
 }

@@ -56,6 +56,19 @@ export function addrBytes(address: Address): Uint8Array {
   return out;
 }
 
+/** An IPv6 address in any text form (`::1`, `::ffff:1.2.3.4`) as addrText writes it: eight groups. */
+export function ipv6Groups(text: string): string {
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  const [a, b, c, d] = (v4 ?? []).slice(1).map(Number) as number[];
+  const head = v4
+    ? `${text.slice(0, v4.index)}${((a! << 8) | b!).toString(16)}:${((c! << 8) | d!).toString(16)}`
+    : text;
+  const [left, right] = head.split('::') as [string, string | undefined];
+  const groups = [left ? left.split(':') : [], right ? right.split(':') : []] as const;
+  const zeros = right === undefined ? [] : Array<string>(8 - groups[0].length - groups[1].length).fill('0');
+  return [...groups[0], ...zeros, ...groups[1]].map((g) => Number.parseInt(g, 16).toString(16)).join(':');
+}
+
 export const ANY4 = '0.0.0.0';
 export const ANY6 = '0:0:0:0:0:0:0:0';
 export const LOOPBACK6 = '0:0:0:0:0:0:0:1';

@@ -1,4 +1,5 @@
 import { connect, isIPv4, type Socket } from 'node:net';
+import { AllowList } from '../platform/allow-list.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
@@ -7,6 +8,7 @@ import {
   maxFrameBytes,
   offsetPayload,
   outboundConnBase,
+  type Resolution,
   readOffset,
   TunnelFrame,
   TunnelParser,
@@ -23,6 +25,8 @@ export interface NetworkOptions {
   token: string;
   /** Guest ports the container listens on (one listening fd each). */
   ports: number[];
+  /** Where its outgoing connections may go (platform/allow-list.ts); absent: anywhere. */
+  allow?: string[];
 }
 
 /** One client connection as plain data (bytes as base64). */
@@ -93,6 +97,10 @@ export class Network {
   private ackScheduled = false;
   private readonly lastAck = new Map<number, string>();
   private nextOutbound: number;
+  private readonly allowList: AllowList | undefined;
+  /** Host names asked of the gateway and not answered yet, by request id (not captured: a re-run asks again). */
+  private readonly resolving = new Map<number, { name: string; answer: (r: Resolution | undefined) => void }>();
+  private nextResolve = 1;
 
   constructor(options: NetworkOptions, state?: NetworkState) {
     this.options = {
@@ -100,7 +108,9 @@ export class Network {
       container: options.container,
       token: options.token,
       ports: [...options.ports],
+      ...(options.allow ? { allow: [...options.allow] } : {}),
     };
+    this.allowList = options.allow && new AllowList(options.allow);
     this.nextOutbound = state?.nextOutbound ?? outboundConnBase;
     for (const c of state?.conns ?? []) {
       const { unread, unacked, ...rest } = c;
@@ -152,6 +162,24 @@ export class Network {
 
   connection(conn: number): Connection | undefined {
     return this.conns.get(conn);
+  }
+
+  /** Whether the container's allow-list lets it connect to `addr`:`port`. */
+  allows(addr: string, port: number): boolean {
+    return this.allowList?.allows(addr, port) ?? true;
+  }
+
+  /**
+   * Resolves a host name as the gateway's node does (the node the connection will come from);
+   * undefined when the tunnel closed first, and the caller asks again.
+   */
+  resolve(name: string): Promise<Resolution | undefined> {
+    this.touch();
+    const id = this.nextResolve++;
+    return new Promise((answer) => {
+      this.resolving.set(id, { name, answer });
+      this.write(resolveFrame(id, name));
+    });
   }
 
   /**
@@ -250,6 +278,7 @@ export class Network {
       socket.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
       // Outgoing connections not established yet, before any of their output.
       for (const c of this.conns.values()) if (c.state.outbound === 'connecting') socket.write(connectFrame(c));
+      for (const [id, { name }] of this.resolving) socket.write(resolveFrame(id, name));
       // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
       for (const c of this.conns.values()) {
         if (c.unacked.length)
@@ -273,12 +302,22 @@ export class Network {
     // A lost tunnel is reopened at the guest's next socket call; nothing is lost meanwhile.
     socket.on('close', () => {
       if (this.socket === socket) this.socket = undefined;
+      for (const { answer } of this.resolving.values()) answer(undefined);
+      this.resolving.clear();
       setTimeout(() => this.notify(), 200).unref();
     });
     socket.on('error', () => undefined);
   }
 
   private onFrame(type: TunnelFrame, conn: number, payload: Buffer): void {
+    if (type === TunnelFrame.Resolved) {
+      const resolution = decode(TunnelPayload.Resolved, payload);
+      const asked = this.resolving.get(conn);
+      if (asked?.name !== resolution.name) return;
+      this.resolving.delete(conn);
+      asked.answer(resolution);
+      return;
+    }
     let c = this.conns.get(conn);
     if (type === TunnelFrame.Open) {
       if (!c) {
@@ -384,4 +423,8 @@ export function splitAddress(address: string): [string, number] {
 function connectFrame(c: Connection): Buffer {
   const to = { addr: c.state.peer!.addr, port: c.state.peer!.port };
   return encodeTunnelFrame(TunnelFrame.Connect, c.state.conn, Buffer.from(JSON.stringify(to)));
+}
+
+function resolveFrame(id: number, name: string): Buffer {
+  return encodeTunnelFrame(TunnelFrame.Resolve, id, Buffer.from(JSON.stringify({ name })));
 }

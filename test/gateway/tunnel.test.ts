@@ -206,3 +206,25 @@ test('outgoing connections of two containers with the same id stay apart; a clos
     server.close();
   }
 });
+
+test("host names resolve at the gateway's node; an answer lost with a tunnel is asked for again", async () => {
+  const network = new Network({ gateway: addresses.tunnel, container: 'namer', token, ports: [] });
+  try {
+    const localhost = await network.resolve('localhost');
+    assert.deepEqual(localhost?.name, 'localhost');
+    assert.ok(
+      localhost?.addresses?.some((a) => a.family === 4 && a.addr === '127.0.0.1'),
+      JSON.stringify(localhost),
+    );
+    const unknown = await network.resolve('no-such-host.invalid');
+    assert.equal(unknown?.addresses, undefined);
+    assert.match(unknown?.error ?? '', /^(ENOTFOUND|EAI_AGAIN)$/);
+    // The tunnel goes while a name is asked: the caller hears "ask again", and asking again works.
+    const asked = network.resolve('localhost');
+    network.shutdown();
+    assert.equal(await asked, undefined);
+    assert.equal((await network.resolve('localhost'))?.name, 'localhost');
+  } finally {
+    network.shutdown();
+  }
+});

@@ -321,11 +321,14 @@ export interface BuiltProgram {
   migratable: string;
 }
 
-/** Builds (or reuses) a program's three forms; the first call may take minutes. */
-export function buildProgram(name: string): BuiltProgram {
-  const native = join(programsDir, `${name}.native`);
-  const plain = join(programsDir, `${name}.wasm`);
-  const migratable = join(programsDir, `${name}.roam.wasm`);
+/**
+ * Builds (or reuses) a program's three forms; the first call may take minutes. `artifact` names
+ * another module of the same recipe (redis's redis-cli), which has no native form here.
+ */
+export function buildProgram(name: string, artifact = name): BuiltProgram {
+  const native = join(programsDir, `${artifact}.native`);
+  const plain = join(programsDir, `${artifact}.wasm`);
+  const migratable = join(programsDir, `${artifact}.roam.wasm`);
   mkdirSync(programsDir, { recursive: true });
   const recipe = spawnSync(join(repoRoot, 'recipes', 'build-all'), [programsDir, name], { encoding: 'utf8' });
   if (recipe.status !== 0) throw new Error(`recipes/build-all ${name} failed:\n${recipe.stdout}${recipe.stderr}`);

@@ -96,8 +96,8 @@ test('the migrate stream example of docs/agent-api.yaml fits MigrateLine, line b
 test('bad bodies are refused with the field and what it expects', () => {
   const start = { module: digest, args: [] };
   const cases: [v.GenericSchema, unknown, string][] = [
-    [StartRequestSchema, null, 'expected a JSON object {module, args, env?, dirs?, name?, ports?}'],
-    [StartRequestSchema, [], 'expected a JSON object {module, args, env?, dirs?, name?, ports?}'],
+    [StartRequestSchema, null, 'expected a JSON object {module, args, env?, dirs?, name?, ports?, allow?}'],
+    [StartRequestSchema, [], 'expected a JSON object {module, args, env?, dirs?, name?, ports?, allow?}'],
     [StartRequestSchema, { args: [] }, 'module: expected the sha256 digest of an uploaded module'],
     [StartRequestSchema, { module: 'abc', args: [] }, 'module: expected the sha256 digest of an uploaded module'],
     [StartRequestSchema, { module: digest }, 'args: expected an array of strings'],
@@ -111,6 +111,12 @@ test('bad bodies are refused with the field and what it expects', () => {
     [StartRequestSchema, { ...start, ports: [80, 80] }, 'ports: expected distinct TCP port numbers'],
     [StartRequestSchema, { ...start, ports: [70000] }, 'ports[0]: expected a TCP port number (1-65535)'],
     [StartRequestSchema, { ...start, ports: ['80'] }, 'ports[0]: expected a TCP port number'],
+    [StartRequestSchema, { ...start, allow: '10.0.0.0/8' }, 'allow: expected an array of allow-list rules'],
+    [
+      StartRequestSchema,
+      { ...start, allow: ['db.internal'] },
+      'allow[0]: expected an allow-list rule ADDR[/PREFIX][:PORT] or none',
+    ],
     [IncomingRequestSchema, {}, 'id: expected a container ID (12 hex digits)'],
     [IncomingRequestSchema, { id: 'web' }, 'id: expected a container ID (12 hex digits)'],
     [
@@ -195,7 +201,7 @@ async function post(url: string, body: string): Promise<{ status: number; body: 
 
 test('the agent answers 400 to bad bodies, naming the field', async () => {
   const cases: [string, unknown, string][] = [
-    ['/v1/containers', [], 'expected a JSON object {module, args, env?, dirs?, name?, ports?}'],
+    ['/v1/containers', [], 'expected a JSON object {module, args, env?, dirs?, name?, ports?, allow?}'],
     ['/v1/containers', { module: digest, args: 'x' }, 'args: expected an array of strings'],
     ['/v1/containers', { module: digest, args: [], dirs: [{}] }, 'dirs[0].hostPath: expected a string'],
     ['/v1/migrations', { id: '0123456789ab', module: digest, args: [] }, 'guestPaths: expected an array of strings'],

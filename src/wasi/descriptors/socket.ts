@@ -326,6 +326,7 @@ export class InetSocketDescriptor extends SocketBase {
   private connectOut(to: Address): SocketBase {
     const network = this.ctx.network;
     if (!network) throw new WasiError(Errno.NETUNREACH);
+    if (!network.allows(to.addr, to.port)) throw new WasiError(Errno.ACCES);
     if (this.binding) this.ctx.loopback.unbind(this.binding);
     this.binding = undefined;
     const connection = network.connect(to.addr, to.port);
