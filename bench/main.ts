@@ -8,6 +8,7 @@ import { repoRoot } from './harness.js';
 import { hotSetBench } from './hotset.js';
 import { kvBench } from './kv.js';
 import { migrationBench, vmMigrationBench } from './migration.js';
+import { outboundBench } from './outbound.js';
 import { programsBench } from './programs.js';
 import { redisBench } from './redis.js';
 import { stopBench } from './stop.js';
@@ -19,7 +20,7 @@ import { threadsBench } from './threads.js';
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
 /**
- * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,migration,convergence,hotset,vm runs those sections
+ * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,outbound,migration,convergence,hotset,vm runs those sections
  * only and puts them into bench/results.md in place of the same sections, each marked with its date.
  */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
@@ -78,6 +79,8 @@ try {
     );
   if (wanted('kv')) sections.push(await kvBench(join(work, 'kv'), quick ? 20_000 : 100_000, quick ? 1 : 3));
   if (wanted('redis')) sections.push(await redisBench(join(work, 'redis'), quick ? 20_000 : 100_000, quick ? 1 : 3));
+  if (wanted('outbound'))
+    sections.push(await outboundBench(join(work, 'outbound'), quick ? 2000 : 20_000, quick ? 1 : 3));
   const header = [
     '# Benchmark results',
     '',

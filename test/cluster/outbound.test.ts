@@ -2,60 +2,20 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fixtures, roam, skipIfMissing, sleep, tempDir } from '../helpers.js';
 import { buildProgram } from '../programs/programs.js';
 import { freePort, TestCluster } from './cluster.js';
 import { haveRedisTools } from './redis-server.js';
+import { SquareServer, serverAddress } from './square-server.js';
 
 // A guest's outgoing connection to a server outside Roam: the gateway holds the real connection,
 // so the server sees one client whatever node the guest runs on.
 const { dir, cleanup } = tempDir();
 after(cleanup);
-/** The server's address: one of this machine's own, not loopback (127.0.0.0/8 is the container's). */
-const serverAddress = Object.values(networkInterfaces())
-  .flat()
-  .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
 const skip = skipIfMissing(!serverAddress && 'this machine has no IPv4 address besides loopback');
-
-/** Answers each line "n" with "n n*n", and records every connection and every number it got. */
-class SquareServer {
-  readonly server: Server;
-  readonly connections: Socket[] = [];
-  readonly received: number[] = [];
-
-  constructor() {
-    this.server = createServer((socket) => {
-      this.connections.push(socket);
-      let buffered = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (chunk: string) => {
-        buffered += chunk;
-        let newline = buffered.indexOf('\n');
-        while (newline >= 0) {
-          const n = Number(buffered.slice(0, newline));
-          buffered = buffered.slice(newline + 1);
-          this.received.push(n);
-          socket.write(`${n} ${n * n}\n`);
-          newline = buffered.indexOf('\n');
-        }
-      });
-      socket.on('error', () => undefined);
-    });
-  }
-
-  async listen(port: number): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(port, serverAddress, resolve));
-  }
-
-  close(): void {
-    for (const socket of this.connections) socket.destroy();
-    this.server.close();
-  }
-}
 
 test('an outgoing connection stays one connection to its server while the guest moves x64 -> arm64 -> x64', {
   skip,
