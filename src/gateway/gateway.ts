@@ -80,6 +80,9 @@ export const connectTimeoutMs = 30_000;
  * One connection the gateway holds for a container: a client's of a published port, or one the
  * guest opened to another host (outgoing: `publication` undefined), for as long as it is open.
  */
+/** A Fin to the container: where the client's stream ended, and whether by a reset. */
+const finPayload = (c: ClientConnection) => offsetPayload(c.read, c.clientReset ? 1 : 0);
+
 class ClientConnection {
   /** Client bytes from `acked` on (the container may not have them yet). */
   pending: Buffer[] = [];
@@ -87,6 +90,8 @@ class ClientConnection {
   /** Bytes read from the client in all; the client closed its side. */
   read = 0;
   clientEnded = false;
+  /** The peer ended it with a reset (RST), not a close: the guest is told so. */
+  clientReset = false;
   containerHasEnd = false;
   /** The container acknowledged the connection at least once (so it knows it, or closed it). */
   known = false;
@@ -279,12 +284,14 @@ export class Gateway {
     const ended = () => {
       if (c.clientEnded || this.conns.get(connKey(c.container, c.conn)) !== c) return;
       c.clientEnded = true;
-      this.toContainer(c, TunnelFrame.Fin, offsetPayload(c.read));
+      this.toContainer(c, TunnelFrame.Fin, finPayload(c));
       this.maybeForget(c);
     };
     socket.on('end', ended);
     socket.on('close', ended);
-    socket.on('error', () => undefined);
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNRESET') c.clientReset = true;
+    });
   }
 
   /** Sends to the container if its tunnel is up; otherwise the state above is resent on attach. */
@@ -347,15 +354,14 @@ export class Gateway {
         this.acknowledged(c, c.acked, false);
         if (c.pending.length)
           socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
-        if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
+        if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
         continue;
       }
       if (!c.publication && !c.connecting) socket.write(encodeTunnelFrame(TunnelFrame.Connected, c.conn));
       this.acknowledged(c, view.received, view.finReceived);
       if (c.pending.length)
         socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
-      if (c.clientEnded && !view.finReceived)
-        socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, offsetPayload(c.read)));
+      if (c.clientEnded && !view.finReceived) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
     }
   }
 

@@ -17,7 +17,11 @@ export enum TunnelFrame {
   Data,
   /** either way: [u64 LE offset][u8 fin]: everything before offset (and the end, if fin) arrived. */
   Ack,
-  /** either way: [u64 LE offset]: the stream ends at offset (client closed, or guest shut down). */
+  /**
+   * either way: [u64 LE offset][u8 reset, optional]: the stream ends at offset (client closed, or
+   * guest shut down); reset 1 from the gateway: the peer reset the connection (the guest reads
+   * ECONNRESET once it has every byte before).
+   */
   Fin,
   /**
    * container -> gateway: the guest connects out (JSON {addr, port}); conn is the container's own

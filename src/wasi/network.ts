@@ -40,6 +40,8 @@ export interface ConnectionState {
   received: number;
   unread: string;
   finReceived: boolean;
+  /** The peer reset the connection: the guest reads ECONNRESET (pending) once, then the end. */
+  reset?: 'pending' | 'reported';
   /** Guest -> client: bytes sent in all, those the gateway has not acknowledged, and the guest's close. */
   sent: number;
   unacked: string;
@@ -351,6 +353,7 @@ export class Network {
       this.scheduleAcks();
     } else if (type === TunnelFrame.Fin && c) {
       if (readOffset(payload) === c.state.received) {
+        if (payload[8] === 1 && !c.state.finReceived) c.state.reset = 'pending';
         c.state.finReceived = true;
         c.arrivedAt ??= nextArrival();
       }

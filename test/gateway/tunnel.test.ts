@@ -228,3 +228,35 @@ test("host names resolve at the gateway's node; an answer lost with a tunnel is 
     network.shutdown();
   }
 });
+
+test('a peer that resets an outgoing connection while the guest moves: the new end has its last bytes, then the reset', async () => {
+  let peer: Socket | undefined;
+  const server = createServer((socket) => {
+    peer = socket;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const options = { gateway: addresses.tunnel, container: 'eeeeeeeeeeee', token, ports: [] };
+  const source = new Network(options);
+  try {
+    const c = source.connect('127.0.0.1', port);
+    await until(() => c.state.outbound === 'connected' && peer, 'the connection');
+    // The guest stops and moves: meanwhile the server says its last words and resets.
+    const state = source.capture();
+    source.shutdown();
+    peer!.write('bye');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    peer!.resetAndDestroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const destination = new Network(options, JSON.parse(JSON.stringify(state)));
+    destination.touch();
+    const moved = destination.connection(c.state.conn)!;
+    await until(() => moved.state.finReceived, 'the end of the stream at the new end');
+    assert.equal(readAll(moved), 'bye');
+    assert.equal(moved.state.reset, 'pending', 'told as a reset, not a close');
+    destination.shutdown();
+  } finally {
+    source.shutdown();
+    server.close();
+  }
+});

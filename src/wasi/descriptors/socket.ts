@@ -691,6 +691,10 @@ export class SocketDescriptor extends SocketBase {
     const c = this.connection;
     if (this.failure !== undefined) throw new WasiError(this.failure);
     if (c.unread.length === 0) {
+      if (c.state.reset === 'pending' && !c.state.closed) {
+        c.state.reset = 'reported';
+        throw new WasiError(Errno.CONNRESET);
+      }
       if (c.state.finReceived || c.state.closed) return [0, 0];
       return [this.wait(), 0];
     }
@@ -703,7 +707,12 @@ export class SocketDescriptor extends SocketBase {
     this.network.touch();
     const c = this.connection;
     if (this.failure !== undefined) throw new WasiError(this.failure);
-    if (c.state.finSent) throw new WasiError(Errno.PIPE);
+    // After a reset the peer takes nothing more: the first call to notice says ECONNRESET, later ones EPIPE (Linux).
+    if (c.state.reset === 'pending') {
+      c.state.reset = 'reported';
+      throw new WasiError(Errno.CONNRESET);
+    }
+    if (c.state.finSent || c.state.reset) throw new WasiError(Errno.PIPE);
     const bytes = Buffer.concat(iovs.map((iov) => Buffer.from(iov)));
     if (bytes.length) this.network.send(c, bytes);
     return bytes.length;
