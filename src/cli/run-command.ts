@@ -82,12 +82,12 @@ export function registerRun(program: Command): void {
         if (opts.file !== undefined) {
           const others = [modulePath, opts.argv0, opts.name, opts.node].some((o) => o !== undefined);
           if (others || args.length || opts.dir.length || opts.env.length || opts.publish.length)
-            throw new UserError('roam run -f: the spec says everything (no module, arguments or other options)');
+            throw new UserError('-f: the spec says everything (no module, arguments or other options)');
           const { runSpecFile } = await import('./run-spec.js');
           process.exitCode = await runSpecFile(opts.file);
           return;
         }
-        if (modulePath === undefined) throw new UserError('roam run: expected a module (or -f SPEC)');
+        if (modulePath === undefined) throw new UserError('expected a module to run (or -f SPEC)');
         const preopens = opts.dir.map(parseDir);
         const env = parseEnv(opts.env);
         const publish = opts.publish.map(parsePublish);
