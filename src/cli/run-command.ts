@@ -52,8 +52,9 @@ export function registerRun(program: Command): void {
     .description(
       'Run a WebAssembly (wasm32-wasi) module here, or in the background on a node of the cluster (--node, -p)',
     )
-    .argument('<module>', 'the .wasm module (plain, or migratable from roam build)')
+    .argument('[module]', 'the .wasm module (plain, or migratable from roam build); not with -f')
     .argument('[args...]', 'arguments for the program (after --)')
+    .option('-f, --file <spec>', 'run the processes of a container spec (YAML) in one container here')
     .option('--dir <host[:guest]>', 'preopen a host directory (repeatable)', collect, [])
     .option('--env <key=value>', 'set an environment variable (repeatable)', collect, [])
     .option('--argv0 <name>', 'argv[0] seen by the program (default: the module path)')
@@ -73,9 +74,10 @@ export function registerRun(program: Command): void {
     )
     .action(
       async (
-        modulePath: string,
+        modulePath: string | undefined,
         args: string[],
         opts: {
+          file?: string;
           dir: string[];
           env: string[];
           argv0?: string;
@@ -85,6 +87,22 @@ export function registerRun(program: Command): void {
           allowConnect: string[];
         },
       ) => {
+        if (opts.file !== undefined) {
+          const others = [modulePath, opts.argv0, opts.name, opts.node].some((o) => o !== undefined);
+          if (
+            others ||
+            args.length ||
+            opts.dir.length ||
+            opts.env.length ||
+            opts.publish.length ||
+            opts.allowConnect.length
+          )
+            throw new UserError('-f: the spec says everything (no module, arguments or other options)');
+          const { runSpecFile } = await import('./run-spec.js');
+          process.exitCode = await runSpecFile(opts.file);
+          return;
+        }
+        if (modulePath === undefined) throw new UserError('expected a module to run (or -f SPEC)');
         const preopens = opts.dir.map(parseDir);
         const env = parseEnv(opts.env);
         const publish = opts.publish.map(parsePublish);

@@ -13,6 +13,8 @@ import type { WasiHostState } from '../wasi/host.js';
 import type { NetworkOptions } from '../wasi/network.js';
 import type { Preopen } from '../wasi/sandbox.js';
 import type { CheckpointReply, CheckpointRequest } from './control-protocol.js';
+import type { OwnerLink } from './owner-channel.js';
+import type { LoopbackDelivery } from './shared-loopback.js';
 
 /** The state of a stopped guest, as plain data: what a checkpoint image and a migration carry. */
 export interface ContainerState {
@@ -37,14 +39,31 @@ export type ContainerSpec = { module: Uint8Array<ArrayBuffer>; label: string } &
       network?: NetworkOptions;
       /** Refuse a plain module (it would run, but could never be stopped or moved). */
       migratableOnly?: boolean;
+      /** One process of a container of several (multi-process.ts). */
+      process?: ProcessPlumbing;
     }
   | { kind: 'incoming'; memoryBytes: number; gateway?: string }
 );
 
+/**
+ * What a process of a container of several is plugged into: `index` names it to the loopback
+ * broker, reached through `link`; `stdio`: the host fds behind its stdin, stdout and stderr.
+ */
+export interface ProcessPlumbing {
+  index: number;
+  link: OwnerLink;
+  stdio: { stdin: number; stdout: number; stderr: number };
+}
+
 /** What the guest thread is given: the spec and the stop flag it shares with its owner. */
 export type GuestThreadInit = ContainerSpec & { stopFlag: Int32Array };
 
-export type GuestCommand = { op: 'capture' } | { op: 'resume' } | { op: 'restore'; state: ContainerState };
+export type GuestCommand =
+  | { op: 'capture' }
+  | { op: 'resume' }
+  | { op: 'restore'; state: ContainerState }
+  /** A connection to a listener of this process, from another process of the container. */
+  | { op: 'deliver'; delivery: LoopbackDelivery };
 
 /** A failure on the guest thread: a RoamError keeps its code; anything else (a bug) its stack. */
 export interface GuestFailure {
@@ -116,6 +135,7 @@ export class Container {
   private constructor(private readonly spec: ContainerSpec) {
     this.worker = new Worker(new URL('./guest-thread-entry.js', import.meta.url), {
       workerData: { ...spec, stopFlag: this.stopFlag } satisfies GuestThreadInit,
+      transferList: spec.kind === 'start' && spec.process ? [spec.process.link.port] : [],
       resourceLimits: { stackSizeMb: guestStackMiB },
     });
     this.exited = new Promise((resolve, reject) => {
@@ -226,6 +246,11 @@ export class Container {
     this.post({ op: 'restore', state });
     this.post({ op: 'resume' });
     return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
+  }
+
+  /** Hands a connection of another process to a listener of this one. */
+  deliver(delivery: LoopbackDelivery): void {
+    this.post({ op: 'deliver', delivery });
   }
 
   /** Runs the guest again after stop(). */

@@ -19,12 +19,24 @@ import {
   wallClock,
 } from './container.js';
 import { LateHost } from './late-host.js';
+import { OwnerChannel } from './owner-channel.js';
+import { SharedLoopback } from './shared-loopback.js';
 
 const init = workerData as GuestThreadInit;
 const post = (event: GuestEvent) => parentPort!.postMessage(event);
 const commands: GuestCommand[] = [];
 let wake: (() => void) | undefined;
+/** The network this process shares with the others of its container, if it has others. */
+const sharedLoopback =
+  init.kind === 'start' && init.process
+    ? new SharedLoopback(new OwnerChannel(init.process.link), init.process.index)
+    : undefined;
 parentPort!.on('message', (command: GuestCommand) => {
+  // A connection is taken at once, in order with the commands (a capture after it sees it queued).
+  if (command.op === 'deliver') {
+    sharedLoopback?.deliver(command.delivery);
+    return;
+  }
   commands.push(command);
   wake?.();
 });
@@ -53,7 +65,15 @@ async function start(
   const instance = new Instance(
     loaded,
     (blocker) => {
-      host = new WasiHost({ args: init.args, env: init.env, preopens: init.preopens, network: init.network, blocker });
+      host = new WasiHost({
+        args: init.args,
+        env: init.env,
+        preopens: init.preopens,
+        network: init.network,
+        blocker,
+        loopback: sharedLoopback,
+        ...init.process?.stdio,
+      });
       return host;
     },
     isWasiExit,

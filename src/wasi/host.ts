@@ -60,7 +60,8 @@ import {
   afOf,
   familyOf,
   ipv6Groups,
-  Loopback,
+  LocalLoopback,
+  type Loopback,
   type LoopbackState,
 } from './loopback.js';
 import { GuestMemory } from './memory.js';
@@ -88,6 +89,8 @@ export interface WasiOptions {
   clock?: ClockSource;
   /** Client connections through a gateway: listening sockets at fds 3.. (before preopens), LISTEN_FDS=N. */
   network?: NetworkOptions;
+  /** The network this guest shares with the other processes of its container (default: its own). */
+  loopback?: Loopback;
 }
 
 /** Options for restoring: args and env come from the captured state. */
@@ -178,7 +181,7 @@ export class WasiHost {
     const network = state.network ?? (options.network && { ...options.network, conns: [] });
     this.network =
       network && new Network(options.network ? { ...network, gateway: options.network.gateway } : network, network);
-    this.loopback = new Loopback(state.loopback);
+    this.loopback = options.loopback ?? new LocalLoopback(state.loopback);
     this.sockets = { loopback: this.loopback, network: this.network, canSuspend: this.blocker.canSuspend };
     this.openAll(state.fds, options);
   }

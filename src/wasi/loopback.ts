@@ -128,11 +128,40 @@ export interface PairState {
 }
 
 /**
- * A connection inside the container: two directions of buffered bytes, like two pipes. Only the
- * guest itself moves bytes through it, so a wait on it ends when the guest (another of its
- * threads, or a test) acts on the other side.
+ * A connection inside the container, as the socket descriptors see it: two directions of
+ * buffered bytes, like two pipes; side i writes direction i and reads direction 1 - i.
  */
-export class StreamPair {
+export interface StreamPair {
+  readonly id: number;
+  readonly family: Family;
+  /** Side 0 is the connecting socket, side 1 the accepted one: each side's own address. */
+  readonly addresses: [Address, Address];
+  /** Side i will write no more (shutdown SHUT_WR or close). */
+  readonly fin: readonly [boolean, boolean];
+  /** Side i has a descriptor (or a listener's queue) holding it. */
+  readonly open: readonly [boolean, boolean];
+  /** Bytes side `side` may read. */
+  readable(side: 0 | 1): number;
+  /** Room for side `side`'s writes. */
+  space(side: 0 | 1): number;
+  /** Side `side` reads into the iovecs (leaving the bytes when peeking). */
+  take(side: 0 | 1, iovs: Uint8Array[], peek: boolean): number;
+  /** Side `side` writes up to `max` bytes of the iovecs. */
+  put(side: 0 | 1, iovs: Uint8Array[], max: number): number;
+  finish(side: 0 | 1): void;
+  /** Side `side` is gone: it finishes, and what was sent to it is dropped. */
+  release(side: 0 | 1): void;
+  /** Settles at the next change: bytes moved, a side finished or closed. */
+  next(): Promise<void>;
+  capture(): PairState;
+}
+
+/**
+ * A stream pair of one guest: its bytes in queues of this thread. Only the guest itself moves
+ * bytes through it, so a wait on it ends when the guest (another of its threads, or a test) acts
+ * on the other side.
+ */
+export class QueuePair implements StreamPair {
   readonly data: [Buffer[], Buffer[]] = [[], []];
   readonly fin: [boolean, boolean];
   readonly open: [boolean, boolean];
@@ -185,6 +214,13 @@ export class StreamPair {
     this.changed();
   }
 
+  release(side: 0 | 1): void {
+    this.open[side] = false;
+    this.finish(side);
+    this.data[1 - side] = [];
+    this.changed();
+  }
+
   /** Settles at the next change: bytes moved, a side finished or closed. */
   next(): Promise<void> {
     return this.signal.next();
@@ -214,7 +250,32 @@ export interface LoopbackState {
 const EPHEMERAL_FIRST = 32768;
 const EPHEMERAL_LAST = 60999;
 
-export class Loopback {
+/**
+ * The container's network as the socket descriptors use it: port claims, the listeners a
+ * loopback connect() reaches, and the stream pairs of its connections.
+ */
+export interface Loopback {
+  /** Claims `binding.address` (port 0: an ephemeral port, written back); EADDRINUSE if taken. */
+  bind(binding: Binding): void;
+  /** A binding restored from a capture: it held before, so it holds again. */
+  rebind(binding: Binding): void;
+  unbind(binding: Binding): void;
+  addListener(listener: LoopbackListener): void;
+  removeListener(listener: LoopbackListener): void;
+  /** The listener a connect() to `to` reaches, if any: guest-bound ones first, in bind order. */
+  listenerFor(to: Address): LoopbackListener | undefined;
+  /** A new in-container connection from `from` (side 0) to `to` (side 1). */
+  pair(family: Family, from: Address, to: Address): StreamPair;
+  /** A pair of the captured state, for a descriptor being restored. */
+  restoredPair(id: number): StreamPair;
+  /** Side `side` of the pair is gone (its last fd closed, or its listener closed before accepting it). */
+  release(pair: StreamPair, side: 0 | 1): void;
+  /** The pairs this host captures with its guest (none when the container's owner keeps them). */
+  capture(): LoopbackState;
+}
+
+/** The network of a container of one process: everything on the guest's thread. */
+export class LocalLoopback implements Loopback {
   private readonly bindings = new Set<Binding>();
   private readonly listeners = new Set<LoopbackListener>();
   private readonly pairs = new Map<number, StreamPair>();
@@ -224,7 +285,7 @@ export class Loopback {
   constructor(state?: LoopbackState) {
     for (const p of state?.pairs ?? []) {
       if (this.pairs.has(p.id)) throw new WasiSetupError(`WASI host: stream pair ${p.id} appears twice in the state`);
-      this.pairs.set(p.id, new StreamPair(p.id, p.family, p.addresses, p));
+      this.pairs.set(p.id, new QueuePair(p.id, p.family, p.addresses, p));
       this.nextPair = Math.max(this.nextPair, p.id + 1);
     }
   }
@@ -271,7 +332,7 @@ export class Loopback {
 
   /** A new in-container connection from `from` (side 0) to `to` (side 1). */
   pair(family: Family, from: Address, to: Address): StreamPair {
-    const pair = new StreamPair(this.nextPair++, family, [from, to]);
+    const pair = new QueuePair(this.nextPair++, family, [from, to]);
     this.pairs.set(pair.id, pair);
     return pair;
   }
@@ -285,10 +346,7 @@ export class Loopback {
 
   /** Side `side` of the pair is gone (its last fd closed, or its listener closed before accepting it). */
   release(pair: StreamPair, side: 0 | 1): void {
-    pair.open[side] = false;
-    pair.finish(side);
-    pair.data[1 - side] = [];
-    pair.changed();
+    pair.release(side);
     if (!pair.open[0] && !pair.open[1]) this.pairs.delete(pair.id);
   }
 
