@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isConnectRule, loadSpec, parseSpec, SpecError } from '../../src/container/spec.js';
+import { loadSpec, parseSpec, SpecError } from '../../src/container/spec.js';
+import { isAllowRule } from '../../src/platform/allow-list.js';
 import { tempDir } from '../helpers.js';
 
 const valid = `
@@ -114,7 +115,7 @@ test('connect rules: addresses, prefixes, ports, none', () => {
     '[fd00::]/8:443',
     '[::1]:6379',
   ])
-    assert.ok(isConnectRule(rule), rule);
+    assert.ok(isAllowRule(rule), rule);
   for (const rule of [
     '',
     'localhost',
@@ -125,7 +126,7 @@ test('connect rules: addresses, prefixes, ports, none', () => {
     '[::1]/129',
     '1.2.3.4/8/8',
   ])
-    assert.ok(!isConnectRule(rule), rule);
+    assert.ok(!isAllowRule(rule), rule);
 });
 
 test('loadSpec resolves modules and directories next to the spec, and refuses missing ones', () => {
