@@ -357,6 +357,8 @@ export class EpochFence {
    * here and moved on) was allowed to run, else the epoch is aborted for good and never runs.
    */
   abort(epoch: number): FenceAnswer {
+    if (this.aborted.has(epoch)) return 'aborted';
+    // A later epoch exists only if this one ran (here: only this node was sent it).
     if ([...this.committed].some((e) => e >= epoch)) return 'ran';
     this.aborted.add(epoch);
     return 'aborted';
