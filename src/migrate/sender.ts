@@ -439,7 +439,8 @@ export async function migrateOut(
     if (decision.do !== 'roll-back')
       throw new Error(`session bug: a failure in state ${session.state} decided ${decision.do}`);
     if (decision.resume) source.resume();
-    throw new MigrationError(`migration failed, the container keeps running here: ${decision.reason}`, {
+    const copy = decision.ranThere ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
+    throw new MigrationError(`migration failed, the container keeps running here${copy}: ${decision.reason}`, {
       cause: error,
     });
   } finally {

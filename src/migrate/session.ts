@@ -90,8 +90,11 @@ export type SourceEvent =
 export type SourceDecision =
   /** Go on with the migration as planned. */
   | { do: 'continue' }
-  /** Not committed: tell the destination (Abort), and run the guest here (resume it if stopped). */
-  | { do: 'roll-back'; reason: string; resume: boolean }
+  /**
+   * Run the guest here (resume it if stopped); before the commit, tell the destination (Abort).
+   * `ranThere`: it ran at the destination meanwhile (post-copy), and what it did there is lost.
+   */
+  | { do: 'roll-back'; reason: string; resume: boolean; ranThere: boolean }
   /** Ask the destination's agent to abort this epoch; its answer comes back as a fence-answer event. */
   | { do: 'fence'; epoch: number; reason: string }
   /** The destination holds the guest now: the copy here goes. */
@@ -183,11 +186,6 @@ export class SourceSession {
           return ['unsettled', { do: 'fence', epoch: this.epoch, reason: this.reason }];
         }
         // In post-copy the destination cannot go on without the pages here: its guest fails.
-        if (this.state === 'post-copy')
-          return this.rollBack(
-            `from its copy as of the stop (what it did at the destination is lost): ${event.reason}`,
-            resume,
-          );
         return this.rollBack(event.reason, resume);
       case 'fence-answer':
         if (event.answer === 'aborted')
@@ -204,7 +202,7 @@ export class SourceSession {
 
   private rollBack(reason: string, resume: boolean): [SourceState, SourceDecision] {
     this.reason = reason;
-    return ['rolled-back', { do: 'roll-back', reason, resume }];
+    return ['rolled-back', { do: 'roll-back', reason, resume, ranThere: this.state === 'post-copy' }];
   }
 }
 
