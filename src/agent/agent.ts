@@ -218,9 +218,10 @@ export class Agent {
       reason: error.message,
     }));
     if (outcome === 'resumed') Object.assign(info, { status: 'running', reason });
-    else if (outcome === 'moved')
+    else if (outcome === 'moved') {
       Object.assign(info, { status: 'moved', movedTo: container.unsettledTo, reason: undefined });
-    else info.reason = reason;
+      rmSync(join(container.dir, 'dirs'), { recursive: true, force: true }); // as after a migration
+    } else info.reason = reason;
     return this.describe(container);
   }
 
