@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { sha256 } from '../build/manifest.js';
 import { withTemporaryDirectory } from '../container/temporary-directory.js';
 import { postCopyModes } from '../migrate/sender.js';
+import { EpochFence } from '../migrate/session.js';
 import {
   dispatch,
   HttpError,
@@ -32,6 +33,8 @@ import {
   apiPrefix,
   type ContainerInfo,
   type ContainerStatus,
+  type FenceReply,
+  FenceRequestSchema,
   type IncomingReply,
   type IncomingRequest,
   IncomingRequestSchema,
@@ -73,6 +76,8 @@ interface Container {
   logPath: string;
   /** This agent's own directory for the container (its log, the directories it brought along). */
   dir: string;
+  /** Status unsettled: the node its migration went to (where it runs if `roam recover` learns it ran). */
+  unsettledTo?: string;
 }
 
 const maxModuleBytes = 512 << 20;
@@ -83,6 +88,11 @@ const maxModuleBytes = 512 << 20;
  */
 export class Agent {
   private readonly containers = new Map<string, Container>();
+  /**
+   * Each container's epochs here, by ID: which were allowed to run, which were aborted. Kept when
+   * the record goes (an aborted incoming one is forgotten), so that an aborted epoch stays aborted.
+   */
+  private readonly fences = new Map<string, EpochFence>();
   private readonly facts: NodeFacts;
   private server: Server | undefined;
 
@@ -144,6 +154,11 @@ export class Agent {
       ],
       [/^(HEAD|PUT) \/modules\/([0-9a-f]{64})$/, ([method, digest]) => this.module(req, res, method!, digest!)],
       [/^GET \/containers\/([^/]+)$/, ([id]) => reply(res, 200, this.describe(this.find(id!)))],
+      [
+        /^POST \/containers\/([0-9a-f]{12})\/fence$/,
+        async ([id]) => reply(res, 200, this.abortEpoch(id!, parseBody(FenceRequestSchema, await jsonBody(req)).epoch)),
+      ],
+      [/^POST \/containers\/([^/]+)\/recover$/, async ([id]) => reply(res, 200, await this.recover(this.find(id!)))],
       [/^GET \/containers\/([^/]+)\/logs$/, ([id]) => this.logs(this.find(id!), url, res)],
       [/^POST \/containers\/([^/]+)\/stop$/, ([id]) => reply(res, 200, this.stop(this.find(id!)))],
       [
@@ -170,6 +185,44 @@ export class Agent {
       this.containers.get(id) ?? named.find((c) => !terminalStatuses.includes(c.info.status)) ?? named[0];
     if (!container) throw new HttpError(404, `no container ${id} on node ${this.options.name}`);
     return container;
+  }
+
+  private fence(id: string): EpochFence {
+    const fence = this.fences.get(id) ?? new EpochFence();
+    this.fences.set(id, fence);
+    return fence;
+  }
+
+  /**
+   * A source lost our answer to its commit of `epoch`: tell it whether the guest of that epoch ran
+   * here, or make sure it never will (the incoming container process, if any, goes).
+   */
+  private abortEpoch(id: string, epoch: number): FenceReply {
+    const answer = this.fence(id).abort(epoch);
+    const container = this.containers.get(id);
+    if (answer === 'aborted' && container?.info.epoch === epoch && container.info.status === 'incoming')
+      container.process?.kill();
+    return { answer };
+  }
+
+  /** Settles an unsettled container: its process asks the destination's agent again. */
+  private async recover(container: Container): Promise<ContainerInfo> {
+    const { info } = container;
+    const child = container.process;
+    if (info.status !== 'unsettled' || !child)
+      throw new HttpError(409, `container ${info.id} is not unsettled (${info.status}): nothing to recover`);
+    const settled = child.waitFor('settled');
+    child.send({ op: 'recover' });
+    const { outcome, reason } = await settled.catch((error: Error) => ({
+      outcome: 'unsettled' as const,
+      reason: error.message,
+    }));
+    if (outcome === 'resumed') Object.assign(info, { status: 'running', reason });
+    else if (outcome === 'moved') {
+      Object.assign(info, { status: 'moved', movedTo: container.unsettledTo, reason: undefined });
+      rmSync(join(container.dir, 'dirs'), { recursive: true, force: true }); // as after a migration
+    } else info.reason = reason;
+    return this.describe(container);
   }
 
   private describe(container: Container): ContainerInfo {
@@ -258,6 +311,7 @@ export class Agent {
         createdAt: new Date().toISOString(),
         history: [],
         ports,
+        epoch: 1,
       },
       dirs,
     );
@@ -292,6 +346,11 @@ export class Agent {
   private async incoming(request: IncomingRequest, host: string): Promise<IncomingReply> {
     const ports = this.ports(request.ports);
     const modulePath = this.requireModule(request.module);
+    const { epoch } = request;
+    if (epoch === undefined)
+      throw new HttpError(409, `the source sent no epoch: update roam on it to migrate to node ${this.options.name}`);
+    if (this.fence(request.id).isAborted(epoch))
+      throw new HttpError(409, `epoch ${epoch} of container ${request.id} was aborted here: it never runs here`);
     if (this.options.dataPort && [...this.containers.values()].some((c) => c.info.status === 'incoming')) {
       throw new HttpError(
         409,
@@ -307,6 +366,7 @@ export class Agent {
         createdAt: request.createdAt,
         history: request.history,
         ports,
+        epoch,
       },
       [],
     );
@@ -325,6 +385,7 @@ export class Agent {
         listenHost: host,
         listenPort: this.options.dataPort ?? 0,
         ticket,
+        epoch,
         directories: container.info.dirs.map((d) => d.hostPath),
         gateway: this.options.gateway,
       },
@@ -344,6 +405,14 @@ export class Agent {
     // An incoming container exists here only once it ran here (the migration committed).
     let ranHere = container.info.status !== 'incoming';
     child.on((event) => {
+      if (event.event === 'commit') {
+        // Whichever comes first, this or the source's fence, decides (EpochFence).
+        child.send({
+          op: 'commit-answer',
+          epoch: event.epoch,
+          granted: this.fence(container.info.id).commit(event.epoch),
+        });
+      }
       if (event.event === 'running') {
         ranHere = true;
         container.info.status = 'running';
@@ -442,6 +511,7 @@ export class Agent {
     const destinationUrl = this.reach(request.to.url);
     const destination = new AgentClient(destinationUrl, token);
     const child = container.process;
+    const epoch = (info.epoch ?? 1) + 1;
     // Before anything is streamed, so that errors are plain HTTP errors.
     let target: IncomingReply;
     let destinationLazyRestore = false;
@@ -469,6 +539,7 @@ export class Agent {
         createdAt: info.createdAt,
         history: [...info.history, this.options.name],
         ports: info.ports,
+        epoch,
       });
     } catch (error) {
       if (error instanceof HttpError) throw error;
@@ -479,8 +550,11 @@ export class Agent {
       throw new HttpError(409, `container ${info.id} ended before the migration began (${info.status})`);
     }
     info.status = 'migrating';
+    info.reason = undefined;
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const line = (value: MigrateLine) => res.write(`${JSON.stringify(value)}\n`);
+    // Failed before the commit, or rolled back: the destination's copy must go. Unsettled: it may
+    // run there, and only the fence (roam recover) may tell.
     const failed = await new Promise<boolean>((settle) => {
       let settled = false;
       const resolve = (failure: boolean) => {
@@ -497,9 +571,14 @@ export class Agent {
           line({ result: { ...event.report, from: this.options.name, to: request.to.name } });
           resolve(false);
         } else if (event.event === 'migration-failed') {
-          if (info.status === 'migrating') info.status = 'running';
+          if (info.status === 'migrating') Object.assign(info, { status: 'running', reason: event.message });
           line({ error: event.message });
           resolve(true);
+        } else if (event.event === 'migration-unsettled') {
+          Object.assign(info, { status: 'unsettled', reason: event.reason });
+          container.unsettledTo = request.to.name;
+          line({ error: `the container is stopped on node ${this.options.name}, unsettled: ${event.reason}` });
+          resolve(false);
         } else if (event.event === 'exited' || event.event === 'failed') {
           line({ error: `the container ended during the migration (${info.status})` });
           resolve(true);
@@ -514,14 +593,14 @@ export class Agent {
       });
       child.send({
         op: 'migrate-out',
-        target: { ...target, host: this.reach(target.host) },
+        target: { ...target, host: this.reach(target.host), epoch },
         mode,
         maxRounds: request.maxRounds,
         dirtyTracking: request.dirtyTracking,
         hotFirst: request.hotFirst,
         postCopyFallback: request.postCopyFallback,
         destinationLazyRestore,
-        confirm: { url: destinationUrl, token },
+        destinationAgent: { url: destinationUrl, token },
       });
     });
     // Not committed: the destination's half-built copy must not linger (nor ever run).

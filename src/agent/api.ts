@@ -65,7 +65,7 @@ const ports = v.pipe(
 );
 
 export const ContainerStatusSchema = v.picklist(
-  ['starting', 'incoming', 'running', 'migrating', 'moved', 'exited', 'failed', 'stopped'],
+  ['starting', 'incoming', 'running', 'migrating', 'unsettled', 'moved', 'exited', 'failed', 'stopped'],
   'expected a container status',
 );
 export type ContainerStatus = v.InferOutput<typeof ContainerStatusSchema>;
@@ -89,6 +89,13 @@ export const ContainerInfoSchema = jsonObject(
     pid: v.optional(positive),
     exitCode: v.optional(v.pipe(v.number('expected an integer'), v.integer('expected an integer'))),
     error: v.optional(text),
+    /** Its generation: 1 when started, raised by each migration (docs/fencing.md). */
+    epoch: v.optional(positive),
+    /**
+     * Why it is where it is, when that needs saying: status `unsettled` (stopped here, a migration's
+     * outcome unknown until `roam recover`), or the last migration that rolled back.
+     */
+    reason: v.optional(text),
     /** Set once the container moved on: the node it went to. */
     movedTo: v.optional(text),
     /** Nodes it ran on before this one, oldest first. */
@@ -145,8 +152,10 @@ export const IncomingRequestSchema = jsonObject(
     createdAt: timestamp,
     history: strings,
     ports: v.optional(ports),
+    /** The epoch the migration raises the container to: the destination runs it only with this one. */
+    epoch: v.optional(positive),
   },
-  'a JSON object {id, name?, module, args, guestPaths, createdAt, history, ports?}',
+  'a JSON object {id, name?, module, args, guestPaths, createdAt, history, ports?, epoch}',
 );
 export type IncomingRequest = v.InferOutput<typeof IncomingRequestSchema>;
 
@@ -159,6 +168,17 @@ export const IncomingReplySchema = jsonObject(
   'the data channel {host, port, ticket}',
 );
 export type IncomingReply = v.InferOutput<typeof IncomingReplySchema>;
+
+/** POST /v1/containers/{id}/fence, sent by a source that lost the destination's answer to the commit. */
+export const FenceRequestSchema = jsonObject({ epoch: positive }, 'a JSON object {epoch}');
+export type FenceRequest = v.InferOutput<typeof FenceRequestSchema>;
+
+/** 'aborted': the guest of that epoch never ran here and never will; 'ran': it did. */
+export const FenceReplySchema = jsonObject(
+  { answer: v.picklist(['aborted', 'ran'], 'expected aborted or ran') },
+  'the fence answer {answer}',
+);
+export type FenceReply = v.InferOutput<typeof FenceReplySchema>;
 
 /** POST /v1/containers/{id}/migrate. */
 export const MigrateRequestSchema = jsonObject(

@@ -8,6 +8,8 @@ import {
   type ContainerInfo,
   ContainerInfoSchema,
   ContainerListSchema,
+  type FenceReply,
+  FenceReplySchema,
   type IncomingReply,
   IncomingReplySchema,
   type IncomingRequest,
@@ -109,6 +111,19 @@ export class AgentClient {
 
   prepareIncoming(body: IncomingRequest): Promise<IncomingReply> {
     return this.json(IncomingReplySchema, 'POST', '/migrations', body, agentTimeouts.process);
+  }
+
+  /**
+   * Aborts epoch `epoch` of container `id` here unless its guest ran (docs/fencing.md); the answer
+   * says which. Rejects when the agent cannot be asked: then nobody knows.
+   */
+  fence(id: string, epoch: number): Promise<FenceReply> {
+    return this.json(FenceReplySchema, 'POST', `/containers/${encodeURIComponent(id)}/fence`, { epoch });
+  }
+
+  /** Settles an unsettled container (its source asks the destination again); its record after. */
+  recover(id: string): Promise<ContainerInfo> {
+    return this.json(ContainerInfoSchema, 'POST', `/containers/${encodeURIComponent(id)}/recover`);
   }
 
   /** Migrates and reports progress; resolves with the last line (a result or an error). */

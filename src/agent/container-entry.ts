@@ -7,12 +7,14 @@ import { readFileSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { Container, readModuleFile } from '../container/container.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
+import { MigrationUnsettledError } from '../migrate/errors.js';
 import { lazyRestoreSupport, type PageChannels, startLazyRestore } from '../migrate/post-copy.js';
 import { migrateIn } from '../migrate/receiver.js';
-import { migrateOut } from '../migrate/sender.js';
+import { type MigrationTarget, migrateOut, settle } from '../migrate/sender.js';
+import { type SourceSession, StaleEpochError } from '../migrate/session.js';
 import { nativeAddon } from '../native/addon.js';
 import { AgentClient } from './client.js';
-import type { ChildCommand, ChildConfig, ChildEvent } from './container-process.js';
+import type { ChildCommand, ChildConfig, ChildEvent, MigrateOutCommand } from './container-process.js';
 
 const config = JSON.parse(process.env.ROAM_CONTAINER!) as ChildConfig;
 const tell = (event: ChildEvent) => process.send!(event);
@@ -33,21 +35,47 @@ function watch(guest: Container): void {
 }
 
 /** Moves the guest out when the agent asks; set once the guest runs here with all of its memory. */
-let migrateOutHandler: ((command: ChildCommand) => void) | undefined;
+let migrateOutHandler: ((command: MigrateOutCommand) => void) | undefined;
+/** Settles an unsettled migration when the agent asks (`roam recover`); set while there is one. */
+let recoverHandler: (() => void) | undefined;
+/** Incoming: the agent's answer to the `commit` asked for (one at most). */
+let commitAnswer: ((granted: boolean) => void) | undefined;
 process.on('message', (command: ChildCommand) => {
-  if (command.op !== 'migrate-out') return;
-  if (migrateOutHandler) migrateOutHandler(command);
-  else
+  if (command.op === 'commit-answer') {
+    commitAnswer?.(command.granted);
+    commitAnswer = undefined;
+  } else if (command.op === 'recover') {
+    if (recoverHandler) recoverHandler();
+    else tell({ event: 'settled', outcome: 'unsettled', reason: 'no unsettled migration here' });
+  } else if (migrateOutHandler) {
+    migrateOutHandler(command);
+  } else {
     tell({
       event: 'migration-failed',
       message: 'the container is still receiving its memory (post-copy): try again once it is all here',
     });
+  }
 });
+
+/** Asks the agent for leave to run the guest of `epoch` (its EpochFence decides, see session.ts). */
+function commitEpoch(epoch: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    commitAnswer = (granted) =>
+      granted
+        ? resolve()
+        : reject(new StaleEpochError(`epoch ${epoch} was aborted by the source: the guest never runs here`));
+    tell({ event: 'commit', epoch });
+  });
+}
 
 function serve(guest: Container, directories: string[]): void {
   migrateOutHandler = (command) => {
     const memory = () => new Uint8Array(guest.memory.buffer);
-    const destination = new AgentClient(command.confirm.url, command.confirm.token);
+    const destination = new AgentClient(command.destinationAgent.url, command.destinationAgent.token);
+    const target = {
+      ...command.target,
+      fence: () => destination.fence(config.id, command.target.epoch).then((reply) => reply.answer),
+    };
     migrateOut(
       {
         memory,
@@ -58,10 +86,7 @@ function serve(guest: Container, directories: string[]): void {
         readLog: () => readFileSync(config.logPath),
         tracker: (view) => createDirtyTracker(view, command.dirtyTracking),
       },
-      {
-        ...command.target,
-        confirmRunning: () => ranAtDestination(destination),
-      },
+      target,
       {
         mode: command.mode,
         maxRounds: command.maxRounds,
@@ -76,28 +101,40 @@ function serve(guest: Container, directories: string[]): void {
         // Committed: the destination runs the guest; this copy goes.
         process.disconnect();
       },
-      (error: Error) => tell({ event: 'migration-failed', message: error.message }),
+      (error: Error) => {
+        if (error instanceof MigrationUnsettledError) {
+          // The guest stays stopped here until the destination's agent answers (roam recover).
+          migrateOutHandler = undefined;
+          recoverHandler = () => void recover(guest, error.session, target, directories);
+          tell({ event: 'migration-unsettled', reason: error.message });
+        } else {
+          tell({ event: 'migration-failed', message: error.message });
+        }
+      },
     );
   };
 }
 
-/**
- * After a lost Running answer: did the guest run at the destination? Its record there says so
- * (any status but 'incoming', which turns into 'running' a moment after the commit); no record or
- * no agent means it never will.
- */
-async function ranAtDestination(destination: AgentClient): Promise<boolean> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    let status: string;
-    try {
-      status = (await destination.container(config.id)).status;
-    } catch {
-      return false;
-    }
-    if (status !== 'incoming') return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+/** Asks the destination's agent again, and carries out what the session decides. */
+async function recover(
+  guest: Container,
+  session: SourceSession,
+  target: Pick<MigrationTarget, 'fence'>,
+  directories: string[],
+): Promise<void> {
+  const decision = await settle(session, target);
+  if (decision.do === 'roll-back') {
+    recoverHandler = undefined;
+    guest.resume();
+    serve(guest, directories);
+    tell({ event: 'settled', outcome: 'resumed', reason: decision.reason });
+  } else if (decision.do === 'stay-stopped') {
+    tell({ event: 'settled', outcome: 'unsettled', reason: decision.reason });
+  } else {
+    // It ran there (in post-copy it has since lost this copy's memory server, and fails there).
+    tell({ event: 'settled', outcome: 'moved' });
+    process.disconnect();
   }
-  return false;
 }
 
 async function start(): Promise<void> {
@@ -157,34 +194,39 @@ async function start(): Promise<void> {
       server.close();
       for (const socket of pageSockets) socket.destroy();
     };
-    migrateIn(socket, config.ticket, {
-      directories: config.directories,
-      prepare: async (memoryBytes, postCopy) => {
-        if (!postCopy) server.close();
-        guest = await Container.open({
-          kind: 'incoming',
-          ...(await readModuleFile(config.modulePath)),
-          memoryBytes,
-          gateway: config.gateway,
-        });
-        return guest.memory;
+    migrateIn(
+      socket,
+      { ticket: config.ticket, epoch: config.epoch },
+      {
+        directories: config.directories,
+        prepare: async (memoryBytes, postCopy) => {
+          if (!postCopy) server.close();
+          guest = await Container.open({
+            kind: 'incoming',
+            ...(await readModuleFile(config.modulePath)),
+            memoryBytes,
+            gateway: config.gateway,
+          });
+          return guest.memory;
+        },
+        lazyRestore: lazyRestoreSupport().ok
+          ? async (memory, missing) => {
+              lazyStarted = true;
+              const opened = await within(channels, 30_000, 'the source never opened the page channels');
+              return { resident: startLazyRestore(memory, missing, opened, config.ticket) };
+            }
+          : undefined,
+        commit: commitEpoch,
+        writeLog: (bytes) => writeSync(1, bytes),
+        populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
+        run: async (state) => {
+          const resumedAt = await guest!.restoreAndRun(state);
+          running = true;
+          tell({ event: 'running' });
+          return resumedAt;
+        },
       },
-      lazyRestore: lazyRestoreSupport().ok
-        ? async (memory, missing) => {
-            lazyStarted = true;
-            const opened = await within(channels, 30_000, 'the source never opened the page channels');
-            return { resident: startLazyRestore(memory, missing, opened, config.ticket) };
-          }
-        : undefined,
-      writeLog: (bytes) => writeSync(1, bytes),
-      populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
-      run: async (state) => {
-        const resumedAt = await guest!.restoreAndRun(state);
-        running = true;
-        tell({ event: 'running' });
-        return resumedAt;
-      },
-    }).then(
+    ).then(
       () => {
         dropPageChannels();
         watch(guest!);

@@ -11,12 +11,27 @@ import type { Preopen } from '../wasi/sandbox.js';
 /** How the agent starts a container process (passed in its environment). */
 export type ChildConfig = { id: string; modulePath: string; logPath: string; listenHost: string } & (
   | { kind: 'start'; args: string[]; env: Record<string, string>; preopens: Preopen[]; network?: NetworkOptions }
-  | { kind: 'incoming'; listenPort: number; ticket: string; directories: string[]; gateway?: string }
+  | {
+      kind: 'incoming';
+      listenPort: number;
+      ticket: string;
+      /** The epoch this migration raises the container to: the only one this process accepts. */
+      epoch: number;
+      directories: string[];
+      gateway?: string;
+    }
 );
 
-export type ChildCommand = {
+export type ChildCommand =
+  | MigrateOutCommand
+  /** Settle an unsettled migration: ask the destination's agent again. */
+  | { op: 'recover' }
+  /** The answer to a `commit` event: whether the guest of that epoch may run (EpochFence.commit). */
+  | { op: 'commit-answer'; epoch: number; granted: boolean };
+
+export type MigrateOutCommand = {
   op: 'migrate-out';
-  target: { host: string; port: number; ticket: string };
+  target: { host: string; port: number; ticket: string; epoch: number };
   mode: MigrationMode;
   maxRounds?: number;
   dirtyTracking?: DirtyTrackingMethod;
@@ -24,8 +39,8 @@ export type ChildCommand = {
   postCopyFallback?: boolean;
   /** Whether the destination can receive post-copy (for mode 'auto'). */
   destinationLazyRestore: boolean;
-  /** The destination agent, asked whether the guest runs there when its answer got lost. */
-  confirm: { url: string; token: string };
+  /** The destination agent, asked to abort the epoch when its answer got lost (docs/fencing.md). */
+  destinationAgent: { url: string; token: string };
 };
 
 export type ChildEvent =
@@ -35,7 +50,13 @@ export type ChildEvent =
   | { event: 'failed'; message: string }
   | { event: 'progress'; progress: MigrationProgress }
   | { event: 'migrated'; report: MigrationReport }
-  | { event: 'migration-failed'; message: string };
+  | { event: 'migration-failed'; message: string }
+  /** The answer to the commit was lost and the destination's agent cannot be asked: stopped here. */
+  | { event: 'migration-unsettled'; reason: string }
+  /** After `recover`: resumed here, moved (the destination ran it), or still unsettled. */
+  | { event: 'settled'; outcome: 'resumed' | 'moved' | 'unsettled'; reason?: string }
+  /** Incoming: the state arrived; may the guest of `epoch` run? (answered by commit-answer) */
+  | { event: 'commit'; epoch: number };
 
 /**
  * The agent's handle on one container process. Its stdout and stderr go to the log file; it

@@ -119,6 +119,11 @@ export function registerClusterCommands(program: Command): void {
         c.args.join(' ').slice(0, 40),
       ]);
       process.stdout.write(`${textTable(['ID', 'NAME', 'NODE', 'STATUS', 'PORTS', 'PATH', 'COMMAND'], rows)}\n`);
+      // Stopped with its migration's outcome unknown: say why, and how to settle it.
+      for (const c of all.filter((c) => c.status === 'unsettled'))
+        process.stdout.write(
+          `${c.id} is unsettled: ${c.reason ?? 'its migration outcome is unknown'} (roam recover ${c.id})\n`,
+        );
     });
 
   program

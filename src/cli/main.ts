@@ -26,6 +26,7 @@ async function main(argv: string[]): Promise<void> {
     import('./gateway-command.js').then((m) => m.registerGateway),
     import('./cluster-commands.js').then((m) => m.registerClusterCommands),
     import('./migrate-command.js').then((m) => m.registerMigrate),
+    import('./recover-command.js').then((m) => m.registerRecover),
     import('./demo-command.js').then((m) => m.registerDemo),
   ])) {
     register(program);

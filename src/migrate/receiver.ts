@@ -5,6 +5,7 @@ import { maxWasm32Pages, wasmPageBytes } from '../build/module-binary.js';
 import type { ContainerState } from '../container/container.js';
 import type { LazyRestoreStats } from '../native/addon.js';
 import {
+  dataChannelVersion,
   decodeMissing,
   Frame,
   FramePayload,
@@ -17,6 +18,7 @@ import { ChannelClosedError, decode, ProtocolError } from '../protocol/framing.j
 import { failpointActive, killAgentAt, killAgentSoon } from './failpoint.js';
 import { DirectoryReceiver } from './files.js';
 import { allGranules, type GranuleRanges } from './post-copy.js';
+import { DestinationSession } from './session.js';
 
 const maxMemoryBytes = maxWasm32Pages * wasmPageBytes;
 /** Frames are at most this large until the source's Hello proved it knows the ticket. */
@@ -41,6 +43,11 @@ export interface MigrationSink {
   /** Optional: faults in memory[offset, offset+length) before pages are copied there (faster in bulk). */
   populate?(memory: Uint8Array, offset: number, length: number): void;
   /**
+   * Asks the destination's agent for leave to run the guest of `epoch` (EpochFence.commit);
+   * rejects if the source had that epoch aborted: the guest must then never run.
+   */
+  commit(epoch: number): Promise<void>;
+  /**
    * Loads the guest's state and runs it (committed; in post-copy, its memory still arriving).
    * Resolves with the moment it began to run (performance.now() scale); rejects, the guest never
    * run, if the state does not load.
@@ -48,13 +55,24 @@ export interface MigrationSink {
   run(state: ContainerState): Promise<number>;
 }
 
+/** What the destination's agent told it to expect. */
+export interface Expected {
+  /** Proves the source was sent by the destination's agent. */
+  ticket: string;
+  /** The container's new epoch (the one this migration raises it to): a Hello or State of any other is refused. */
+  epoch: number;
+}
+
 /**
- * The destination side of a migration, on one accepted data-channel connection. Resolves once the
- * guest runs here (committed) with all of its memory; rejects if the source aborts, the
- * connection drops or anything fails to check out before the commit, leaving the guest never run,
- * or, in post-copy, if the source is lost before every page arrived (after it ran).
+ * The destination side of a migration, on one accepted data-channel connection: an adapter that
+ * turns frames into events of a DestinationSession (session.ts, which refuses what comes out of
+ * order or from another epoch) and does the work around them. Resolves once the guest runs here
+ * (committed) with all of its memory; rejects if the source aborts, the connection drops or
+ * anything fails to check out before the commit, leaving the guest never run, or, in post-copy,
+ * if the source is lost before every page arrived (after it ran).
  */
-export async function migrateIn(socket: Socket, ticket: string, sink: MigrationSink): Promise<void> {
+export async function migrateIn(socket: Socket, expected: Expected, sink: MigrationSink): Promise<void> {
+  const session = new DestinationSession(expected.epoch);
   let memory: WebAssembly.Memory | undefined;
   let hash = createHash('sha256');
   // Pages go straight from the socket into the guest's memory (grown to fit if the round said so).
@@ -82,7 +100,8 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
   const writer = new FrameWriter(socket);
   try {
     const hello = decode(FramePayload.Hello, await reader.expect(Frame.Hello));
-    if (!sameSecret(hello.ticket, ticket)) throw new ProtocolError('wrong migration ticket');
+    if (!sameSecret(hello.ticket, expected.ticket)) throw new ProtocolError('wrong migration ticket');
+    session.on({ type: 'hello', version: hello.version, epoch: hello.epoch, wholeMemory: hello.wholeMemory === true });
     reader.maxPayload = 0xffffffff;
     if (hello.postCopy && !sink.lazyRestore)
       throw new ProtocolError('this node cannot receive post-copy (no userfaultfd lazy restore here)');
@@ -94,43 +113,37 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       lazy = sink.lazyRestore!(memory, allGranules(hello.memoryBytes));
       await lazy;
     }
-    writer.send(Frame.Ready, {});
+    writer.send(Frame.Ready, { version: dataChannelVersion });
     killAgentAt('destination-ready');
     let files: DirectoryReceiver | undefined;
-    /** The round whose pages are arriving (between its Round and RoundEnd frames), 0 between rounds. */
-    let round = 0;
-    /** The final (stop-copy) round arrived and checked out: no more pages may come. */
-    let finalRound = false;
     for (;;) {
       const frame = await reader.next();
       const { type, payload } = frame;
       if (type === Frame.Round) {
         const header = decode(FramePayload.Round, payload);
-        if (round) throw new ProtocolError(`round ${header.round} began inside round ${round}`);
-        if (finalRound) throw new ProtocolError(`round ${header.round} began after the final round`);
-        round = header.round;
+        session.on({ type: 'round', round: header.round });
         const current = memory.buffer.byteLength;
         if (header.memoryBytes > current) memory.grow((header.memoryBytes - current) / wasmPageBytes);
       } else if (type === Frame.Pages && frame.streamed) {
         // Its bytes are in memory already; they count only inside a round (its checksum covers them).
-        if (!round) throw new ProtocolError('pages outside a round');
+        session.on({ type: 'pages' });
       } else if (type === Frame.RoundEnd) {
         const end = decode(FramePayload.RoundEnd, payload);
-        if (!round) throw new ProtocolError('RoundEnd outside a round');
+        const round = session.round;
+        session.on({ type: 'round-end', final: end.final === true });
         const digest = hash.digest('hex');
         hash = createHash('sha256');
         if (digest !== end.sha256) throw new ProtocolError(`checksum mismatch in round ${round}`);
-        if (end.final) finalRound = true;
-        else writer.send(Frame.RoundAck, { round });
-        round = 0;
+        if (!end.final) writer.send(Frame.RoundAck, { round });
       } else if (type === Frame.File || type === Frame.FileDelete) {
+        session.on({ type: 'file' });
         files ??= new DirectoryReceiver(sink.directories);
         if (type === Frame.File) files.applyFile(payload);
         else files.applyDelete(decode(FramePayload.FileDelete, payload));
       } else if (type === Frame.PostCopy) {
         if (!hello.postCopy || lazy)
           throw new ProtocolError('PostCopy frame in a migration announced without post-copy, or twice');
-        if (round || finalRound) throw new ProtocolError('PostCopy frame inside or after the final round');
+        session.on({ type: 'post-copy' });
         const { memoryBytes, missing } = decodeMissing(payload);
         const current = memory.buffer.byteLength;
         if (memoryBytes > current) memory.grow((memoryBytes - current) / wasmPageBytes);
@@ -138,21 +151,15 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         lazy = sink.lazyRestore!(memory, missing);
         lazy.catch(() => undefined);
       } else if (type === Frame.Log) {
+        session.on({ type: 'log' });
         sink.writeLog(payload);
       } else if (type === Frame.State) {
         killAgentAt('destination-state');
         const started = performance.now();
-        const { state } = decode(FramePayload.State, payload);
+        const { state, epoch } = decode(FramePayload.State, payload);
         // The memory the guest runs with must be all here and checked: a final round that
-        // checked out, or in post-copy, the lazy restore of what is missing. (A migration
-        // announced with post-copy may still end with a final round: pre-copy that converged.)
-        if (round) throw new ProtocolError(`State inside round ${round}`);
-        if (!lazy && !finalRound)
-          throw new ProtocolError(
-            hello.postCopy
-              ? 'State before the missing memory was announced (PostCopy) or a final round checked out'
-              : 'State before the final round of memory checked out',
-          );
+        // checked out, or in post-copy, the lazy restore of what is missing; and of this epoch.
+        session.on({ type: 'state', epoch });
         if (state.preopens.length !== sink.directories.length)
           throw new ProtocolError('the state does not match the announced directories');
         new DirectoryReceiver(sink.directories); // a directory that stayed empty still exists here
@@ -162,8 +169,10 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
         } as unknown as ContainerState;
         // The guest must not touch its memory before the lazy restore holds the missing ranges.
         await lazy;
-        // Committed by the source's sending State: run at once. Nothing after run() can fail
-        // before Running, so that an Error frame always means the guest never ran here.
+        // The agent's leave to run this epoch: refused if the source, having lost us, aborted it.
+        await sink.commit(expected.epoch);
+        // Committed: run at once. Nothing after run() can fail before Running, so that an Error
+        // frame always means the guest never ran here.
         killAgentAt('destination-commit');
         const resumedAt = await sink.run(restored);
         const now = performance.now();
@@ -173,6 +182,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
           killAgentSoon('destination-post-copy');
           writer.send(Frame.Resident, { stats: await (await lazy).resident });
         }
+        session.on({ type: 'resident' });
         socket.end();
         return;
       } else if (type === Frame.Abort) {
@@ -182,6 +192,7 @@ export async function migrateIn(socket: Socket, ticket: string, sink: MigrationS
       }
     }
   } catch (error) {
+    if (session.state !== 'failed') session.on({ type: 'failed', reason: (error as Error).message });
     // Tells the source why, unless the channel is gone already.
     if (!(error instanceof ChannelClosedError)) writer.send(Frame.Error, { message: (error as Error).message });
     socket.end();

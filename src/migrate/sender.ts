@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { ContainerState } from '../container/container.js';
 import type { LazyRestoreStats } from '../native/addon.js';
 import {
+  dataChannelVersion,
   encodeMissing,
   Frame,
   FramePayload,
@@ -15,7 +16,7 @@ import {
 import { decode, ProtocolError } from '../protocol/framing.js';
 import { type ConvergenceDecision, decideAfterRound } from './convergence.js';
 import type { DirtyRange, DirtyTracker } from './dirty/tracker.js';
-import { MigrationError } from './errors.js';
+import { MigrationError, MigrationUnsettledError } from './errors.js';
 import { DirectorySender } from './files.js';
 import {
   allGranules,
@@ -26,6 +27,7 @@ import {
   PageServer,
   rangeBytes,
 } from './post-copy.js';
+import { type FenceAnswer, type SourceDecision, SourceSession } from './session.js';
 
 export type MigrationMode = 'stop-copy' | 'pre-copy' | 'post-copy' | 'pre-post' | 'auto';
 export const migrationModes: MigrationMode[] = ['stop-copy', 'pre-copy', 'post-copy', 'pre-post', 'auto'];
@@ -52,8 +54,14 @@ export interface MigrationTarget {
   host: string;
   port: number;
   ticket: string;
-  /** Asks the destination's agent whether the container runs there (after a lost Running answer). */
-  confirmRunning(): Promise<boolean>;
+  /** The container's epoch at the destination (this migration raised it). */
+  epoch: number;
+  /**
+   * After a lost Running answer: asks the destination's agent to abort `epoch` (docs/fencing.md).
+   * 'aborted': the guest never ran there and never will; 'ran': it did. Rejects when the agent
+   * cannot be asked.
+   */
+  fence(): Promise<FenceAnswer>;
 }
 
 export interface RoundReport {
@@ -170,11 +178,11 @@ export async function migrateOut(
   const mayGoLazy = (options.postCopyFallback ?? false) && destinationLazy && mode === 'pre-copy';
   const announcedLazy = postCopyModes.includes(mode) || mayGoLazy;
   let pages: PageServer | undefined;
+  const session = new SourceSession(target.epoch);
   // Nothing is reported while the guest is stopped: each process a progress line wakes (agent,
   // CLI) competes with the migration for the CPU, and the downtime is a few milliseconds.
-  let quiet = false;
   const progress = (phase: MigrationProgress['phase'], round?: number, decision?: string) => {
-    if (!quiet)
+    if (session.state !== 'stopped' && session.state !== 'state-sent')
       options.onProgress?.({
         phase,
         round,
@@ -189,9 +197,6 @@ export async function migrateOut(
   const writer = new FrameWriter(socket);
   // The destination's frames are small JSON answers.
   const reader = new FrameReader(socket, undefined, { maxPayload: maxAnswerBytes });
-  let stopped = false;
-  let committing = false;
-  let ranThere = false;
   let tracker: DirtyTracker | undefined;
   let channels: ReturnType<typeof openPageChannels> | undefined;
   try {
@@ -199,6 +204,8 @@ export async function migrateOut(
     // its lazy restore up over it before it answers Ready, out of the downtime.
     writer.send(Frame.Hello, {
       ticket: target.ticket,
+      version: dataChannelVersion,
+      epoch: target.epoch,
       memoryBytes: initialBytes,
       postCopy: announcedLazy,
       wholeMemory: mode === 'post-copy',
@@ -218,7 +225,9 @@ export async function migrateOut(
         tracker = undefined;
       }
     }
-    decode(FramePayload.Ready, await reader.expect(Frame.Ready));
+    const ready = decode(FramePayload.Ready, await reader.expect(Frame.Ready));
+    const negotiated = session.on({ type: 'ready', peerVersion: ready.version });
+    if (negotiated.do === 'roll-back') throw new MigrationError(negotiated.reason);
     const files = new DirectorySender(source.directories);
     const rounds: RoundReport[] = [];
     /** Sends `ranges` as a round (the final one in phase 'stop-copy'), and the changed files. */
@@ -252,6 +261,7 @@ export async function migrateOut(
       if (phase !== 'stop-copy') {
         const ack = decode(FramePayload.RoundAck, await reader.expect(Frame.RoundAck));
         if (ack.round !== round) throw new ProtocolError(`round ${round} acknowledged as round ${ack.round}`);
+        session.on({ type: 'round-acked' });
       }
       rounds.push({ round, bytes, ms: performance.now() - roundStarted });
       if (phase !== 'pre-copy') progress(phase, round);
@@ -294,14 +304,13 @@ export async function migrateOut(
       if (watched < hotWindowMs) await new Promise((resolve) => setTimeout(resolve, hotWindowMs - watched));
     }
     progress('stop-copy', round);
-    quiet = true;
     const stopRequested = performance.now();
     const stopping = source.stop();
     // Asked for at once: the guest captures its state as soon as it stopped, no extra round trip.
     const capturing = source.capture();
     capturing.catch(() => undefined);
     const stoppedAt = await stopping;
-    stopped = true;
+    session.on({ type: 'stopped' });
     let missingBytes = 0;
     if (lazy) {
       // What the destination lacks. post-copy: the memory announced in Hello (set up there
@@ -349,27 +358,29 @@ export async function migrateOut(
     const state = await capturing;
     const log = source.readLog();
     writer.send(Frame.Log, log);
-    writer.send(Frame.State, { state });
-    sentBytes += log.length;
-    const finalSent = performance.now();
-    // The hot set goes at once, while the destination restores the guest: it is what the guest
-    // touches first, and each page of it asked for by a fault would cost a round trip.
-    pages?.pushHot();
+    writer.send(Frame.State, { state, epoch: target.epoch });
     // The commit point: with the whole state sent, the destination runs the guest as soon as it is
     // restored (no extra round trip in the downtime). From here an Error frame still means it never
-    // ran, but a lost connection is ambiguous: ask.
-    committing = true;
+    // ran, but a lost connection is ambiguous: the session fences (see settle()).
+    session.on({ type: 'state-sent', lazy: pages !== undefined });
+    sentBytes += log.length;
+    const finalSent = performance.now();
     let restoreMs = NaN;
     // How long before its Running frame the destination let the guest go: not downtime.
     let sinceResumeMs = 0;
     try {
+      // The hot set goes at once, while the destination restores the guest: it is what the guest
+      // touches first, and each page of it asked for by a fault would cost a round trip.
+      pages?.pushHot();
       ({ restoreMs, sinceResumeMs } = decode(FramePayload.Running, await reader.expect(Frame.Running)));
+      session.on({ type: 'running' });
     } catch (error) {
-      if (error instanceof PeerError) throw error;
-      if (!(await target.confirmRunning().catch(() => false))) throw error;
+      const reason = (error as Error).message;
+      // A refusal means the guest never ran there; anything else is the fence's to decide.
+      const decision = session.on({ type: 'failed', reason, refusedByPeer: error instanceof PeerError });
+      if (decision.do === 'fence') await settle(session, target);
+      if (session.failed) throw error;
     }
-    ranThere = true;
-    quiet = false;
     const running = performance.now() - sinceResumeMs;
     let postCopy: PostCopyReport | undefined;
     if (pages) {
@@ -383,6 +394,10 @@ export async function migrateOut(
         .catch((error: Error) => {
           // Whichever connection noticed first: the destination is gone before it had everything.
           throw new MigrationError(`the destination was lost during post-copy (${error.message})`);
+        })
+        .then((done) => {
+          session.on({ type: 'resident' });
+          return done;
         })
         .finally(() => clearInterval(ticker));
       sentBytes += served.pushedBytes + served.requestedBytes;
@@ -411,17 +426,42 @@ export async function migrateOut(
       totalMs: performance.now() - started,
     };
   } catch (error) {
-    if (!committing) writer.send(Frame.Abort, { reason: (error as Error).message });
+    const reason = (error as Error).message;
+    if (!session.committed) writer.send(Frame.Abort, { reason });
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
     pages?.close();
     if (!pages) dropChannels(channels);
-    if (stopped) source.resume();
-    const copy = ranThere ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
-    throw new MigrationError(`migration failed, the container keeps running here${copy}: ${(error as Error).message}`);
+    // Failures after the commit were settled where they happened (the fence); these are before it,
+    // or in post-copy, where the destination's guest cannot go on without the memory here.
+    const decision = session.failed ? session.decision : session.on({ type: 'failed', reason, refusedByPeer: false });
+    if (decision.do === 'stay-stopped') throw new MigrationUnsettledError(decision.reason, session);
+    if (decision.do !== 'roll-back')
+      throw new Error(`session bug: a failure in state ${session.state} decided ${decision.do}`);
+    if (decision.resume) source.resume();
+    const copy = decision.ranThere ? ' from its copy as of the stop (what it did at the destination is lost)' : '';
+    throw new MigrationError(`migration failed, the container keeps running here${copy}: ${decision.reason}`, {
+      cause: error,
+    });
   } finally {
     tracker?.close();
   }
+}
+
+/**
+ * An unsettled session asks the destination's agent to abort its epoch, once; the answer (or that
+ * there was none) goes into the session, which moves on: rolled back, ran there, or still unsettled.
+ */
+export async function settle(session: SourceSession, target: Pick<MigrationTarget, 'fence'>): Promise<SourceDecision> {
+  let answer: FenceAnswer | 'unreachable';
+  let reason: string | undefined;
+  try {
+    answer = await target.fence();
+  } catch (error) {
+    answer = 'unreachable';
+    reason = (error as Error).message;
+  }
+  return session.on({ type: 'fence-answer', answer, reason });
 }
 
 /** Closes page channels that are not used (once they are open). */

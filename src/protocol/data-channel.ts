@@ -19,9 +19,13 @@ import {
  * PAGES, FILE and LOG frames carry bytes.
  */
 export enum Frame {
-  /** s->d {ticket}: proves the source was sent by the destination's agent. */
+  /**
+   * s->d {ticket, version, epoch, ...}: the ticket proves the source was sent by the destination's
+   * agent; version is the protocol's (src/migrate/session.ts: same major or refused); epoch the
+   * container's new one, the only one the destination accepts.
+   */
   Hello = 1,
-  /** d->s {}: module compiled, memory ready for pages. */
+  /** d->s {version}: module compiled, memory ready for pages. */
   Ready,
   /** s->d {round, memoryBytes}: a round of pages follows. */
   Round,
@@ -38,7 +42,7 @@ export enum Frame {
   /** s->d bytes: the container's log so far. */
   Log,
   /**
-   * s->d {state}: the stopped guest's state; all pages, files and log were sent. Refused unless
+   * s->d {state, epoch}: the stopped guest's state; all pages, files and log were sent. Refused unless
    * the final round checked out (post-copy: unless the missing ranges were announced).
    */
   State,
@@ -62,6 +66,14 @@ export enum Frame {
   Resident,
 }
 
+/**
+ * The data channel's protocol version, "major.minor", sent in Hello and Ready. The rule (checked by
+ * src/migrate/session.ts `checkProtocolVersion`): peers of the same major talk, a minor adds only
+ * what the other side may ignore; a different major, or no version at all (peers from before
+ * versions: major 0), is refused with both versions named.
+ */
+export const dataChannelVersion = '1.0';
+
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const u32 = v.pipe(count, v.maxValue(0xffffffff));
 /** A wasm32 linear memory's size: whole 64 KiB pages, 4 GiB at most. */
@@ -71,6 +83,10 @@ const memoryBytes = v.pipe(
   v.check((n) => n % wasmPageBytes === 0, 'not a whole number of 64 KiB pages'),
 );
 const milliseconds = v.pipe(v.number(), v.finite());
+/** A container's generation, raised by each migration (docs/fencing.md). */
+const epoch = v.pipe(count, v.minValue(1));
+/** "major.minor" (src/migrate/session.ts `protocolVersion`). */
+const version = v.pipe(v.string(), v.regex(/^\d+\.\d+$/, 'expected "major.minor"'));
 
 /** The JSON payloads of the control frames, by frame; decode(FramePayload.X, payload) checks one. */
 export const FramePayload = {
@@ -78,6 +94,10 @@ export const FramePayload = {
     'Hello',
     v.object({
       ticket: v.string(),
+      /** Absent from peers older than versions (major 0): the session refuses them by name. */
+      version: v.optional(version),
+      /** Absent only from peers that the version check refuses first. */
+      epoch: v.optional(epoch),
       memoryBytes,
       /** The source will open the page channels: the destination runs the guest before all pages are there. */
       postCopy: v.optional(v.boolean()),
@@ -85,7 +105,7 @@ export const FramePayload = {
       wholeMemory: v.optional(v.boolean()),
     }),
   ),
-  Ready: frameSchema('Ready', v.object({})),
+  Ready: frameSchema('Ready', v.object({ version: v.optional(version) })),
   Round: frameSchema('Round', v.object({ round: v.pipe(u32, v.minValue(1)), memoryBytes })),
   RoundEnd: frameSchema(
     'RoundEnd',
@@ -102,6 +122,7 @@ export const FramePayload = {
     'State',
     v.object({
       state: v.looseObject({ preopens: v.array(v.looseObject({ guestPath: v.string() })) }),
+      epoch,
     }),
   ),
   Running: frameSchema('Running', v.object({ restoreMs: milliseconds, sinceResumeMs: milliseconds })),

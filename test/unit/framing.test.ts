@@ -267,7 +267,7 @@ test('JSON frames are checked against their schema, and the error names the fram
   );
   assert.throws(() => decode(FramePayload.State, json({ state: 'x' })), malformed(/State frame: state/));
   assert.throws(() => decode(FramePayload.State, json({ state: {} })), malformed(/State frame: state.preopens/));
-  const state = decode(FramePayload.State, json({ state: { preopens: [], engine: { memo: 1 } } }));
+  const state = decode(FramePayload.State, json({ state: { preopens: [], engine: { memo: 1 } }, epoch: 2 }));
   assert.deepEqual(state.state.engine, { memo: 1 }, 'the rest of the state passes through');
   assert.throws(
     () => decode(FramePayload.Running, json({ restoreMs: '1', sinceResumeMs: 0 })),

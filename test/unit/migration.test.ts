@@ -13,7 +13,15 @@ import type { DirtyTracker } from '../../src/migrate/dirty/tracker.js';
 import { MigrationError } from '../../src/migrate/errors.js';
 import { type MigrationSink, migrateIn } from '../../src/migrate/receiver.js';
 import { type MigrationMode, type MigrationSource, migrateOut } from '../../src/migrate/sender.js';
-import { dataChannelLayout, Frame, FrameReader, FrameWriter } from '../../src/protocol/data-channel.js';
+import { EpochFence, StaleEpochError } from '../../src/migrate/session.js';
+import { RoamError } from '../../src/platform/errors.js';
+import {
+  dataChannelLayout,
+  dataChannelVersion,
+  Frame,
+  FrameReader,
+  FrameWriter,
+} from '../../src/protocol/data-channel.js';
 import { FrameSplitter, ProtocolError } from '../../src/protocol/framing.js';
 import { seededRandom } from '../helpers.js';
 
@@ -25,6 +33,9 @@ import { seededRandom } from '../helpers.js';
 
 const pageBytes = 65536;
 const ticket = 't'.repeat(48);
+/** The epoch each migration here raises the container to. */
+const epoch = 2;
+const expected = { ticket, epoch };
 const scratch = mkdtempSync(join(tmpdir(), 'roam-unit-migration-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 let runs = 0;
@@ -134,8 +145,13 @@ async function migrate(mode: MigrationMode, fault?: Fault): Promise<Outcome> {
   let settle!: () => void;
   const destinationSettled = new Promise<void>((resolve) => (settle = resolve));
   let destinationError: unknown;
+  // The destination agent's record of the container's epochs.
+  const fence = new EpochFence();
   const sink: MigrationSink = {
     directories: [destinationDir],
+    commit: async (e) => {
+      if (!fence.commit(e)) throw new StaleEpochError(`epoch ${e} was aborted`);
+    },
     prepare: async (memoryBytes) => {
       destinationMemory = new WebAssembly.Memory({ initial: memoryBytes / pageBytes, maximum: 1024 });
       return destinationMemory;
@@ -149,7 +165,7 @@ async function migrate(mode: MigrationMode, fault?: Fault): Promise<Outcome> {
   };
   const destination = createServer({ noDelay: true }, (socket) => {
     sockets.push(socket);
-    migrateIn(socket, ticket, sink).then(settle, (error) => {
+    migrateIn(socket, expected, sink).then(settle, (error) => {
       destinationError = error;
       settle();
     });
@@ -196,9 +212,10 @@ async function migrate(mode: MigrationMode, fault?: Fault): Promise<Outcome> {
         host: '127.0.0.1',
         port: proxyPort,
         ticket,
-        // As the destination's agent would answer: once its container process is done with the
-        // migration, whether the guest runs there.
-        confirmRunning: () => destinationSettled.then(() => ran),
+        epoch,
+        // As the destination's agent answers, at once: whichever of this and the commit comes
+        // first wins (the destination may still be restoring the guest).
+        fence: async () => fence.abort(epoch),
       },
       { mode },
     );
@@ -265,7 +282,7 @@ for (const mode of ['stop-copy', 'pre-copy'] as const) {
         assert.ok(o.committed, `${what}: the destination ran the guest only after the commit (State)`);
         assert.ok(o.memoryMatches, `${what}: and with the source's memory`);
       } else {
-        assert.ok(o.destinationError instanceof ProtocolError, `${what}: the destination fails with a ProtocolError`);
+        assert.ok(o.destinationError instanceof RoamError, `${what}: the destination fails with a RoamError`);
       }
     }
     // Both sides of the commit were exercised: failures that resumed the source, before and after
@@ -285,6 +302,7 @@ async function driveReceiver(script: (writer: FrameWriter, reader: FrameReader, 
   let ran = false;
   const sink: MigrationSink = {
     directories: [],
+    commit: async () => undefined,
     prepare: async (memoryBytes) => new WebAssembly.Memory({ initial: memoryBytes / pageBytes, maximum: 16 }),
     writeLog: () => undefined,
     run: async () => {
@@ -294,7 +312,7 @@ async function driveReceiver(script: (writer: FrameWriter, reader: FrameReader, 
   };
   let received!: Promise<unknown>;
   const server = createServer({ noDelay: true }, (socket) => {
-    received = migrateIn(socket, ticket, sink).then(
+    received = migrateIn(socket, expected, sink).then(
       () => undefined,
       (error: unknown) => error,
     );
@@ -319,7 +337,7 @@ async function driveReceiver(script: (writer: FrameWriter, reader: FrameReader, 
 }
 
 const hello = (writer: FrameWriter, reader: FrameReader, memoryBytes = pageBytes) => {
-  writer.send(Frame.Hello, { ticket, memoryBytes });
+  writer.send(Frame.Hello, { ticket, version: dataChannelVersion, epoch, memoryBytes });
   return reader.expect(Frame.Ready);
 };
 
@@ -334,13 +352,13 @@ function round(writer: FrameWriter, n: number, final: boolean, bytes = Buffer.al
     final,
   });
 }
-const stateFrame = { state: { preopens: [], engine: {}, globals: [], host: {} } };
+const stateFrame = { state: { preopens: [], engine: {}, globals: [], host: {} }, epoch };
 
 /** `answered`: the source is told why (else the connection is just dropped: a broken stream). */
 const refused = (pattern: RegExp, code = 'ROAM_PROTOCOL', answered = true) => ({
   check: (outcome: { error: unknown; ran: boolean; answer: string | undefined }) => {
     const { error } = outcome;
-    assert.ok(error instanceof ProtocolError, `a ProtocolError, not ${error}`);
+    assert.ok(error instanceof RoamError, `a RoamError, not ${error}`);
     assert.equal(error.code, code);
     assert.match(error.message, pattern);
     assert.equal(outcome.ran, false, 'the guest never ran');
@@ -355,7 +373,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       await hello(w, r);
       w.send(Frame.State, stateFrame);
     },
-    refused(/State before the final round of memory checked out/),
+    refused(/State before the final round of memory checked out/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'State after a pre-copy round only',
@@ -365,7 +383,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       await r.expect(Frame.RoundAck);
       w.send(Frame.State, stateFrame);
     },
-    refused(/State before the final round/),
+    refused(/State before the final round/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'State inside the final round (its RoundEnd not sent)',
@@ -375,7 +393,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       w.sendParts(Frame.Pages, [Buffer.alloc(4), Buffer.alloc(10)]);
       w.send(Frame.State, stateFrame);
     },
-    refused(/State inside round 1/),
+    refused(/State inside round 1/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'a second Hello',
@@ -391,7 +409,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       await hello(w, r);
       w.sendParts(Frame.Pages, [Buffer.alloc(4), Buffer.alloc(10)]);
     },
-    refused(/pages outside a round/),
+    refused(/pages outside a round/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'a round after the final one',
@@ -400,7 +418,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       round(w, 1, true);
       w.send(Frame.Round, { round: 2, memoryBytes: pageBytes });
     },
-    refused(/round 2 began after the final round/),
+    refused(/round 2 began after the final round/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'a round inside a round',
@@ -409,7 +427,7 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       w.send(Frame.Round, { round: 1, memoryBytes: pageBytes });
       w.send(Frame.Round, { round: 2, memoryBytes: pageBytes });
     },
-    refused(/round 2 began inside round 1/),
+    refused(/round 2 began inside round 1/, 'ROAM_SESSION_ORDER'),
   ],
   [
     'a damaged round',
@@ -428,6 +446,39 @@ const orderCases: [string, (w: FrameWriter, r: FrameReader) => Promise<void>, Re
       w.send(Frame.PostCopy, Buffer.alloc(4));
     },
     refused(/PostCopy frame in a migration announced without post-copy/),
+  ],
+  [
+    'a Log inside a round',
+    async (w, r) => {
+      await hello(w, r);
+      w.send(Frame.Round, { round: 1, memoryBytes: pageBytes });
+      w.send(Frame.Log, Buffer.from('log'));
+    },
+    refused(/Log inside round 1/, 'ROAM_SESSION_ORDER'),
+  ],
+  [
+    'a Hello of another major protocol version',
+    async (w) => w.send(Frame.Hello, { ticket, version: '2.0', epoch, memoryBytes: pageBytes }),
+    refused(/peer speaks data-channel protocol 2\.0 and this node 1\.0/, 'ROAM_PROTOCOL_VERSION'),
+  ],
+  [
+    'a Hello without a protocol version (a peer from before versions)',
+    async (w) => w.send(Frame.Hello, { ticket, memoryBytes: pageBytes }),
+    refused(/protocol 0 \(unversioned\) and this node 1\.0/, 'ROAM_PROTOCOL_VERSION'),
+  ],
+  [
+    'a Hello of an older epoch',
+    async (w) => w.send(Frame.Hello, { ticket, version: dataChannelVersion, epoch: epoch - 1, memoryBytes: pageBytes }),
+    refused(/Hello of older epoch 1 refused: this destination receives epoch 2/, 'ROAM_EPOCH_STALE'),
+  ],
+  [
+    'a State of an older epoch',
+    async (w, r) => {
+      await hello(w, r);
+      round(w, 1, true);
+      w.send(Frame.State, { ...stateFrame, epoch: epoch - 1 });
+    },
+    refused(/State of older epoch 1 refused/, 'ROAM_EPOCH_STALE'),
   ],
   [
     'a wrong ticket',
@@ -477,4 +528,66 @@ test('a source that vanishes mid-frame leaves the receiver with a truncated-stre
   assert.ok(outcome.error instanceof ProtocolError);
   assert.equal(outcome.error.code, 'ROAM_PROTOCOL_TRUNCATED');
   assert.equal(outcome.ran, false);
+});
+
+/** migrateOut against a hand-driven destination that answers the Hello with `answer`. */
+async function sourceAgainst(answer: (writer: FrameWriter) => void) {
+  const received: Frame[] = [];
+  let closed!: Promise<void>;
+  const server = createServer({ noDelay: true }, (socket) => {
+    const reader = new FrameReader(socket);
+    const writer = new FrameWriter(socket);
+    // Until the source closes the connection.
+    closed = (async () => {
+      for (;;) {
+        const frame = await reader.next();
+        received.push(frame.type);
+        if (frame.type === Frame.Hello) answer(writer);
+      }
+    })().catch(() => void socket.destroy());
+  });
+  const port = await listen(server);
+  let stops = 0;
+  let resumes = 0;
+  const memory = guestMemory();
+  const source: MigrationSource = {
+    memory: () => memory,
+    stop: async () => {
+      stops++;
+      return performance.now();
+    },
+    capture: async () => ({}) as ContainerState,
+    resume: () => void resumes++,
+    directories: [],
+    readLog: () => Buffer.alloc(0),
+    tracker: () => new CompareTracker(),
+  };
+  const error = await migrateOut(
+    source,
+    { host: '127.0.0.1', port, ticket, epoch, fence: async () => 'aborted' },
+    { mode: 'pre-copy' },
+  ).then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  await closed;
+  server.close();
+  return { error, stops, resumes, received };
+}
+
+test('a destination of another major protocol version: the source refuses it, aborts, and keeps running', async () => {
+  const outcome = await sourceAgainst((w) => w.send(Frame.Ready, { version: '2.0' }));
+  assert.ok(outcome.error instanceof MigrationError);
+  assert.match(outcome.error.message, /peer speaks data-channel protocol 2\.0 and this node 1\.0/);
+  assert.deepEqual([outcome.stops, outcome.resumes], [0, 0], 'the guest was never stopped');
+  assert.deepEqual(outcome.received, [Frame.Hello, Frame.Abort], 'no page went out; the destination is told why');
+});
+
+test('a destination that refuses the source version: the source reports its reason and keeps running', async () => {
+  const outcome = await sourceAgainst((w) =>
+    w.send(Frame.Error, { message: 'the peer speaks data-channel protocol 1.0 and this node 2.0: ...' }),
+  );
+  assert.ok(outcome.error instanceof MigrationError);
+  assert.match(outcome.error.message, /protocol 1\.0 and this node 2\.0/);
+  assert.deepEqual([outcome.stops, outcome.resumes], [0, 0]);
 });
