@@ -98,6 +98,8 @@ class ClientConnection {
   /** Bytes of the container's output written to the client; the container finished its side. */
   delivered = 0;
   containerEnded = false;
+  /** The guest closed its socket: client bytes that still come get a reset (RST), as from a kernel. */
+  containerClosed = false;
   /** An outgoing connection not established yet. */
   connecting = false;
 
@@ -275,6 +277,10 @@ export class Gateway {
   private relay(c: ClientConnection): void {
     const socket = c.socket;
     socket.on('data', (chunk: Buffer) => {
+      if (c.containerClosed) {
+        socket.resetAndDestroy();
+        return;
+      }
       const offset = c.read;
       c.pending.push(chunk);
       c.read += chunk.length;
@@ -392,6 +398,7 @@ export class Gateway {
         c.containerEnded = true;
         c.socket.end();
       }
+      if (c.containerEnded && payload[8] === 1) c.containerClosed = true;
       this.toContainer(c, TunnelFrame.Ack, offsetPayload(c.delivered, c.containerEnded ? 1 : 0));
       this.maybeForget(c);
     } else if (type === TunnelFrame.Ack) {

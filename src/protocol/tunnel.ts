@@ -18,9 +18,10 @@ export enum TunnelFrame {
   /** either way: [u64 LE offset][u8 fin]: everything before offset (and the end, if fin) arrived. */
   Ack,
   /**
-   * either way: [u64 LE offset][u8 reset, optional]: the stream ends at offset (client closed, or
-   * guest shut down); reset 1 from the gateway: the peer reset the connection (the guest reads
-   * ECONNRESET once it has every byte before).
+   * either way: [u64 LE offset][u8 flag, optional]: the stream ends at offset (client closed, or
+   * guest shut down). Flag 1 from the gateway: the peer reset the connection (the guest reads
+   * ECONNRESET once it has every byte before); from the container: the guest closed the socket,
+   * not only its output, so more client bytes get a reset, as from a kernel.
    */
   Fin,
   /**

@@ -219,7 +219,7 @@ export class Network {
   finish(c: Connection): void {
     if (c.state.finSent) return;
     c.state.finSent = true;
-    this.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
+    this.write(finFrame(c));
   }
 
   close(c: Connection): void {
@@ -229,7 +229,9 @@ export class Network {
       this.conns.delete(c.state.conn); // the gateway forgot it when it failed
       return;
     }
-    this.finish(c);
+    // Closed, not only shut down: the gateway resets a client that sends more (as a kernel would).
+    if (c.state.finSent) this.write(finFrame(c));
+    else this.finish(c);
     this.collect(c);
   }
 
@@ -287,8 +289,7 @@ export class Network {
           socket.write(
             encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))),
           );
-        if (c.state.finSent)
-          socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent)));
+        if (c.state.finSent) socket.write(finFrame(c));
       }
       this.scheduleAcks();
     });
@@ -426,6 +427,11 @@ export function splitAddress(address: string): [string, number] {
 function connectFrame(c: Connection): Buffer {
   const to = { addr: c.state.peer!.addr, port: c.state.peer!.port };
   return encodeTunnelFrame(TunnelFrame.Connect, c.state.conn, Buffer.from(JSON.stringify(to)));
+}
+
+/** The guest's end of its stream: flagged 1 once it closed the socket (no more input taken). */
+function finFrame(c: Connection): Buffer {
+  return encodeTunnelFrame(TunnelFrame.Fin, c.state.conn, offsetPayload(c.state.sent, c.state.closed ? 1 : 0));
 }
 
 function resolveFrame(id: number, name: string): Buffer {

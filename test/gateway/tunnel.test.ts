@@ -260,3 +260,49 @@ test('a peer that resets an outgoing connection while the guest moves: the new e
     server.close();
   }
 });
+
+test('a client that writes to a connection the guest closed is reset, as by a kernel; one the guest only shut down is not', async () => {
+  const port = await freePort();
+  await new GatewayClient(addresses.url, token).publish({ hostPort: port, container: 'ffffffffffff', port: 80 });
+  const network = new Network({ gateway: addresses.tunnel, container: 'ffffffffffff', token, ports: [80] });
+  network.touch();
+  const open = async () => {
+    // Half-open, as most clients (Tcl's, C's) are: reading the end does not end its own side.
+    const client: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const seen = { answer: '', ended: false, closed: false, error: '' };
+    client.setEncoding('utf8');
+    client.on('data', (d: string) => (seen.answer += d));
+    client.on('end', () => (seen.ended = true));
+    client.on('error', (e: NodeJS.ErrnoException) => (seen.error = e.code ?? e.message));
+    client.on('close', () => (seen.closed = true));
+    client.write('hello');
+    const c = await until(() => network.accept(80), 'the connection');
+    await until(() => c.unread.length > 0, 'its first bytes');
+    return { client, seen, c };
+  };
+  try {
+    const closed = await open();
+    network.send(closed.c, Buffer.from('-ERR Protocol error\r\n'));
+    network.close(closed.c);
+    await until(() => closed.seen.ended, 'the end of the stream at the client');
+    assert.equal(closed.seen.answer, '-ERR Protocol error\r\n');
+    // As Redis's "protocol desync" tests do: write on until a write fails.
+    await until(() => {
+      if (!closed.seen.error) closed.client.write('more');
+      return closed.seen.error || undefined;
+    }, 'a write to fail');
+    assert.match(closed.seen.error, /^(ECONNRESET|EPIPE)$/);
+
+    const halfClosed = await open();
+    network.finish(halfClosed.c);
+    await until(() => halfClosed.seen.ended, 'the end of the stream');
+    halfClosed.client.write(' more');
+    let input = '';
+    await until(() => (input += readAll(halfClosed.c)) === 'hello more', 'the bytes after');
+    assert.equal(halfClosed.seen.closed, false);
+    assert.equal(halfClosed.seen.error, '');
+    halfClosed.client.destroy();
+  } finally {
+    network.shutdown();
+  }
+});
