@@ -317,7 +317,14 @@ export class Agent {
     );
     // Through the gateway come the clients of published ports and go the guest's outgoing connections.
     const network = this.options.gateway
-      ? { gateway: this.options.gateway, container: id, token: this.options.token, ports, allow: request.allow }
+      ? {
+          gateway: this.options.gateway,
+          container: id,
+          token: this.options.token,
+          epoch: 1,
+          ports,
+          allow: request.allow,
+        }
       : undefined;
     const sandbox = withTemporaryDirectory(dirs, request.env ?? {}, () => join(container.dir, 'tmp'));
     container.info.dirs = sandbox.preopens;
