@@ -248,7 +248,7 @@ async function start(): Promise<void> {
  */
 function atEpoch(state: ContainerState, epoch: number): ContainerState {
   const network = state.host.network && { ...state.host.network, epoch };
-  return { ...state, host: { ...state.host, ...(network ? { network } : {}) } };
+  return { ...state, epoch, host: { ...state.host, ...(network ? { network } : {}) } };
 }
 
 function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
