@@ -17,6 +17,7 @@ import { sha256 } from '../build/manifest.js';
 import { withTemporaryDirectory } from '../container/temporary-directory.js';
 import { postCopyModes } from '../migrate/sender.js';
 import { EpochFence } from '../migrate/session.js';
+import { debugEnabled } from '../platform/errors.js';
 import {
   dispatch,
   HttpError,
@@ -68,7 +69,12 @@ export interface AgentOptions {
   hostAlias?: string;
   /** Its CPU is emulated though this process cannot tell (a full-system VM under TCG). */
   emulated?: boolean;
+  /** Where the agent's structured log lines go, one JSON object each (roam agent: stdout, its log). */
+  log?: (line: string) => void;
 }
+
+/** Which end of a migration an agent is, in its log lines. */
+type MigrationSide = 'source' | 'destination';
 
 interface Container {
   info: ContainerInfo;
@@ -78,6 +84,8 @@ interface Container {
   dir: string;
   /** Status unsettled: the node its migration went to (where it runs if `roam recover` learns it ran). */
   unsettledTo?: string;
+  /** Incoming: the node it comes from (for the log). */
+  source?: string;
 }
 
 const maxModuleBytes = 512 << 20;
@@ -106,6 +114,36 @@ export class Agent {
   async listen(): Promise<string> {
     this.server = createServer(serve((req, res) => this.handle(req, res)));
     return `http://${this.options.host}:${await listenOn(this.server, this.options.port, this.options.host)}`;
+  }
+
+  /**
+   * One line of this agent's log for a migration phase: which container and epoch, which end, the
+   * other node, and what happened (docs/fencing.md, "What the logs say"). `debug` lines (every
+   * progress report) only with ROAM_DEBUG=1.
+   */
+  private migrationLog(
+    container: Container,
+    side: MigrationSide,
+    phase: string,
+    peer: string | undefined,
+    fields: Record<string, unknown> = {},
+    debug = false,
+  ): void {
+    if (debug && !debugEnabled()) return;
+    const { id, epoch } = container.info;
+    this.options.log?.(
+      JSON.stringify({
+        at: new Date().toISOString(),
+        node: this.options.name,
+        event: 'migration',
+        side,
+        phase,
+        container: id,
+        epoch,
+        peer,
+        ...fields,
+      }),
+    );
   }
 
   private reach(address: string): string {
@@ -200,6 +238,10 @@ export class Agent {
   private abortEpoch(id: string, epoch: number): FenceReply {
     const answer = this.fence(id).abort(epoch);
     const container = this.containers.get(id);
+    if (container?.info.epoch === epoch)
+      this.migrationLog(container, 'destination', answer === 'aborted' ? 'aborted' : 'fence-ran', container.source, {
+        reason: 'the source lost our answer and asked the fence',
+      });
     if (answer === 'aborted' && container?.info.epoch === epoch && container.info.status === 'incoming')
       container.process?.kill();
     return { answer };
@@ -217,6 +259,7 @@ export class Agent {
       outcome: 'unsettled' as const,
       reason: error.message,
     }));
+    this.migrationLog(container, 'source', `recover-${outcome}`, container.unsettledTo, { reason });
     if (outcome === 'resumed') Object.assign(info, { status: 'running', reason });
     else if (outcome === 'moved') {
       Object.assign(info, { status: 'moved', movedTo: container.unsettledTo, reason: undefined });
@@ -317,7 +360,14 @@ export class Agent {
     );
     // Through the gateway come the clients of published ports and go the guest's outgoing connections.
     const network = this.options.gateway
-      ? { gateway: this.options.gateway, container: id, token: this.options.token, ports, allow: request.allow }
+      ? {
+          gateway: this.options.gateway,
+          container: id,
+          token: this.options.token,
+          epoch: 1,
+          ports,
+          allow: request.allow,
+        }
       : undefined;
     const sandbox = withTemporaryDirectory(dirs, request.env ?? {}, () => join(container.dir, 'tmp'));
     container.info.dirs = sandbox.preopens;
@@ -371,6 +421,7 @@ export class Agent {
       [],
     );
     container.info.status = 'incoming';
+    container.source = request.history.at(-1);
     container.info.dirs = request.guestPaths.map((guestPath, i) => ({
       guestPath,
       hostPath: join(container.dir, 'dirs', String(i)),
@@ -396,6 +447,7 @@ export class Agent {
       .waitFor('listening', 'failed')
       .catch((error: Error) => ({ event: 'failed' as const, message: error.message }));
     if (ready.event === 'failed') throw new HttpError(500, `cannot receive the container: ${ready.message}`);
+    this.migrationLog(container, 'destination', 'prepared', container.source);
     return { ...(this.options.dataAddress ?? { host: host.replace(/^::ffff:/, ''), port: ready.port }), ticket };
   }
 
@@ -407,13 +459,12 @@ export class Agent {
     child.on((event) => {
       if (event.event === 'commit') {
         // Whichever comes first, this or the source's fence, decides (EpochFence).
-        child.send({
-          op: 'commit-answer',
-          epoch: event.epoch,
-          granted: this.fence(container.info.id).commit(event.epoch),
-        });
+        const granted = this.fence(container.info.id).commit(event.epoch);
+        this.migrationLog(container, 'destination', granted ? 'commit' : 'commit-refused', container.source);
+        child.send({ op: 'commit-answer', epoch: event.epoch, granted });
       }
       if (event.event === 'running') {
+        if (!ranHere) this.migrationLog(container, 'destination', 'running', container.source);
         ranHere = true;
         container.info.status = 'running';
       }
@@ -421,7 +472,12 @@ export class Agent {
       if (event.event === 'failed') {
         // An incoming container that failed never ran here: gone at once, so that a source asking
         // whether it runs here never mistakes this record for a committed one.
-        if (!ranHere) this.forget(container);
+        if (!ranHere) {
+          this.migrationLog(container, 'destination', 'rolled-back', container.source, { reason: event.message });
+          this.forget(container);
+        } else if (container.source)
+          // Post-copy: the source was lost before every page arrived.
+          this.migrationLog(container, 'destination', 'failed', container.source, { reason: event.message });
         else Object.assign(container.info, { status: 'failed', error: event.message });
       }
     });
@@ -429,6 +485,11 @@ export class Agent {
       if (container.process === child) container.process = undefined;
       const status = container.info.status;
       if (!ranHere) {
+        // Still here: it ended without a word (stopped by the source after its failure, or killed).
+        if (this.containers.get(container.info.id) === container)
+          this.migrationLog(container, 'destination', 'rolled-back', container.source, {
+            reason: `the incoming container process ended (${signal ?? `exit code ${code}`}) before the commit`,
+          });
         this.forget(container);
       } else if (!terminalStatuses.includes(status)) {
         Object.assign(container.info, {
@@ -542,6 +603,10 @@ export class Agent {
         epoch,
       });
     } catch (error) {
+      this.migrationLog(container, 'source', 'refused', request.to.name, {
+        to: epoch,
+        reason: (error as Error).message,
+      });
       if (error instanceof HttpError) throw error;
       throw new HttpError(502, `destination ${request.to.name}: ${(error as Error).message}`, { cause: error });
     }
@@ -551,6 +616,8 @@ export class Agent {
     }
     info.status = 'migrating';
     info.reason = undefined;
+    this.migrationLog(container, 'source', 'started', request.to.name, { to: epoch, mode });
+    let phase: string | undefined;
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const line = (value: MigrateLine) => res.write(`${JSON.stringify(value)}\n`);
     // Failed before the commit, or rolled back: the destination's copy must go. Unsettled: it may
@@ -563,18 +630,29 @@ export class Agent {
       };
       child.on((event) => {
         if (event.event === 'progress') {
-          line({ progress: event.progress });
+          const { progress } = event;
+          const fields = { to: epoch, round: progress.round, sentBytes: progress.sentBytes };
+          this.migrationLog(container, 'source', progress.phase, request.to.name, fields, progress.phase === phase);
+          phase = progress.phase;
+          line({ progress });
           return false;
         }
         if (event.event === 'migrated') {
+          this.migrationLog(container, 'source', 'moved', request.to.name, {
+            to: epoch,
+            mode: event.report.mode,
+            downtimeMs: event.report.downtimeMs,
+          });
           Object.assign(info, { status: 'moved', movedTo: request.to.name });
           line({ result: { ...event.report, from: this.options.name, to: request.to.name } });
           resolve(false);
         } else if (event.event === 'migration-failed') {
+          this.migrationLog(container, 'source', 'rolled-back', request.to.name, { to: epoch, reason: event.message });
           if (info.status === 'migrating') Object.assign(info, { status: 'running', reason: event.message });
           line({ error: event.message });
           resolve(true);
         } else if (event.event === 'migration-unsettled') {
+          this.migrationLog(container, 'source', 'unsettled', request.to.name, { to: epoch, reason: event.reason });
           Object.assign(info, { status: 'unsettled', reason: event.reason });
           container.unsettledTo = request.to.name;
           line({ error: `the container is stopped on node ${this.options.name}, unsettled: ${event.reason}` });

@@ -49,13 +49,18 @@ export class AgentError extends RoamError {
 
 /**
  * How long a request may wait for the agent (socket inactivity, so a long answer that keeps coming
- * is not cut off): small JSON calls, and the calls that start a container process (compiling a large
- * module under emulation takes a while). Streams (migrate, followed logs) have no limit.
+ * is not cut off): small JSON calls; recover, whose agent asks the destination's agent first (a
+ * call of its own); the calls that start a container process (compiling a large module under
+ * emulation takes a while); a migration, whose source agent prepares the destination (module
+ * upload and start, their limits below) before its first line and is silent in the downtime and
+ * while it waits for the destination (sender.ts answerTimeouts); a followed log has no limit.
  */
 export const agentTimeouts = {
   call: 10_000,
+  recover: 30_000,
   process: 180_000,
   upload: 600_000,
+  migration: 900_000,
 };
 
 /** Talks to one agent's HTTP API; every answer is checked against its schema. */
@@ -123,13 +128,22 @@ export class AgentClient {
 
   /** Settles an unsettled container (its source asks the destination again); its record after. */
   recover(id: string): Promise<ContainerInfo> {
-    return this.json(ContainerInfoSchema, 'POST', `/containers/${encodeURIComponent(id)}/recover`);
+    return this.json(
+      ContainerInfoSchema,
+      'POST',
+      `/containers/${encodeURIComponent(id)}/recover`,
+      undefined,
+      agentTimeouts.recover,
+    );
   }
 
   /** Migrates and reports progress; resolves with the last line (a result or an error). */
   async migrate(id: string, body: MigrateRequest, onLine: (line: MigrateLine) => void): Promise<MigrateLine> {
     const path = `/containers/${encodeURIComponent(id)}/migrate`;
-    const response = await this.send('POST', path, { body: Buffer.from(JSON.stringify(body)) });
+    const response = await this.send('POST', path, {
+      body: Buffer.from(JSON.stringify(body)),
+      timeoutMs: agentTimeouts.migration,
+    });
     if (response.statusCode !== 200) throw await this.errorOf(response);
     let last: MigrateLine = { error: 'the source agent ended the migration without a result' };
     let buffered = '';

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { Container, readModuleFile } from '../container/container.js';
+import { Container, type ContainerState, readModuleFile } from '../container/container.js';
 import { createDirtyTracker } from '../migrate/dirty/select.js';
 import { MigrationUnsettledError } from '../migrate/errors.js';
 import { lazyRestoreSupport, type PageChannels, startLazyRestore } from '../migrate/post-copy.js';
@@ -220,7 +220,7 @@ async function start(): Promise<void> {
         writeLog: (bytes) => writeSync(1, bytes),
         populate: (view, offset, length) => void nativeAddon()?.populate(view, offset, length),
         run: async (state) => {
-          const resumedAt = await guest!.restoreAndRun(state);
+          const resumedAt = await guest!.restoreAndRun(atEpoch(state, config.epoch));
           running = true;
           tell({ event: 'running' });
           return resumedAt;
@@ -240,6 +240,15 @@ async function start(): Promise<void> {
         ),
     );
   };
+}
+
+/**
+ * The state a source captured, at the epoch this migration raised the container to: its tunnel
+ * attaches with it, so that the gateway refuses the copy left behind from then on.
+ */
+function atEpoch(state: ContainerState, epoch: number): ContainerState {
+  const network = state.host.network && { ...state.host.network, epoch };
+  return { ...state, epoch, host: { ...state.host, ...(network ? { network } : {}) } };
 }
 
 function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -89,6 +89,7 @@ export function registerAgent(program: Command): void {
         dataAddress: opts.dataAddress === undefined ? undefined : hostPort(opts.dataAddress, '--data-address'),
         hostAlias: opts.hostAlias,
         emulated: opts.emulated,
+        log: (line) => process.stdout.write(`${line}\n`),
       });
       let url: string;
       try {

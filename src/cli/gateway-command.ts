@@ -21,6 +21,7 @@ export function registerGateway(program: Command): void {
         apiPort: Number(opts.apiPort),
         tunnelPort: Number(opts.tunnelPort),
         token,
+        log: (line) => process.stdout.write(`${line}\n`),
       });
       let addresses: { url: string; tunnel: string };
       try {

@@ -137,6 +137,13 @@ export type NodeAnswer<T> =
   | { node: ClusterNode; value?: undefined; error: AgentError };
 
 /**
+ * How long each node has to answer a question asked of every node (roam ps, nodes, locating a
+ * container): a few seconds, so that a node that does not answer is reported soon (an agent under
+ * qemu answers these in well under a second).
+ */
+export const nodeQueryTimeoutMs = 5_000;
+
+/**
  * Asks every node's agent at once. A node that cannot be reached, does not answer in time, or
  * answers with an error comes back with its AgentError, so one dead node never holds up the rest.
  */
@@ -145,9 +152,10 @@ export function askEveryNode<T>(
   ask: (client: AgentClient, node: ClusterNode) => Promise<T>,
   options: { timeoutMs?: number } = {},
 ): Promise<NodeAnswer<T>[]> {
+  const timeoutMs = options.timeoutMs ?? nodeQueryTimeoutMs;
   return Promise.all(
     cluster.nodes.map((node) =>
-      ask(agentClient(cluster, node, options), node).then(
+      ask(agentClient(cluster, node, { timeoutMs }), node).then(
         (value): NodeAnswer<T> => ({ node, value }),
         (error: unknown): NodeAnswer<T> => {
           if (error instanceof AgentError) return { node, error };

@@ -23,6 +23,11 @@ export interface ContainerState {
   engine: EngineState;
   globals: GlobalValue[];
   host: WasiHostState;
+  /**
+   * The container's epoch (docs/fencing.md): 1 from its start, raised by each migration (the
+   * destination sets it before restoring); a restore keeps it, so an image carries it.
+   */
+  epoch?: number;
 }
 
 /**
@@ -126,6 +131,8 @@ export class Container {
   readonly exited: Promise<number>;
   /** Set once a checkpoint image of this container was written (it refers to its directories). */
   checkpointed = false;
+  /** See ContainerState.epoch: what the state captured here says. */
+  private epoch = 1;
   private readonly worker: Worker;
   private readonly stopFlag = createStopFlag();
   private readonly waiters: { want: GuestEvent['event']; resolve: (event: GuestEvent) => void }[] = [];
@@ -233,7 +240,7 @@ export class Container {
   async capture(): Promise<ContainerState> {
     const captured = this.waitFor('captured');
     this.post({ op: 'capture' });
-    return ((await captured) as Extract<GuestEvent, { event: 'captured' }>).state;
+    return { ...((await captured) as Extract<GuestEvent, { event: 'captured' }>).state, epoch: this.epoch };
   }
 
   /**
@@ -242,6 +249,7 @@ export class Container {
    * performance.now() scale); rejects if the state did not load.
    */
   async restoreAndRun(state: ContainerState): Promise<number> {
+    this.epoch = state.epoch ?? 1;
     const restored = this.waitFor('restored');
     this.post({ op: 'restore', state });
     this.post({ op: 'resume' });

@@ -2,7 +2,14 @@ import * as v from 'valibot';
 import { RoamError } from '../platform/errors.js';
 import { ErrorReplySchema } from '../platform/http.js';
 import { check } from '../platform/schema.js';
-import { type PortInfo, PortInfoSchema, type Publication, PublicationSchema } from './gateway.js';
+import {
+  type AttachRecord,
+  AttachRecordSchema,
+  type PortInfo,
+  PortInfoSchema,
+  type Publication,
+  PublicationSchema,
+} from './gateway.js';
 
 export type GatewayErrorCode =
   /** The gateway answered with an error status (`status`; the message is its `error`). */
@@ -46,6 +53,11 @@ export class GatewayClient {
 
   ports(): Promise<PortInfo[]> {
     return this.call(v.array(PortInfoSchema, 'expected an array of publications'), 'GET', '/v1/ports');
+  }
+
+  /** The attach log: every tunnel attach and refusal, oldest first (the newest attachLogLimit). */
+  attachments(): Promise<AttachRecord[]> {
+    return this.call(v.array(AttachRecordSchema, 'expected an array of attach records'), 'GET', '/v1/attachments');
   }
 
   publish(publication: Publication): Promise<Publication> {

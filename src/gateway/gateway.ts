@@ -34,6 +34,8 @@ export interface GatewayOptions {
   token: string;
   /** Overrides detachedGraceMs (tests). */
   detachedGraceMs?: number;
+  /** Where each attach goes as one JSON line (roam gateway: stdout, its log); none if absent. */
+  log?: (line: string) => void;
 }
 
 /**
@@ -65,6 +67,42 @@ export const PortInfoSchema = jsonObject(
   'a publication {hostPort, container, port, attached, connections}',
 );
 export type PortInfo = v.InferOutput<typeof PortInfoSchema>;
+
+/**
+ * GET /v1/attachments: one tunnel Attach that passed the token check, attached or refused for its
+ * epoch (docs/gateway-api.yaml). The soak test reads these to check that no two copies of a
+ * container were ever attached with one epoch, and none older after a newer one.
+ */
+export const AttachRecordSchema = jsonObject(
+  {
+    /** When it came (ISO 8601). */
+    at: v.string('expected a time'),
+    container: v.string('expected a container ID'),
+    epoch: v.pipe(v.number('expected a number'), v.integer('expected an integer'), v.minValue(1, 'expected >= 1')),
+    /** The tunnel's remote address (host:port): which node the copy runs on. */
+    remote: v.string('expected an address'),
+    outcome: v.picklist(['attached', 'refused'], 'expected attached or refused'),
+    reason: v.optional(v.string('expected a reason')),
+  },
+  'an attach record {at, container, epoch, remote, outcome, reason?}',
+);
+export type AttachRecord = v.InferOutput<typeof AttachRecordSchema>;
+
+/** The attach log keeps this many records, the newest (the gateway's log has them all). */
+export const attachLogLimit = 10_000;
+
+/**
+ * Whether an Attach of `epoch` may become its container's tunnel, given the highest epoch attached
+ * for that container so far: an older one is a copy a migration left behind (it must never reach
+ * clients or peers again); the same one is that copy reconnecting; a newer one took over.
+ */
+export function admitAttach(
+  highest: number | undefined,
+  epoch: number,
+): { admit: true } | { admit: false; reason: string } {
+  if (highest === undefined || epoch >= highest) return { admit: true };
+  return { admit: false, reason: `stale epoch ${epoch}: epoch ${highest} attached already` };
+}
 
 /** Bytes from one client the container has not acknowledged beyond which the client is not read. */
 const maxUnackedIn = 1 << 20;
@@ -131,6 +169,9 @@ function openPayload(c: ClientConnection, port: number): Buffer {
 export class Gateway {
   private readonly publications = new Map<number, { publication: Publication; server: Server }>();
   private readonly tunnels = new Map<string, Socket>();
+  /** The highest epoch attached per container, kept after its tunnel goes so that an older copy stays out. */
+  private readonly epochs = new Map<string, number>();
+  private readonly attachLog: AttachRecord[] = [];
   /** By connKey: outgoing connections' ids are the containers' own, so two containers may use the same. */
   private readonly conns = new Map<string, ClientConnection>();
   /** Connection ids start at a random point, so that a restarted gateway does not reuse live ones. */
@@ -163,6 +204,7 @@ export class Gateway {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const handled = await dispatch(`${req.method} ${path}`, [
       ['GET /v1/ports', () => reply(res, 200, this.list())],
+      ['GET /v1/attachments', () => reply(res, 200, this.attachLog)],
       [
         'POST /v1/ports',
         async () => reply(res, 201, await this.publish(parseBody(PublicationSchema, await jsonBody(req)))),
@@ -314,6 +356,20 @@ export class Gateway {
         // A malformed Attach throws out of push(): the socket is destroyed below.
         const attach = decode(TunnelPayload.Attach, payload);
         if (!sameToken(attach.token, this.options.token)) return socket.destroy();
+        const epoch = attach.epoch ?? 1;
+        const admitted = admitAttach(this.epochs.get(attach.container), epoch);
+        this.record({
+          at: new Date().toISOString(),
+          container: attach.container,
+          epoch,
+          remote: `${socket.remoteAddress}:${socket.remotePort}`,
+          ...(admitted.admit
+            ? { outcome: 'attached' as const }
+            : { outcome: 'refused' as const, reason: admitted.reason }),
+        });
+        // No answer: a refused copy sees its tunnel close, as for a wrong token.
+        if (!admitted.admit) return socket.destroy();
+        this.epochs.set(attach.container, epoch);
         parser.maxFrameBytes = maxFrameBytes;
         container = attach.container;
         this.attach(attach, socket);
@@ -338,6 +394,12 @@ export class Gateway {
       }, this.options.detachedGraceMs ?? detachedGraceMs).unref();
     });
     socket.on('error', () => undefined);
+  }
+
+  private record(entry: AttachRecord): void {
+    this.attachLog.push(entry);
+    if (this.attachLog.length > attachLogLimit) this.attachLog.splice(0, this.attachLog.length - attachLogLimit);
+    this.options.log?.(JSON.stringify({ event: 'attach', ...entry }));
   }
 
   /** A container (re)connects: from now on its tunnel is this one, and each side catches up. */

@@ -6,8 +6,8 @@ import { RoamError } from '../platform/errors.js';
  * archive for transport; both carry the same manifest and checksums.
  */
 export const imageFormat = 'roam-image';
-/** 2: WASI host state 2 (fds sharing a description, pipes). 3: green threads in the engine state, the guest's own sockets in host state 3. 4: open files removed while open carry their bytes (ghost). */
-export const imageVersion = 4;
+/** 2: WASI host state 2 (fds sharing a description, pipes). 3: green threads in the engine state, the guest's own sockets in host state 3. 4: open files removed while open carry their bytes (ghost). 5: the container's epoch in its state. */
+export const imageVersion = 5;
 /** First bytes of the single-file form, followed by a u32 LE manifest length and the manifest. */
 export const archiveMagic = Buffer.from('ROAMIMG\0', 'latin1');
 /** Memory is stored in chunks of one wasm page; all-zero chunks are omitted. */

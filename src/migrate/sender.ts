@@ -131,7 +131,19 @@ export interface SendOptions {
    */
   hotFirst?: boolean;
   onProgress?: (progress: MigrationProgress) => void;
+  /** Replaces answerTimeouts (tests). */
+  answerTimeouts?: typeof answerTimeouts;
 }
+
+/**
+ * How long the destination may take to answer on the data channel before the source gives up on
+ * it (docs/fencing.md, "Bounded waits"): Ready comes after it compiled the module (slow under
+ * emulation: as long as an agent may take to start a container process); a round's ack, after
+ * the last bytes of the round arrived (the sender waits for its socket to drain as it writes);
+ * Running, after it restored the guest. Silence past these is a failure like a lost connection:
+ * before the commit the guest resumes here, after it the fence decides.
+ */
+export const answerTimeouts = { ready: 180_000, answer: 60_000 };
 
 /** The largest frame the destination sends (its answers are small JSON). */
 const maxAnswerBytes = 1 << 20;
@@ -197,6 +209,20 @@ export async function migrateOut(
   const writer = new FrameWriter(socket);
   // The destination's frames are small JSON answers.
   const reader = new FrameReader(socket, undefined, { maxPayload: maxAnswerBytes });
+  const limits = options.answerTimeouts ?? answerTimeouts;
+  /** The destination's next frame, which must be `type` and come within `ms`. */
+  const answer = (type: Frame, ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const silence = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new MigrationError(`the destination did not answer (${Frame[type]}) within ${ms / 1000} s`));
+        socket.destroy();
+      }, ms);
+    });
+    return Promise.race([reader.expect(type), silence]).finally(() => clearTimeout(timer));
+  };
+  /** Why the data channel was given up for silence, if it was (the writes then fail less clearly). */
+  let stalled: MigrationError | undefined;
   let tracker: DirtyTracker | undefined;
   let channels: ReturnType<typeof openPageChannels> | undefined;
   try {
@@ -225,7 +251,13 @@ export async function migrateOut(
         tracker = undefined;
       }
     }
-    const ready = decode(FramePayload.Ready, await reader.expect(Frame.Ready));
+    const ready = decode(FramePayload.Ready, await answer(Frame.Ready, limits.ready));
+    // From here until the State goes, the destination takes bytes as fast as the network allows:
+    // a channel on which nothing moves for as long as an answer may take is a destination gone.
+    socket.setTimeout(limits.answer, () => {
+      stalled = new MigrationError(`the destination took nothing for ${limits.answer / 1000} s`);
+      socket.destroy();
+    });
     const negotiated = session.on({ type: 'ready', peerVersion: ready.version });
     if (negotiated.do === 'roll-back') throw new MigrationError(negotiated.reason);
     const files = new DirectorySender(source.directories);
@@ -259,7 +291,7 @@ export async function migrateOut(
       // The final (stop-copy) round is not acknowledged: the destination checks it before it
       // restores the state, and answers Error instead of Running if it does not check out.
       if (phase !== 'stop-copy') {
-        const ack = decode(FramePayload.RoundAck, await reader.expect(Frame.RoundAck));
+        const ack = decode(FramePayload.RoundAck, await answer(Frame.RoundAck, limits.answer));
         if (ack.round !== round) throw new ProtocolError(`round ${round} acknowledged as round ${ack.round}`);
         session.on({ type: 'round-acked' });
       }
@@ -359,6 +391,7 @@ export async function migrateOut(
     const log = source.readLog();
     writer.send(Frame.Log, log);
     writer.send(Frame.State, { state, epoch: target.epoch });
+    socket.setTimeout(0); // Running has a limit of its own; Resident waits on the page channels
     // The commit point: with the whole state sent, the destination runs the guest as soon as it is
     // restored (no extra round trip in the downtime). From here an Error frame still means it never
     // ran, but a lost connection is ambiguous: the session fences (see settle()).
@@ -372,7 +405,7 @@ export async function migrateOut(
       // The hot set goes at once, while the destination restores the guest: it is what the guest
       // touches first, and each page of it asked for by a fault would cost a round trip.
       pages?.pushHot();
-      ({ restoreMs, sinceResumeMs } = decode(FramePayload.Running, await reader.expect(Frame.Running)));
+      ({ restoreMs, sinceResumeMs } = decode(FramePayload.Running, await answer(Frame.Running, limits.answer)));
       session.on({ type: 'running' });
     } catch (error) {
       const reason = (error as Error).message;
@@ -425,7 +458,8 @@ export async function migrateOut(
       ...(decision ? { decision: decision.reason } : {}),
       totalMs: performance.now() - started,
     };
-  } catch (error) {
+  } catch (caught) {
+    const error = stalled ?? caught;
     const reason = (error as Error).message;
     if (!session.committed) writer.send(Frame.Abort, { reason });
     socket.end();

@@ -57,6 +57,11 @@ export const TunnelPayload = {
       container: v.string(),
       /** Token of the cluster: the gateway accepts tunnels from its own containers only. */
       token: v.string(),
+      /**
+       * The container's epoch (docs/fencing.md): the gateway refuses an Attach of an epoch lower
+       * than the highest it attached for this container. Absent (a roam from before epochs): 1.
+       */
+      epoch: v.optional(v.pipe(count, v.minValue(1))),
       conns: v.array(
         v.object({ conn: v.pipe(count, v.maxValue(0xffffffff)), received: count, finReceived: v.boolean() }),
       ),

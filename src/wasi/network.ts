@@ -23,6 +23,11 @@ export interface NetworkOptions {
   gateway: string;
   container: string;
   token: string;
+  /**
+   * The container's epoch, raised by each migration (docs/fencing.md), sent in the Attach: the
+   * gateway refuses a copy older than one it attached. Absent: 1 (a container that never moved).
+   */
+  epoch?: number;
   /** Guest ports the container listens on (one listening fd each). */
   ports: number[];
   /** Where its outgoing connections may go (platform/allow-list.ts); absent: anywhere. */
@@ -109,6 +114,7 @@ export class Network {
       gateway: options.gateway,
       container: options.container,
       token: options.token,
+      ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
       ports: [...options.ports],
       ...(options.allow ? { allow: [...options.allow] } : {}),
     };
@@ -273,6 +279,7 @@ export class Network {
       const attach: Attach = {
         container: this.options.container,
         token: this.options.token,
+        epoch: this.options.epoch ?? 1,
         conns: [...this.conns.values()].map((c) => ({
           conn: c.state.conn,
           received: c.state.received,

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { GatewayClient } from '../../src/gateway/client.js';
 import { fixtures, roam, sleep, tempDir } from '../helpers.js';
 import { freePort, TestCluster } from './cluster.js';
 
@@ -102,6 +104,13 @@ test('client connections survive live migrations x64 -> arm64 -> x64: no disconn
       Array.from({ length: numbers.length }, (_, i) => i + 1),
     );
     assert.equal(cluster.where(id).node, 'x64');
+    // Each move raised the epoch, and the gateway attached each copy with its own.
+    const { gateway, token } = JSON.parse(readFileSync(join(dir, 'cluster', 'cluster.json'), 'utf8'));
+    const attaches = (await new GatewayClient(gateway.url, token).attachments()).filter((r) => r.container === id);
+    assert.deepEqual(
+      [...new Set(attaches.map((r) => `${r.outcome} ${r.epoch}`))],
+      ['attached 1', 'attached 2', 'attached 3'],
+    );
     a.end();
     b.end();
   } finally {

@@ -22,10 +22,10 @@ before(async () => {
 after(() => gateway.close());
 
 /** Waits (for real: the network runs on this event loop) until `check` holds. */
-async function until<T>(check: () => T | undefined, what: string): Promise<T> {
+async function until<T>(check: () => T | undefined | Promise<T | undefined>, what: string): Promise<T> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -263,8 +263,8 @@ test('a peer that resets an outgoing connection while the guest moves: the new e
 
 test('a client that writes to a connection the guest closed is reset, as by a kernel; one the guest only shut down is not', async () => {
   const port = await freePort();
-  await new GatewayClient(addresses.url, token).publish({ hostPort: port, container: 'ffffffffffff', port: 80 });
-  const network = new Network({ gateway: addresses.tunnel, container: 'ffffffffffff', token, ports: [80] });
+  await new GatewayClient(addresses.url, token).publish({ hostPort: port, container: 'abababababab', port: 80 });
+  const network = new Network({ gateway: addresses.tunnel, container: 'abababababab', token, ports: [80] });
   network.touch();
   const open = async () => {
     // Half-open, as most clients (Tcl's, C's) are: reading the end does not end its own side.
@@ -307,5 +307,49 @@ test('a client that writes to a connection the guest closed is reset, as by a ke
     halfClosed.client.destroy();
   } finally {
     network.shutdown();
+  }
+});
+
+test('an Attach of an older epoch is refused: the newer end keeps its connections, the attach log shows both', async () => {
+  const container = 'ffffffffffff';
+  const port = await freePort();
+  const api = new GatewayClient(addresses.url, token);
+  await api.publish({ hostPort: port, container, port: 80 });
+  const options = { gateway: addresses.tunnel, container, token, ports: [80] };
+  const current = new Network({ ...options, epoch: 2 });
+  const stale = new Network({ ...options, epoch: 1 });
+  const client = connect(port, '127.0.0.1');
+  try {
+    current.touch();
+    client.write('to the current copy');
+    const c = await until(() => current.accept(80), 'the connection at the epoch-2 end');
+    assert.equal(await until(() => (c.unread.length ? readAll(c) : undefined), 'input'), 'to the current copy');
+    // The copy a migration left behind wakes up and attaches: refused, it never sees the client.
+    stale.touch();
+    await until(
+      async () => (await api.attachments()).some((r) => r.container === container && r.outcome === 'refused'),
+      'the refusal',
+    );
+    let answers = '';
+    client.setEncoding('utf8');
+    client.on('data', (d: string) => (answers += d));
+    client.write(' again');
+    assert.equal(await until(() => (c.unread.length ? readAll(c) : undefined), 'more input'), ' again');
+    current.send(c, Buffer.from('answer'));
+    await until(() => answers === 'answer', 'the answer at the client');
+    assert.equal(stale.accept(80), undefined, 'the stale copy never got the connection');
+    const records = (await api.attachments()).filter((r) => r.container === container);
+    assert.deepEqual(
+      records.map(({ epoch, outcome, reason }) => ({ epoch, outcome, reason })),
+      [
+        { epoch: 2, outcome: 'attached', reason: undefined },
+        { epoch: 1, outcome: 'refused', reason: 'stale epoch 1: epoch 2 attached already' },
+      ],
+    );
+    assert.match(records[0]!.remote, /^127\.0\.0\.1:\d+$/);
+  } finally {
+    client.destroy();
+    stale.shutdown();
+    current.shutdown();
   }
 });

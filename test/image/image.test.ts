@@ -143,6 +143,36 @@ test('roam restore refuses damaged images, a wrong module and a missing director
   expectOneLine(['checkpoint', 'victim', '-o', join(dir, 'x.img')], /no running container named "victim"/);
 });
 
+test("an image carries the container's epoch; a restored container keeps it in its next image", async () => {
+  process.env.ROAM_RUNTIME_DIR = join(dir, 'run');
+  const spin = buildFixture('spin', join(dir, 'modules'));
+  const first = roamInBackground(['run', '--name', 'epochs', spin.roam, '--', '2000000000']);
+  await waitForContainer('epochs', join(dir, 'run'));
+  const image = join(dir, 'epoch-1.img');
+  assert.equal(roam(['checkpoint', 'epochs', '-o', image]).status, 0);
+  await first.done;
+  const taken = Image.open(image);
+  const state = taken.state() as { epoch?: number };
+  assert.equal(state.epoch, 1, 'a container that never moved is at epoch 1');
+
+  // As if it had moved twice before this checkpoint: the restored container must keep epoch 3.
+  const memory = new Uint8Array(taken.manifest.memory.bytes);
+  taken.restoreMemory(memory);
+  const moved = join(dir, 'epoch-3.img');
+  const wasm = new Uint8Array(taken.module);
+  writeImage(
+    moved,
+    { source: taken.manifest.source, module: wasm, moduleDigest: sha256(wasm), memory, state: { ...state, epoch: 3 } },
+    { archive: false, compression: 'deflate' },
+  );
+  const restored = roamInBackground(['restore', moved, '--name', 'epochs']);
+  await waitForContainer('epochs', join(dir, 'run'));
+  const again = join(dir, 'epoch-3-again.img');
+  assert.equal(roam(['checkpoint', 'epochs', '-o', again]).status, 0);
+  assert.equal((await restored.done).status, 0);
+  assert.equal((Image.open(again).state() as { epoch?: number }).epoch, 3);
+});
+
 function flip(path: string, offset: number): void {
   const bytes = readFileSync(path);
   bytes[offset]! ^= 0xff;

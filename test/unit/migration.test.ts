@@ -12,7 +12,7 @@ import { CompareTracker } from '../../src/migrate/dirty/compare-tracker.js';
 import type { DirtyTracker } from '../../src/migrate/dirty/tracker.js';
 import { MigrationError } from '../../src/migrate/errors.js';
 import { type MigrationSink, migrateIn } from '../../src/migrate/receiver.js';
-import { type MigrationMode, type MigrationSource, migrateOut } from '../../src/migrate/sender.js';
+import { type MigrationMode, type MigrationSource, migrateOut, type SendOptions } from '../../src/migrate/sender.js';
 import { EpochFence, StaleEpochError } from '../../src/migrate/session.js';
 import { RoamError } from '../../src/platform/errors.js';
 import {
@@ -531,7 +531,7 @@ test('a source that vanishes mid-frame leaves the receiver with a truncated-stre
 });
 
 /** migrateOut against a hand-driven destination that answers the Hello with `answer`. */
-async function sourceAgainst(answer: (writer: FrameWriter) => void) {
+async function sourceAgainst(answer: (writer: FrameWriter) => void, options: Partial<SendOptions> = {}) {
   const received: Frame[] = [];
   let closed!: Promise<void>;
   const server = createServer({ noDelay: true }, (socket) => {
@@ -565,7 +565,7 @@ async function sourceAgainst(answer: (writer: FrameWriter) => void) {
   const error = await migrateOut(
     source,
     { host: '127.0.0.1', port, ticket, epoch, fence: async () => 'aborted' },
-    { mode: 'pre-copy' },
+    { mode: 'pre-copy', ...options },
   ).then(
     () => undefined,
     (caught: unknown) => caught,
@@ -590,4 +590,24 @@ test('a destination that refuses the source version: the source reports its reas
   assert.ok(outcome.error instanceof MigrationError);
   assert.match(outcome.error.message, /protocol 1\.0 and this node 2\.0/);
   assert.deepEqual([outcome.stops, outcome.resumes], [0, 0]);
+});
+
+test('a destination that never answers the Hello: the source gives up within its bound and keeps running', async () => {
+  const started = performance.now();
+  const outcome = await sourceAgainst(() => undefined, { answerTimeouts: { ready: 300, answer: 300 } });
+  assert.ok(performance.now() - started < 5000);
+  assert.ok(outcome.error instanceof MigrationError);
+  assert.match(outcome.error.message, /keeps running here: the destination did not answer \(Ready\) within 0\.3 s/);
+  assert.deepEqual([outcome.stops, outcome.resumes], [0, 0], 'the guest was never stopped');
+});
+
+test('a destination that answers Ready, then goes silent mid-round: the source gives up within its bound and keeps running', async () => {
+  const started = performance.now();
+  const outcome = await sourceAgainst((w) => w.send(Frame.Ready, { version: dataChannelVersion }), {
+    answerTimeouts: { ready: 300, answer: 300 },
+  });
+  assert.ok(performance.now() - started < 5000);
+  assert.ok(outcome.error instanceof MigrationError);
+  assert.match(outcome.error.message, /keeps running here: the destination (did not answer \(RoundAck\)|took nothing)/);
+  assert.deepEqual([outcome.stops, outcome.resumes], [0, 0], 'the guest was never stopped');
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { admitAttach } from '../../src/gateway/gateway.js';
 import { decode, FrameTooLargeError, MalformedFrameError, ProtocolError } from '../../src/protocol/framing.js';
 import {
   dropAcknowledged,
@@ -97,4 +98,21 @@ test('Attach and Open payloads are checked against their schemas', () => {
   assert.throws(() => decode(TunnelPayload.Attach, json({ container: 'c', conns: [] })), /Attach frame: token/);
   assert.deepEqual(decode(TunnelPayload.Open, json({ port: 80 })), { port: 80 });
   assert.throws(() => decode(TunnelPayload.Open, json({ port: 70000 })), /Open frame: port/);
+});
+
+test("the gateway's attach decision: an older epoch than the highest attached is refused, the same or a newer one taken", () => {
+  assert.deepEqual(admitAttach(undefined, 1), { admit: true }, 'the first attach of a container');
+  assert.deepEqual(admitAttach(2, 2), { admit: true }, 'the same copy reconnecting');
+  assert.deepEqual(admitAttach(2, 3), { admit: true }, 'the copy a migration made');
+  const refused = admitAttach(2, 1);
+  assert.equal(refused.admit, false);
+  assert.match(refused.admit ? '' : refused.reason, /stale epoch 1: epoch 2 attached already/);
+});
+
+test('an Attach carries the epoch; one without it (a roam from before epochs) still decodes', () => {
+  const attach = { container: 'aaaaaaaaaaaa', token: 't', conns: [] };
+  assert.equal(decode(TunnelPayload.Attach, Buffer.from(JSON.stringify({ ...attach, epoch: 3 }))).epoch, 3);
+  assert.equal(decode(TunnelPayload.Attach, Buffer.from(JSON.stringify(attach))).epoch, undefined);
+  for (const epoch of [0, 1.5, '2'])
+    assert.throws(() => decode(TunnelPayload.Attach, Buffer.from(JSON.stringify({ ...attach, epoch }))), ProtocolError);
 });
