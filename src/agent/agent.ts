@@ -86,6 +86,11 @@ interface Container {
   unsettledTo?: string;
   /** Incoming: the node it comes from (for the log). */
   source?: string;
+  /**
+   * The highest epoch this agent proposed for it: a destination that aborted an epoch never runs
+   * it, so a migration after a rolled-back one proposes a higher one.
+   */
+  proposedEpoch?: number;
 }
 
 const maxModuleBytes = 512 << 20;
@@ -572,7 +577,8 @@ export class Agent {
     const destinationUrl = this.reach(request.to.url);
     const destination = new AgentClient(destinationUrl, token);
     const child = container.process;
-    const epoch = (info.epoch ?? 1) + 1;
+    const epoch = Math.max(info.epoch ?? 1, container.proposedEpoch ?? 0) + 1;
+    container.proposedEpoch = epoch;
     // Before anything is streamed, so that errors are plain HTTP errors.
     let target: IncomingReply;
     let destinationLazyRestore = false;
