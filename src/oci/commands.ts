@@ -5,10 +5,10 @@ import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { readBundle } from './bundle.js';
-import { RuntimeStateError, RuntimeUsageError } from './errors.js';
+import { BundleError, RuntimeStateError, RuntimeUsageError } from './errors.js';
 import { features } from './features.js';
 import { move, requireStatus } from './lifecycle.js';
-import { requestStart } from './start-channel.js';
+import { parseGuestReply, requestStart } from './start-channel.js';
 import { defaultRoot, isAlive, ociVersion, processStartTime, StateStore, specState } from './state-store.js';
 
 export const runtimeVersion = '0.1.0';
@@ -136,7 +136,7 @@ async function create(states: StateStore, id: string, bundle: string, pidFile: s
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
   });
   try {
-    await readyLine(child.stdio[3] as Readable, id);
+    await guestReady(child.stdio[3] as Readable, id);
     const pid = child.pid!;
     const pidStartTime = processStartTime(pid);
     if (pidStartTime === undefined) throw new RuntimeStateError(`container ${id}: its guest process ended at once`);
@@ -151,17 +151,24 @@ async function create(states: StateStore, id: string, bundle: string, pidFile: s
   }
 }
 
-/** Resolves when the guest process writes `ready` on fd 3; rejects if it closes it first (it ended). */
-function readyLine(pipe: Readable, id: string): Promise<void> {
+/**
+ * Resolves when the guest process says on fd 3 that it waits for start; rejects with its reason
+ * when it cannot run the bundle, or if it ended without a word.
+ */
+function guestReady(pipe: Readable, id: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     let text = '';
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
       text += chunk;
-      if (text.includes('ready\n')) resolvePromise();
+      const newline = text.indexOf('\n');
+      if (newline < 0) return;
+      const reply = parseGuestReply(text.slice(0, newline));
+      if (reply?.ok) resolvePromise();
+      else reject(new BundleError(reply ? reply.error : `container ${id}: its guest process answered nonsense`));
     });
     pipe.on('close', () =>
-      reject(new RuntimeStateError(`container ${id}: its guest process ended before it was ready (see its stderr)`)),
+      reject(new RuntimeStateError(`container ${id}: its guest process ended before it was ready`)),
     );
   });
 }

@@ -1,25 +1,32 @@
 /**
  * The process that runs one container's guest (`node guest-process.js CONTAINER_DIR BUNDLE`),
  * started by `roam-runtime create` in a session of its own; its pid is the container's pid. It
- * checks the bundle, listens on CONTAINER_DIR/start.sock, tells `create` it is ready (a line on
- * fd 3), waits for `start`, then runs the guest until it exits and exits with its status. Its
+ * checks the bundle and compiles the module (so that `create` refuses what cannot run), listens
+ * on CONTAINER_DIR/start.sock, tells `create` it is ready or why not (a line on fd 3), waits for
+ * `start`, then runs the guest until it exits and exits with its status. Its
  * stdio is what the engine gave `create` (conmon's pipes: the container's log). Signals from
  * `kill` end it as they would end a native process (no handlers: SIGTERM's default is to die).
  */
-import { createWriteStream } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container, readModuleFile } from '../container/container.js';
 import { runHere } from '../container/run-here.js';
+import { compileModule } from '../engine/module.js';
 import { describeError, hasCode } from '../platform/errors.js';
 import { readBundle } from './bundle.js';
-import { listenForStart } from './start-channel.js';
+import { type GuestReply, listenForStart } from './start-channel.js';
 
 /** What a trapping guest exits with: abort() traps in WebAssembly, and natively it is SIGABRT (128 + 6). */
 const trapStatus = 134;
 
-async function main(containerDir: string, bundle: string): Promise<number> {
+/** Answers `create` on fd 3, once. */
+const tellCreate = (reply: GuestReply) => writeSync(3, `${JSON.stringify(reply)}\n`);
+
+/** Checks everything, then listens for `start`; `started` is the guest once it came (or why it could not open). */
+async function prepare(containerDir: string, bundle: string): Promise<{ started: Promise<Container> }> {
   const launch = readBundle(bundle);
   const module = await readModuleFile(launch.modulePath);
+  await compileModule(module.module, launch.args[0]);
   let begin!: (opening: Promise<Container>) => void;
   // The guest, once `start` came and it opened (or why it could not).
   const started = new Promise<Container>((resolve) => {
@@ -31,8 +38,11 @@ async function main(containerDir: string, bundle: string): Promise<number> {
     begin(opening);
     await opening;
   });
-  const ready = createWriteStream('', { fd: 3 });
-  ready.end('ready\n');
+  return { started };
+}
+
+/** The guest's exit status, or the one a native program would have for how it ended. */
+async function run(started: Promise<Container>): Promise<number> {
   try {
     return await runHere(await started);
   } catch (error) {
@@ -42,10 +52,13 @@ async function main(containerDir: string, bundle: string): Promise<number> {
 }
 
 const [containerDir, bundle] = process.argv.slice(2);
+let prepared: { started: Promise<Container> } | undefined;
 try {
-  process.exitCode = await main(containerDir!, bundle!);
+  prepared = await prepare(containerDir!, bundle!);
+  tellCreate({ ok: true });
 } catch (error) {
-  // Before `ready`: `create` reports that the guest process ended; the reason goes to its stderr.
-  process.stderr.write(`roam-runtime: ${describeError(error)}\n`);
+  // `create` reports it where the engine reads errors.
+  tellCreate({ ok: false, error: describeError(error) });
   process.exitCode = 1;
 }
+if (prepared) process.exitCode = await run(prepared.started);

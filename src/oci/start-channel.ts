@@ -4,15 +4,30 @@ import { check } from '../platform/schema.js';
 import { RuntimeStateError } from './errors.js';
 
 /**
- * How `start` releases a created guest (runc's exec fifo, as a socket so the guest can answer):
- * the guest process listens on ROOT/ID/start.sock; `start` connects; the guest starts its module
- * and answers one JSON line, then stops listening.
+ * How the guest process answers `create` (one JSON line on its fd 3: it is ready, or why it cannot
+ * run) and `start` (the same, on the socket `start` connected to).
  */
-const StartReply = v.variant('ok', [
+export const GuestReply = v.variant('ok', [
   v.object({ ok: v.literal(true) }),
   v.object({ ok: v.literal(false), error: v.string() }),
 ]);
-type StartReply = v.InferOutput<typeof StartReply>;
+export type GuestReply = v.InferOutput<typeof GuestReply>;
+
+/** A reply line as sent; undefined for anything else (the guest process died mid-way). */
+export function parseGuestReply(line: string): GuestReply | undefined {
+  try {
+    const checked = check(GuestReply, JSON.parse(line));
+    return checked.ok ? checked.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/*
+ * How `start` releases a created guest (runc's exec fifo, as a socket so the guest can answer):
+ * the guest process listens on ROOT/ID/start.sock; `start` connects; the guest starts its module
+ * and answers, then stops listening.
+ */
 
 /** Listens for the one `start`; `begin` runs the guest (its failure is the reply's error). */
 export async function listenForStart(socketPath: string, begin: () => Promise<void>): Promise<Server> {
@@ -20,8 +35,8 @@ export async function listenForStart(socketPath: string, begin: () => Promise<vo
     server.close(); // one start only
     socket.on('error', () => undefined);
     begin().then(
-      () => socket.end(`${JSON.stringify({ ok: true } satisfies StartReply)}\n`),
-      (error: Error) => socket.end(`${JSON.stringify({ ok: false, error: error.message } satisfies StartReply)}\n`),
+      () => socket.end(`${JSON.stringify({ ok: true } satisfies GuestReply)}\n`),
+      (error: Error) => socket.end(`${JSON.stringify({ ok: false, error: error.message } satisfies GuestReply)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {
@@ -44,15 +59,9 @@ export function requestStart(id: string, socketPath: string): Promise<void> {
       reject(new RuntimeStateError(`container ${id} is not waiting for start (${error.message})`, { cause: error })),
     );
     socket.on('end', () => {
-      let json: unknown;
-      try {
-        json = JSON.parse(answer);
-      } catch {
-        json = undefined;
-      }
-      const reply = check(StartReply, json);
-      if (!reply.ok) reject(new RuntimeStateError(`container ${id} ended before it started`));
-      else if (!reply.value.ok) reject(new RuntimeStateError(`container ${id} did not start: ${reply.value.error}`));
+      const reply = parseGuestReply(answer);
+      if (!reply) reject(new RuntimeStateError(`container ${id} ended before it started`));
+      else if (!reply.ok) reject(new RuntimeStateError(`container ${id} did not start: ${reply.error}`));
       else resolve();
     });
   });
