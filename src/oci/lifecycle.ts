@@ -17,7 +17,6 @@ const transitions: Record<Status, readonly Status[]> = {
 const allowedIn = {
   start: ['created'],
   kill: ['created', 'running'],
-  checkpoint: ['running'],
   delete: ['stopped'],
 } as const satisfies Record<string, readonly Status[]>;
 
