@@ -50,11 +50,11 @@ export function registerRestore(program: Command): void {
       const verified = performance.now();
       const module = opts.module ? (await readModuleFile(opts.module)).module : undefined;
       const temporary = ownTemporaryDirectory(image.state(), remap);
-      const { container, resumedAt } = await Container.restore(image, remap, { module });
+      const { container, resumedAt } = await Container.restore(image.guest, remap, { module });
       if (opts.timings) {
         // performance.now() counts from this process's start.
         const ms = (t: number) => `${t.toFixed(1)} ms`;
-        const mib = (image.manifest.memory.bytes / 1048576).toFixed(0);
+        const mib = (image.guest.manifest.memory.bytes / 1048576).toFixed(0);
         process.stderr.write(
           `roam restore: image verified at ${ms(verified)}, first instruction at ${ms(resumedAt)} (${hostIsa()}, ${mib} MiB)\n`,
         );
