@@ -30,6 +30,17 @@ export class LoopbackBroker {
     }
   }
 
+  /**
+   * A pipe from `writer`'s stdout into `reader`'s stdin: a pair whose side 0 the writer holds and
+   * side 1 the reader (stream-pipe.ts); its id goes into both processes' plumbing.
+   */
+  pipe(writer: number, reader: number): number {
+    const unix = { family: 'unix', addr: '', port: 0 } as const;
+    const pair = SharedPair.create(this.nextPair++, 'unix', [{ ...unix }, { ...unix }], new Set());
+    this.pairs.set(pair.id, { pair, holders: [writer, reader] });
+    return pair.id;
+  }
+
   /** The answer to one request of `process`'s guest thread. */
   answer(process: number, request: BrokerRequest): BrokerReply {
     try {

@@ -4,7 +4,7 @@ import type { Preopen } from '../wasi/sandbox.js';
 import { Container, readModuleFile } from './container.js';
 import { LoopbackBroker } from './loopback-broker.js';
 import { serveOwnerLink } from './owner-channel.js';
-import { closeQuietly, type HostPipe, hostPipe, prefixLines } from './process-stdio.js';
+import { closeQuietly, hostPipe, prefixLines } from './process-stdio.js';
 import type { BrokerRequest } from './shared-loopback.js';
 import type { MultiProcessSpec, ProcessSpec } from './spec.js';
 
@@ -90,17 +90,20 @@ export class MultiProcessContainer {
     const width = Math.max(...processes.map((p) => p.name.length));
     const prefix = (name: string) => `${name.padEnd(width)} | `;
     const devNull = openSync('/dev/null', 'r');
-    // A process read by another writes into that one's stdin; the others' output comes here.
-    const stdinPipes = new Map<string, HostPipe>();
-    for (const p of processes) if (p.stdin) stdinPipes.set(p.stdin.from, hostPipe());
+    // A process read by another writes into that one's stdin through a pair of the broker (so its
+    // bytes in flight are the container's); the others' output comes here.
+    const indexOf = new Map(processes.map((p, index) => [p.name, index]));
+    const pipes = processes.map((): { stdin?: number; stdout?: number } => ({}));
+    for (const [reader, p] of processes.entries()) {
+      if (!p.stdin) continue;
+      const writer = indexOf.get(p.stdin.from)!;
+      const pair = this.broker.pipe(writer, reader);
+      pipes[reader]!.stdin = pair;
+      pipes[writer]!.stdout = pair;
+    }
     for (const [index, p] of processes.entries()) {
       const ownFds: number[] = [];
       const output = (stream: 'stdout' | 'stderr'): number => {
-        const piped = stream === 'stdout' ? stdinPipes.get(p.name) : undefined;
-        if (piped) {
-          ownFds.push(piped.writeFd);
-          return piped.writeFd;
-        }
         if (!prefixed) return stream === 'stdout' ? 1 : 2;
         const pipe = hostPipe();
         ownFds.push(pipe.writeFd);
@@ -108,8 +111,8 @@ export class MultiProcessContainer {
         return pipe.writeFd;
       };
       const stdio = {
-        stdin: p.stdin ? stdinPipes.get(p.stdin.from)!.readFd : devNull,
-        stdout: output('stdout'),
+        stdin: devNull,
+        stdout: pipes[index]!.stdout === undefined ? output('stdout') : devNull,
         stderr: output('stderr'),
       };
       const channel = new MessageChannel();
@@ -126,7 +129,7 @@ export class MultiProcessContainer {
           preopens: this.options.preopens,
           // A wait on another process (recv, accept) needs a guest that can be suspended.
           migratableOnly: true,
-          process: { index, link: { port: channel.port2, flag }, stdio },
+          process: { index, link: { port: channel.port2, flag }, stdio, pipes: pipes[index] },
         });
       } catch (error) {
         closeLink();
