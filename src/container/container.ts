@@ -55,7 +55,7 @@ export interface ProcessPlumbing {
   index: number;
   link: OwnerLink;
   stdio: { stdin: number; stdout: number; stderr: number };
-  pipes?: { stdin?: number; stdout?: number };
+  pipes?: { stdin?: number; stdout?: number; stderr?: number };
 }
 
 /** What the guest thread is given: the spec and the stop flag it shares with its owner. */
@@ -80,6 +80,8 @@ export type GuestEvent =
   | { event: 'ready'; memory?: WebAssembly.Memory }
   | { event: 'stopped'; at: number }
   | { event: 'captured'; state: ContainerState }
+  /** An incoming guest's state is loaded; it runs at the next resume. */
+  | { event: 'loaded' }
   | { event: 'restored'; resumedAt: number }
   | { event: 'exited'; exitCode: number }
   | { event: 'failed'; failure: GuestFailure };
@@ -269,6 +271,23 @@ export class Container {
     return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
   }
 
+  /**
+   * An incoming guest, in two steps (a container of several loads every process before any runs):
+   * loads its state; rejects if it did not load.
+   */
+  async loadState(state: ContainerState): Promise<void> {
+    const loaded = this.waitFor('loaded');
+    this.post({ op: 'restore', state });
+    await loaded;
+  }
+
+  /** Runs a guest whose state loadState() loaded; resolves as restoreAndRun() does. */
+  async run(): Promise<number> {
+    const restored = this.waitFor('restored');
+    this.post({ op: 'resume' });
+    return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
+  }
+
   /** Hands a connection of another process to a listener of this one. */
   deliver(delivery: LoopbackDelivery): void {
     this.post({ op: 'deliver', delivery });
@@ -367,7 +386,7 @@ function guestError(failure: GuestFailure): Error {
  * The preopens of a restored guest: the source's, with `remap` replacing some by guest path; each
  * must be a directory here.
  */
-function remapPreopens(original: Preopen[], remap: Preopen[]): Preopen[] {
+export function remapPreopens(original: Preopen[], remap: Preopen[]): Preopen[] {
   const preopens = original.map((preopen) => {
     const replacement = remap.find((r) => r.guestPath === preopen.guestPath);
     const hostPath = resolve(replacement?.hostPath ?? preopen.hostPath);

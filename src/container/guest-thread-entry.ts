@@ -128,6 +128,7 @@ async function receive(
   }
   late.bind(host);
   instance.restoreState(state);
+  post({ event: 'loaded' });
   const go = await nextCommand();
   if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
   // Committed: clients wait in the gateway until this guest attaches, so attach now.

@@ -228,6 +228,11 @@ export class Image {
     return new ImageGuest(this.path, manifest, this.parts);
   }
 
+  /** An image of a container of several processes (else of one guest). */
+  get isContainer(): boolean {
+    return isContainerManifest(this.manifest);
+  }
+
   /** The processes of a container image, by name; empty for a one-guest image. */
   get processes(): (ImageGuest & { name: string })[] {
     if (!isContainerManifest(this.manifest)) return [];

@@ -93,10 +93,10 @@ export interface WasiOptions {
   /** The network this guest shares with the other processes of its container (default: its own). */
   loopback?: Loopback;
   /**
-   * Pipes from or to another process of the container: the id of the `loopback` stream pair that
-   * fd 0 reads (stdin) or fd 1 writes (stdout) instead of the host fd.
+   * Pipes from or to another process of the container (or its owner): the id of the `loopback`
+   * stream pair that fd 0 reads (stdin) or fd 1 or 2 writes (stdout, stderr) instead of the host fd.
    */
-  stdioPairs?: { stdin?: number; stdout?: number };
+  stdioPairs?: Partial<Record<StdioStream, number>>;
 }
 
 /** Options for restoring: args and env come from the captured state. */
@@ -956,7 +956,7 @@ function initialState(options: WasiOptions): WasiHostState {
   });
   const pairs = options.stdioPairs ?? {};
   const stdio = (['stdin', 'stdout', 'stderr'] as const).map((stream, fd): FdState => {
-    const pair = stream === 'stderr' ? undefined : pairs[stream];
+    const pair = pairs[stream];
     if (pair !== undefined) return { fd, ...streamPipeState(stream === 'stdin' ? 'read' : 'write', pair) };
     return { fd, kind: 'stdio', stream, ...common(RIGHTS_STDIO, 0n), buffered: '', eof: false };
   });
