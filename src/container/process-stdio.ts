@@ -28,8 +28,8 @@ export class PrefixedOutput {
     const decoder = new TextDecoder();
     for (;;) {
       if (this.abandoned) return;
+      const ended = this.pair.finished(0);
       const readable = this.pair.readable(1);
-      const ended = this.pair.fin[0];
       if (readable > 0) {
         const peeked = new Uint8Array(readable);
         this.pair.take(1, [peeked], true);
@@ -47,7 +47,10 @@ export class PrefixedOutput {
         this.pair.release(1);
         return;
       }
+      // Atomics.waitAsync keeps no event loop alive: a timer does, while output is still to come.
+      const keepAlive = setInterval(() => undefined, 60_000);
       await this.pair.next();
+      clearInterval(keepAlive);
     }
   }
 }
