@@ -89,6 +89,9 @@ export function buildFixture(name: string, out: string): { plain: string; roam: 
 export interface Background {
   /** Resolves when the process exits. */
   done: Promise<Result>;
+  /** What it printed so far. */
+  stdout(): string;
+  stderr(): string;
 }
 
 /** Starts the roam CLI in the background (e.g. `run --name`), collecting its output. */
@@ -106,7 +109,7 @@ export function roamInBackground(args: string[], options: { cwd?: string; env?: 
     child.on('error', reject);
     child.on('close', (status) => resolvePromise({ status, stdout, stderr }));
   });
-  return { done };
+  return { done, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** Waits until `roam checkpoint NAME` can reach the named container. */

@@ -3,13 +3,14 @@ import { rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { Container, readModuleFile } from '../container/container.js';
+import { Container, readModuleFile, remapPreopens } from '../container/container.js';
 import { checkName } from '../container/control-protocol.js';
 import { runHere } from '../container/run-here.js';
 import { ownTemporaryDirectory } from '../container/temporary-directory.js';
 import { Image } from '../image/image.js';
 import { nodeCommand } from '../platform/foreign-node.js';
 import { hostIsa, type Isa, isas, isIsa } from '../platform/isa.js';
+import type { Preopen } from '../wasi/sandbox.js';
 import { collect, UserError } from './options.js';
 import { parseDir } from './run-command.js';
 
@@ -47,14 +48,22 @@ export function registerRestore(program: Command): void {
         return;
       }
       const image = Image.open(imagePath);
+      if (image.isContainer) {
+        if (opts.module) throw new UserError('--module: the image holds a container of several processes');
+        const temporary = ownTemporaryDirectory(image.processes[0]?.state(), remap);
+        const { restoreSpecImage } = await import('./run-spec.js');
+        const remapped = (preopens: Preopen[]) => remapPreopens(preopens, remap);
+        process.exitCode = await restoreSpecImage(image, remapped, { name: opts.name, temporary });
+        return;
+      }
       const verified = performance.now();
       const module = opts.module ? (await readModuleFile(opts.module)).module : undefined;
       const temporary = ownTemporaryDirectory(image.state(), remap);
-      const { container, resumedAt } = await Container.restore(image, remap, { module });
+      const { container, resumedAt } = await Container.restore(image.guest, remap, { module });
       if (opts.timings) {
         // performance.now() counts from this process's start.
         const ms = (t: number) => `${t.toFixed(1)} ms`;
-        const mib = (image.manifest.memory.bytes / 1048576).toFixed(0);
+        const mib = (image.guest.manifest.memory.bytes / 1048576).toFixed(0);
         process.stderr.write(
           `roam restore: image verified at ${ms(verified)}, first instruction at ${ms(resumedAt)} (${hostIsa()}, ${mib} MiB)\n`,
         );

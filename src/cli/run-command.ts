@@ -88,7 +88,7 @@ export function registerRun(program: Command): void {
         },
       ) => {
         if (opts.file !== undefined) {
-          const others = [modulePath, opts.argv0, opts.name, opts.node].some((o) => o !== undefined);
+          const others = [modulePath, opts.argv0, opts.node].some((o) => o !== undefined);
           if (
             others ||
             args.length ||
@@ -97,9 +97,10 @@ export function registerRun(program: Command): void {
             opts.publish.length ||
             opts.allowConnect.length
           )
-            throw new UserError('-f: the spec says everything (no module, arguments or other options)');
+            throw new UserError('-f: the spec says everything (no module, arguments or other options than --name)');
           const { runSpecFile } = await import('./run-spec.js');
-          process.exitCode = await runSpecFile(opts.file);
+          if (opts.name) checkName(opts.name);
+          process.exitCode = await runSpecFile(opts.file, opts.name);
           return;
         }
         if (modulePath === undefined) throw new UserError('expected a module to run (or -f SPEC)');

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { sha256 } from '../build/manifest.js';
 import { createStopFlag, type EngineState, type GlobalValue, requestStop } from '../engine/instance.js';
-import { type Image, writeImage } from '../image/image.js';
+import { type ImageGuest, writeImage } from '../image/image.js';
 import { RoamError } from '../platform/errors.js';
 import { hostIsa } from '../platform/isa.js';
 import type { WasiHostState } from '../wasi/host.js';
@@ -47,17 +47,20 @@ export type ContainerSpec = { module: Uint8Array<ArrayBuffer>; label: string } &
       /** One process of a container of several (multi-process.ts). */
       process?: ProcessPlumbing;
     }
-  | { kind: 'incoming'; memoryBytes: number; gateway?: string }
+  | { kind: 'incoming'; memoryBytes: number; gateway?: string; process?: ProcessPlumbing }
 );
 
 /**
  * What a process of a container of several is plugged into: `index` names it to the loopback
- * broker, reached through `link`; `stdio`: the host fds behind its stdin, stdout and stderr.
+ * broker, reached through `link`; `stdio`: the host fds behind its stdin, stdout and stderr;
+ * `pipes`: the broker's pairs that its stdin reads or its stdout writes instead (a fresh start
+ * only: a restored guest's fds name their pairs).
  */
 export interface ProcessPlumbing {
   index: number;
   link: OwnerLink;
   stdio: { stdin: number; stdout: number; stderr: number };
+  pipes?: { stdin?: number; stdout?: number; stderr?: number };
 }
 
 /** What the guest thread is given: the spec and the stop flag it shares with its owner. */
@@ -82,6 +85,8 @@ export type GuestEvent =
   | { event: 'ready'; memory?: WebAssembly.Memory }
   | { event: 'stopped'; at: number }
   | { event: 'captured'; state: ContainerState }
+  /** An incoming guest's state is loaded; it runs at the next resume. */
+  | { event: 'loaded' }
   | { event: 'restored'; resumedAt: number }
   | { event: 'exited'; exitCode: number }
   | { event: 'failed'; failure: GuestFailure };
@@ -142,7 +147,7 @@ export class Container {
   private constructor(private readonly spec: ContainerSpec) {
     this.worker = new Worker(new URL('./guest-thread-entry.js', import.meta.url), {
       workerData: { ...spec, stopFlag: this.stopFlag } satisfies GuestThreadInit,
-      transferList: spec.kind === 'start' && spec.process ? [spec.process.link.port] : [],
+      transferList: spec.process ? [spec.process.link.port] : [],
       resourceLimits: { stackSizeMb: guestStackMiB },
     });
     this.exited = new Promise((resolve, reject) => {
@@ -187,29 +192,47 @@ export class Container {
    * with the moment it began (performance.now() scale).
    */
   static async restore(
-    image: Image,
+    image: ImageGuest,
     remap: Preopen[],
     options: { module?: Uint8Array<ArrayBuffer> } = {},
   ): Promise<{ container: Container; resumedAt: number }> {
-    const module = options.module ?? new Uint8Array(image.module);
+    const container = await Container.load(image, options.module);
+    try {
+      const state = image.state() as ContainerState;
+      const resumedAt = await container.restoreAndRun({ ...state, preopens: remapPreopens(state.preopens, remap) });
+      return { container, resumedAt };
+    } catch (error) {
+      await container.terminate();
+      throw error;
+    }
+  }
+
+  /**
+   * The first half of a restore: an incoming container whose memory holds the image's pages, its
+   * state not loaded yet (restoreAndRun). `plumbing`: one process of a container of several.
+   */
+  static async load(
+    image: ImageGuest,
+    replacement?: Uint8Array<ArrayBuffer>,
+    plumbing?: ProcessPlumbing,
+  ): Promise<Container> {
+    const module = replacement ?? new Uint8Array(image.module);
     const digest = sha256(module);
     if (digest !== image.manifest.module.digest) {
       throw new ContainerError(
         `wrong module: the image was taken from module ${image.manifest.module.digest.slice(0, 16)}…, this one is ${digest.slice(0, 16)}…`,
       );
     }
-    const state = image.state() as ContainerState;
-    const preopens = remapPreopens(state.preopens, remap);
     const container = await Container.open({
       kind: 'incoming',
       module,
       label: 'image module',
       memoryBytes: image.manifest.memory.bytes,
+      ...(plumbing ? { process: plumbing } : {}),
     });
     try {
       image.restoreMemory(new Uint8Array(container.memory.buffer));
-      const resumedAt = await container.restoreAndRun({ ...state, preopens });
-      return { container, resumedAt };
+      return container;
     } catch (error) {
       await container.terminate();
       throw error;
@@ -252,6 +275,23 @@ export class Container {
     this.epoch = state.epoch ?? 1;
     const restored = this.waitFor('restored');
     this.post({ op: 'restore', state });
+    this.post({ op: 'resume' });
+    return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
+  }
+
+  /**
+   * An incoming guest, in two steps (a container of several loads every process before any runs):
+   * loads its state; rejects if it did not load.
+   */
+  async loadState(state: ContainerState): Promise<void> {
+    const loaded = this.waitFor('loaded');
+    this.post({ op: 'restore', state });
+    await loaded;
+  }
+
+  /** Runs a guest whose state loadState() loaded; resolves as restoreAndRun() does. */
+  async run(): Promise<number> {
+    const restored = this.waitFor('restored');
     this.post({ op: 'resume' });
     return fromWallClock(((await restored) as Extract<GuestEvent, { event: 'restored' }>).resumedAt);
   }
@@ -354,7 +394,7 @@ function guestError(failure: GuestFailure): Error {
  * The preopens of a restored guest: the source's, with `remap` replacing some by guest path; each
  * must be a directory here.
  */
-function remapPreopens(original: Preopen[], remap: Preopen[]): Preopen[] {
+export function remapPreopens(original: Preopen[], remap: Preopen[]): Preopen[] {
   const preopens = original.map((preopen) => {
     const replacement = remap.find((r) => r.guestPath === preopen.guestPath);
     const hostPath = resolve(replacement?.hostPath ?? preopen.hostPath);

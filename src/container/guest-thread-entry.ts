@@ -27,10 +27,9 @@ const post = (event: GuestEvent) => parentPort!.postMessage(event);
 const commands: GuestCommand[] = [];
 let wake: (() => void) | undefined;
 /** The network this process shares with the others of its container, if it has others. */
-const sharedLoopback =
-  init.kind === 'start' && init.process
-    ? new SharedLoopback(new OwnerChannel(init.process.link), init.process.index)
-    : undefined;
+const sharedLoopback = init.process
+  ? new SharedLoopback(new OwnerChannel(init.process.link), init.process.index)
+  : undefined;
 parentPort!.on('message', (command: GuestCommand) => {
   // A connection is taken at once, in order with the commands (a capture after it sees it queued).
   if (command.op === 'deliver') {
@@ -73,6 +72,7 @@ async function start(
         blocker,
         loopback: sharedLoopback,
         ...init.process?.stdio,
+        stdioPairs: init.process?.pipes,
       });
       return host;
     },
@@ -116,12 +116,19 @@ async function receive(
   const network = state.host.network && init.gateway ? { ...state.host.network, gateway: init.gateway } : undefined;
   let host: WasiHost;
   try {
-    host = WasiHost.restore(state.host, { preopens: state.preopens, blocker, network });
+    host = WasiHost.restore(state.host, {
+      preopens: state.preopens,
+      blocker,
+      network,
+      loopback: sharedLoopback,
+      ...init.process?.stdio,
+    });
   } catch (error) {
     throw new ContainerError(`cannot restore the guest's files: ${(error as Error).message}`, { cause: error });
   }
   late.bind(host);
   instance.restoreState(state);
+  post({ event: 'loaded' });
   const go = await nextCommand();
   if (go.op !== 'resume') throw new Error(`unexpected ${go.op} before resume`);
   // Committed: clients wait in the gateway until this guest attaches, so attach now.

@@ -1,8 +1,13 @@
 import { Errno } from '../wasi/constants.js';
 import { WasiError } from '../wasi/errors.js';
-import { type Binding, LocalLoopback, type LoopbackListener, type LoopbackState } from '../wasi/loopback.js';
+import { type Binding, LocalLoopback, type LoopbackListener } from '../wasi/loopback.js';
+import { ContainerError } from './container.js';
+import type { BrokerState } from './multi-process-state.js';
 import type { BrokerReply, BrokerRequest, ListenerRef, LoopbackDelivery, PairRef } from './shared-loopback.js';
 import { SharedPair } from './shared-pair.js';
+
+/** The holder of a pair's side that the container's owner reads (the output of a process). */
+export const OWNER = -1;
 
 /**
  * The network a container's processes share, kept by the container's owner: one registry of port
@@ -22,12 +27,39 @@ export class LoopbackBroker {
   /** `deliver`: posts a connection to the thread of the process holding its listener. */
   constructor(
     private readonly deliver: (process: number, delivery: LoopbackDelivery) => void,
-    state?: LoopbackState & { holders?: Record<string, [number, number]> },
+    state?: BrokerState,
   ) {
     for (const p of state?.pairs ?? []) {
-      this.pairs.set(p.id, { pair: SharedPair.restore(p), holders: state?.holders?.[p.id] ?? [0, 0] });
+      const holders = state?.holders[p.id];
+      if (!holders) throw new ContainerError(`the container's state has no holders for stream pair ${p.id}`);
+      this.pairs.set(p.id, { pair: SharedPair.restore(p), holders: [...holders] });
       this.nextPair = Math.max(this.nextPair, p.id + 1);
     }
+  }
+
+  /**
+   * A pipe from `writer`'s stdout (or stderr) into `reader`'s stdin, or into the owner (OWNER): a
+   * pair whose side 0 the writer holds and side 1 the reader (stream-pipe.ts); its id goes into
+   * both ends' plumbing.
+   */
+  pipe(writer: number, reader: number): number {
+    const unix = { family: 'unix', addr: '', port: 0 } as const;
+    const pair = SharedPair.create(this.nextPair++, 'unix', [{ ...unix }, { ...unix }], new Set());
+    this.pairs.set(pair.id, { pair, holders: [writer, reader] });
+    return pair.id;
+  }
+
+  has(id: number): boolean {
+    return this.pairs.has(id);
+  }
+
+  /** The owner's own view of a pair whose side 1 it holds (a process's output). */
+  ownerSide(id: number): SharedPair {
+    const entry = this.pairs.get(id);
+    if (!entry || entry.holders[1] !== OWNER)
+      throw new ContainerError(`stream pair ${id} is not an output the container's owner reads`);
+    const { pair } = entry;
+    return new SharedPair(pair.id, pair.family, pair.addresses, pair.buffer, new Set([1]));
   }
 
   /** The answer to one request of `process`'s guest thread. */
@@ -131,7 +163,7 @@ export class LoopbackBroker {
   }
 
   /** The pairs and who holds them, for a checkpoint of the whole container (every process stopped). */
-  capture(): LoopbackState & { holders: Record<string, [number, number]> } {
+  capture(): BrokerState {
     this.prune();
     const entries = [...this.pairs.values()];
     return {

@@ -1,67 +1,56 @@
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ContainerError } from './container.js';
+import type { SharedPair } from './shared-pair.js';
 
 /**
- * The stdio of the processes of a container of several: a pipe (a FIFO, opened and unlinked at
- * once: Node has no pipe()) from one process's stdout into another's stdin, or into the owner,
- * which prints each line prefixed with the process's name. A guest writes its stdout with plain
- * blocking writes (its host's stdio descriptor), so any host fd will do.
+ * The output of a process of a container of several, when not piped into another process: the
+ * guest writes side 0 of a pair of the broker, the owner reads side 1 and prints each line
+ * prefixed with the process's name. Only whole lines are taken, so a line the guest has half
+ * written stays in the pair, and a checkpoint carries it (no byte printed twice or lost).
  */
+export class PrefixedOutput {
+  /** Settles once the writer is gone and everything it wrote is printed (or on abandon()). */
+  readonly done: Promise<void>;
+  private abandoned = false;
 
-export interface HostPipe {
-  readFd: number;
-  writeFd: number;
-}
-
-/** A new pipe. The read end is non-blocking, so opening it needs no writer yet. */
-export function hostPipe(): HostPipe {
-  const dir = mkdtempSync(join(tmpdir(), 'roam-pipe-'));
-  const path = join(dir, 'fifo');
-  try {
-    execFileSync('mkfifo', ['-m', '600', path]);
-    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeFd = openSync(path, constants.O_WRONLY);
-    return { readFd, writeFd };
-  } catch (error) {
-    throw new ContainerError(`cannot make a pipe for the container's processes: ${(error as Error).message}`, {
-      cause: error,
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  constructor(
+    private readonly pair: SharedPair,
+    private readonly prefix: string,
+    private readonly out: NodeJS.WritableStream,
+  ) {
+    this.done = this.copy();
   }
-}
 
-/** Closes a host fd the owner no longer needs (a process's write end once it ended). */
-export function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // Already closed: nothing to release.
+  /** Stops reading, printing nothing more: what is left in the pair belongs to a checkpoint. */
+  abandon(): void {
+    this.abandoned = true;
   }
-}
 
-/**
- * Copies what arrives on `readFd` to `out`, each line prefixed; resolves once every writer closed
- * the pipe (a last line without a newline gets one).
- */
-export function prefixLines(readFd: number, prefix: string, out: NodeJS.WritableStream): Promise<void> {
-  const input = new Socket({ fd: readFd, readable: true, writable: false });
-  let partial = '';
-  input.setEncoding('utf8');
-  input.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop()!;
-    if (lines.length) out.write(lines.map((line) => `${prefix}${line}\n`).join(''));
-  });
-  return new Promise((resolve) => {
-    input.on('close', () => {
-      if (partial) out.write(`${prefix}${partial}\n`);
-      resolve();
-    });
-    input.on('error', () => input.destroy());
-  });
+  private async copy(): Promise<void> {
+    const decoder = new TextDecoder();
+    for (;;) {
+      if (this.abandoned) return;
+      const ended = this.pair.finished(0);
+      const readable = this.pair.readable(1);
+      if (readable > 0) {
+        const peeked = new Uint8Array(readable);
+        this.pair.take(1, [peeked], true);
+        // Whole lines, or everything once the writer ended or the pair is full (a line that long).
+        const whole = ended || this.pair.space(0) === 0 ? readable : peeked.lastIndexOf(10) + 1;
+        if (whole > 0) {
+          this.pair.take(1, [new Uint8Array(whole)], false);
+          const text = decoder.decode(peeked.subarray(0, whole));
+          const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+          this.out.write(lines.map((line) => `${this.prefix}${line}\n`).join(''));
+          continue;
+        }
+      }
+      if (ended && readable === 0) {
+        this.pair.release(1);
+        return;
+      }
+      // Atomics.waitAsync keeps no event loop alive: a timer does, while output is still to come.
+      const keepAlive = setInterval(() => undefined, 60_000);
+      await this.pair.next();
+      clearInterval(keepAlive);
+    }
+  }
 }

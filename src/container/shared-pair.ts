@@ -99,6 +99,14 @@ export class SharedPair implements StreamPair {
     return this.pending(side) === 0;
   }
 
+  /**
+   * Side `side` finished, whether or not its bytes are all read (`fin` waits behind them): read
+   * before readable(), it means that every byte the side wrote is counted there.
+   */
+  finished(side: 0 | 1): boolean {
+    return this.load(FIN + side) === 1;
+  }
+
   readable(side: 0 | 1): number {
     return this.pending(side === 0 ? 1 : 0);
   }

@@ -48,7 +48,8 @@ import {
   SocketDescriptor,
   StreamDescriptor,
 } from './descriptors/socket.js';
-import { StdioDescriptor, type StdioState, type StdioStream } from './descriptors/stdio.js';
+import { StdioDescriptor, type StdioStream } from './descriptors/stdio.js';
+import { StreamPipeDescriptor, streamPipeState } from './descriptors/stream-pipe.js';
 import { errnoOf, nodeCode, WasiError, WasiExit, WasiSetupError } from './errors.js';
 import { FdTable, MAX_FDS } from './fd-table.js';
 import {
@@ -91,6 +92,11 @@ export interface WasiOptions {
   network?: NetworkOptions;
   /** The network this guest shares with the other processes of its container (default: its own). */
   loopback?: Loopback;
+  /**
+   * Pipes from or to another process of the container (or its owner): the id of the `loopback`
+   * stream pair that fd 0 reads (stdin) or fd 1 or 2 writes (stdout, stderr) instead of the host fd.
+   */
+  stdioPairs?: Partial<Record<StdioStream, number>>;
 }
 
 /** Options for restoring: args and env come from the captured state. */
@@ -301,6 +307,7 @@ export class WasiHost {
     if (state.kind === 'pipe') return PipeDescriptor.restore(state, pipes, this.blocker.canSuspend);
     if (state.kind === 'inet') return new InetSocketDescriptor(this.sockets, state);
     if (state.kind === 'stream') return StreamDescriptor.restore(this.sockets, state);
+    if (state.kind === 'streamPipe') return StreamPipeDescriptor.restore(state, this.loopback, this.blocker.canSuspend);
     if (state.kind === 'listener' || state.kind === 'socket') {
       // A listener the guest made itself needs no gateway; those handed in and their clients do.
       if (!this.network && !(state.kind === 'listener' && state.bound))
@@ -378,7 +385,7 @@ export class WasiHost {
   /** The socket behind `fd`: ENOTSOCK for any other kind (pipes too), then the rights check. */
   private socket(fd: number, rights: bigint): Descriptor {
     const d = this.fd(fd, 0n);
-    if (d.filetype !== Filetype.SOCKET_STREAM || d instanceof PipeDescriptor) throw new WasiError(Errno.NOTSOCK);
+    if (d.filetype !== Filetype.SOCKET_STREAM || isPipeEnd(d)) throw new WasiError(Errno.NOTSOCK);
     return this.fd(fd, rights);
   }
 
@@ -816,7 +823,7 @@ export class WasiHost {
        * no FIFO filetype (pipes report SOCKET_STREAM): fstat asks this to report S_IFIFO.
        */
       fd_is_pipe: (fd: number) =>
-        this.call('fd_is_pipe', () => (this.fd(fd, 0n) instanceof PipeDescriptor ? Errno.SUCCESS : Errno.NOTSUP)),
+        this.call('fd_is_pipe', () => (isPipeEnd(this.fd(fd, 0n)) ? Errno.SUCCESS : Errno.NOTSUP)),
       /** fd_pipe(*fds): [read_fd, write_fd], the two lowest free fds, ends of a new pipe. */
       /**
        * timer_deadline(ns): the guest's real-time timer (setitimer, alarm) expires at `ns` of its
@@ -947,14 +954,12 @@ function initialState(options: WasiOptions): WasiHostState {
     rightsInheriting: inheriting.toString(),
     fdflags: 0,
   });
-  const stdio = (['stdin', 'stdout', 'stderr'] as const).map((stream, fd): FdState & StdioState => ({
-    fd,
-    kind: 'stdio',
-    stream,
-    ...common(RIGHTS_STDIO, 0n),
-    buffered: '',
-    eof: false,
-  }));
+  const pairs = options.stdioPairs ?? {};
+  const stdio = (['stdin', 'stdout', 'stderr'] as const).map((stream, fd): FdState => {
+    const pair = pairs[stream];
+    if (pair !== undefined) return { fd, ...streamPipeState(stream === 'stdin' ? 'read' : 'write', pair) };
+    return { fd, kind: 'stdio', stream, ...common(RIGHTS_STDIO, 0n), buffered: '', eof: false };
+  });
   const listeners = (options.network?.ports ?? []).map((port, i): FdState & ListenerState => ({
     fd: 3 + i,
     kind: 'listener',
@@ -972,4 +977,9 @@ function initialState(options: WasiOptions): WasiHostState {
     ...common(RIGHTS_ALL, RIGHTS_ALL),
   }));
   return { version: STATE_VERSION, args: options.args ?? [], env, fds: [...stdio, ...listeners, ...dirs] };
+}
+
+/** A pipe's end, inside the guest or between processes: fd_is_pipe says so, sock_* calls refuse it. */
+function isPipeEnd(d: Descriptor): boolean {
+  return d instanceof PipeDescriptor || d instanceof StreamPipeDescriptor;
 }

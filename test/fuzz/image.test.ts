@@ -63,9 +63,14 @@ test(`image reader: a damaged or hand-made image is read or refused with an Imag
   const { runs } = fuzz(images, (bytes) => {
     writeFileSync(path, bytes);
     const image = Image.open(path);
-    image.state();
-    image.restoreMemory(new Uint8Array(Math.min(image.manifest.memory.bytes, 1 << 24)));
-    void image.module;
+    image.containerState();
+    for (const guest of image.isContainer ? image.processes : [image.guest]) {
+      guest.state();
+      void guest.module;
+      // restoreMemory's contract: a memory of the manifest's size (large ones are not made here).
+      const { bytes } = guest.manifest.memory;
+      if (bytes <= 1 << 24) guest.restoreMemory(new Uint8Array(bytes));
+    }
   });
   t.diagnostic(`${runs} inputs`);
   assert.ok(runs > 0);

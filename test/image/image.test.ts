@@ -156,7 +156,7 @@ test("an image carries the container's epoch; a restored container keeps it in i
   assert.equal(state.epoch, 1, 'a container that never moved is at epoch 1');
 
   // As if it had moved twice before this checkpoint: the restored container must keep epoch 3.
-  const memory = new Uint8Array(taken.manifest.memory.bytes);
+  const memory = new Uint8Array(taken.guest.manifest.memory.bytes);
   taken.restoreMemory(memory);
   const moved = join(dir, 'epoch-3.img');
   const wasm = new Uint8Array(taken.module);

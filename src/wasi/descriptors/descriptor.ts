@@ -6,6 +6,7 @@ import type { FileState } from './file.js';
 import type { PipeState } from './pipe.js';
 import type { InetSocketState, ListenerState, SocketState, StreamState } from './socket.js';
 import type { StdioState } from './stdio.js';
+import type { StreamPipeState } from './stream-pipe.js';
 
 /**
  * Returned instead of a result when the operation cannot complete yet and the guest can be
@@ -39,7 +40,8 @@ export type DescriptorState =
   | SocketState
   | PipeState
   | InetSocketState
-  | StreamState;
+  | StreamState
+  | StreamPipeState;
 
 /**
  * One open guest fd. Each kind overrides what it supports; the defaults answer the way POSIX
