@@ -15,7 +15,9 @@ after(cleanup);
 /**
  * A client driving a server over loopback, slowly (it naps after each send, so the server's
  * answer waits in the connection), its stdout piped into a sink slower still (bytes wait in the
- * pipe), whose 7-byte writes leave half lines in its prefixed output.
+ * pipe), whose 7-byte writes leave half lines in its prefixed output. A hundred lines: about 4 s
+ * of conversation, so that a checkpoint lands in it even on a loaded machine (with 30 lines the
+ * client could finish before `roam checkpoint` got through).
  */
 const spec = `
 name: talk
@@ -25,7 +27,7 @@ processes:
     args: [7000, 1]
   - name: client
     module: modules/slow-client.roam.wasm
-    args: [7000, 30, 40]
+    args: [7000, 100, 40]
   - name: sink
     module: modules/slow-sink.roam.wasm
     args: [20]
@@ -40,7 +42,7 @@ before(() => {
   const run = roam(['run', '-f', specFile]);
   assert.equal(run.status, 0, run.stderr);
   reference = byProcess(run.stdout);
-  assert.equal(reference.sink!.length, 31, 'thirty answers and the total');
+  assert.equal(reference.sink!.length, 101, 'a hundred answers and the total');
 });
 
 /** Each process's lines, without their prefix. */

@@ -24,6 +24,11 @@ const COMMON_RIGHTS = Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET | Righ
 export const RIGHTS_PIPE_READ = Rights.FD_READ | COMMON_RIGHTS;
 export const RIGHTS_PIPE_WRITE = Rights.FD_WRITE | COMMON_RIGHTS;
 
+/** What fstat says of a pipe end: no size, no times; the pipe's id makes its inode. */
+export function pipeFilestat(id: number, filetype: number): Filestat {
+  return { dev: 0n, ino: BigInt(id + 1), filetype, nlink: 1n, size: 0n, atim: 0n, mtim: 0n, ctim: 0n };
+}
+
 /**
  * The object both ends share: a bounded byte buffer and how many open descriptions each end has
  * (dup'ed fds share one description, so they count once; the host counts fds).
@@ -198,16 +203,7 @@ export class PipeDescriptor extends Descriptor {
   }
 
   override filestat(): Filestat {
-    return {
-      dev: 0n,
-      ino: BigInt(this.pipe.id + 1),
-      filetype: this.filetype,
-      nlink: 1n,
-      size: 0n,
-      atim: 0n,
-      mtim: 0n,
-      ctim: 0n,
-    };
+    return pipeFilestat(this.pipe.id, this.filetype);
   }
 
   override close(): void {

@@ -3,7 +3,7 @@ import { WasiError } from '../errors.js';
 import type { Loopback, StreamPair } from '../loopback.js';
 import type { Filestat } from '../stat.js';
 import { type CommonState, Descriptor, Wait } from './descriptor.js';
-import { PIPE_BUF, type PipeEnd, RIGHTS_PIPE_READ, RIGHTS_PIPE_WRITE } from './pipe.js';
+import { PIPE_BUF, type PipeEnd, pipeFilestat, RIGHTS_PIPE_READ, RIGHTS_PIPE_WRITE } from './pipe.js';
 
 /**
  * One end of a pipe between two processes of a container (one's stdout into another's stdin):
@@ -93,16 +93,7 @@ export class StreamPipeDescriptor extends Descriptor {
   }
 
   override filestat(): Filestat {
-    return {
-      dev: 0n,
-      ino: BigInt(this.pair.id + 1),
-      filetype: this.filetype,
-      nlink: 1n,
-      size: 0n,
-      atim: 0n,
-      mtim: 0n,
-      ctim: 0n,
-    };
+    return pipeFilestat(this.pair.id, this.filetype);
   }
 
   override close(): void {
