@@ -480,10 +480,12 @@ export class Agent {
         if (!ranHere) {
           this.migrationLog(container, 'destination', 'rolled-back', container.source, { reason: event.message });
           this.forget(container);
-        } else if (container.source)
-          // Post-copy: the source was lost before every page arrived.
-          this.migrationLog(container, 'destination', 'failed', container.source, { reason: event.message });
-        else Object.assign(container.info, { status: 'failed', error: event.message });
+        } else {
+          // Ran here and failed; after a migration in post-copy, the source was lost before every page arrived.
+          if (container.source)
+            this.migrationLog(container, 'destination', 'failed', container.source, { reason: event.message });
+          Object.assign(container.info, { status: 'failed', error: event.message });
+        }
       }
     });
     void child.gone.then(({ code, signal }) => {
