@@ -11,6 +11,7 @@ import { migrationBench, vmMigrationBench } from './migration.js';
 import { outboundBench } from './outbound.js';
 import { programsBench } from './programs.js';
 import { redisBench } from './redis.js';
+import { restoreSpeedBench } from './restore-speed.js';
 import { stopBench } from './stop.js';
 import { threadsBench } from './threads.js';
 
@@ -20,7 +21,7 @@ import { threadsBench } from './threads.js';
  */
 const quick = process.env.ROAM_BENCH_QUICK === '1';
 /**
- * ROAM_BENCH_ONLY=corpus,stop,threads,kv,redis,outbound,migration,convergence,hotset,vm runs those sections
+ * ROAM_BENCH_ONLY=corpus,stop,restore-speed,threads,kv,redis,outbound,migration,convergence,hotset,vm runs those sections
  * only and puts them into bench/results.md in place of the same sections, each marked with its date.
  */
 const only = process.env.ROAM_BENCH_ONLY?.split(',');
@@ -63,6 +64,8 @@ try {
     );
   }
   if (wanted('stop')) sections.push(await stopBench(join(work, 'stop'), quick ? 50 : 300));
+  if (wanted('restore-speed'))
+    sections.push(await restoreSpeedBench(join(work, 'restore-speed'), quick ? 5_000_000 : 20_000_000, 60));
   if (wanted('threads'))
     sections.push(await threadsBench(join(work, 'threads'), quick ? 20_000 : 200_000, quick ? 50 : 300));
   if (wanted('checkpoint'))

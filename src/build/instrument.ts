@@ -1,6 +1,7 @@
 import binaryen from 'binaryen';
 import { RoamError } from '../platform/errors.js';
 import { callGraph, recursiveFunctions, UnknownExpression, unwindingFunctions } from './callgraph.js';
+import { addLoopEntries, handoverScratchBytes } from './loop-entries.js';
 import {
   type BuildOptions,
   defaultBuildOptions,
@@ -10,6 +11,7 @@ import {
   sha256,
 } from './manifest.js';
 import { activeDataSegments, hasCustomSection } from './module-binary.js';
+import { addTwins, canHaveTwins, type ResumeExports, specializeTwins } from './resume-clones.js';
 
 /**
  * Imports through which the guest may be suspended. `*` matches any suffix (as Binaryen's
@@ -83,27 +85,33 @@ export function instrument(
       module.getFeatures() |
         binaryen.Features.MutableGlobals |
         binaryen.Features.BulkMemory |
-        binaryen.Features.SignExt,
+        binaryen.Features.SignExt |
+        binaryen.Features.ReferenceTypes, // the resume table is a second table
     );
     if (!module.hasMemory()) throw new InstrumentError('module has no linear memory');
 
+    const layout = reservedLayout(module, input, options.asyncifyBufferBytes);
     const helpers = hostCalledFunctions(module);
     const instrumented = addMigrationPoints(module, options.pollInterval, helpers);
     binaryen.setDebugInfo(true); // keep function names: guest stack traces stay readable
     binaryen.setOptimizeLevel(options.optimizeLevel);
     binaryen.setShrinkLevel(0);
     binaryen.setPassArgument('asyncify-imports', suspendingImports.join(','));
+    const twinned = instrumented && canHaveTwins(module) ? new Set(instrumented) : undefined;
+    if (twinned) for (const entry of addLoopEntries(module, instrumented!, layout.handoverScratch)) twinned.add(entry);
     if (instrumented) {
       // Exactly the functions that can be on the stack at an unwind; the others keep their plain code.
-      binaryen.setPassArgument('asyncify-onlylist', asyncifyList(instrumented));
+      const fast = twinned ?? instrumented;
+      const twins = twinned ? addTwins(module, twinned) : [];
+      binaryen.setPassArgument('asyncify-onlylist', asyncifyList([...fast, ...twins]));
     } else if (helpers.length > 0) {
       binaryen.setPassArgument('asyncify-removelist', asyncifyList(helpers));
     }
     module.runPasses(['asyncify']);
     binaryen.clearPassArguments();
+    const resume: ResumeExports | undefined = twinned && specializeTwins(module, twinned);
     module.optimize();
     const globalExports = exportMutableGlobals(module);
-    const layout = asyncifyBufferLayout(module, input, options.asyncifyBufferBytes);
 
     const manifest: ModuleManifest = {
       roam: 'migratable-module',
@@ -114,6 +122,7 @@ export function instrument(
       stackPointer: globalExports.get(layout.stackPointer)!,
       globalExports: [...globalExports.values()],
       suspendingImports,
+      ...(resume && { resume }),
     };
     module.addCustomSection(manifestSection, new TextEncoder().encode(JSON.stringify(manifest)));
     if (!module.validate()) throw new InstrumentError('instrumented module failed validation');
@@ -124,18 +133,19 @@ export function instrument(
 }
 
 /**
- * Places the Asyncify buffer at the bottom of the shadow-stack region. The buffer only holds data
- * while the guest is unwound (not running), so it can share the region with the stack, which
- * never reaches that deep while the guest runs normally; unlike memory past the data segments,
- * no allocator hands it out. (wasi-libc's malloc claims everything from __heap_base to the end
- * of memory.) The engine caps each unwind at the current stack pointer, so a guest whose live
- * stack does reach the buffer fails to stop rather than corrupting itself.
+ * Places the hand-over scratch area (loop-entries.ts) and then the Asyncify buffer at the bottom
+ * of the shadow-stack region. The buffer only holds data while the guest is unwound (not running),
+ * and the scratch area only for the instant of a hand-over, so they can share the region with the
+ * stack, which never reaches that deep while the guest runs normally; unlike memory past the data
+ * segments, no allocator hands it out. (wasi-libc's malloc claims everything from __heap_base to
+ * the end of memory.) The engine caps each unwind at the current stack pointer, so a guest whose
+ * live stack does reach the buffer fails to stop rather than corrupting itself.
  */
-function asyncifyBufferLayout(
+function reservedLayout(
   module: binaryen.Module,
   input: Uint8Array,
   wantedBytes: number,
-): Pick<ModuleManifest, 'asyncifyBuffer' | 'stackPointer'> {
+): Pick<ModuleManifest, 'asyncifyBuffer' | 'stackPointer'> & { handoverScratch: number } {
   const stackPointer = findStackPointer(module);
   if (!stackPointer)
     throw new InstrumentError(
@@ -150,11 +160,12 @@ function asyncifyBufferLayout(
       .map((s) => s.end),
   );
   // Keep clear of address 0: a null data pointer reads as "no buffer" to some tools.
-  const address = (Math.max(bottom, 1024) + 15) & ~15;
+  const handoverScratch = (Math.max(bottom, 1024) + 15) & ~15;
+  const address = handoverScratch + handoverScratchBytes;
   const bytes = Math.min(wantedBytes, Math.floor((top - address) / 2)) & ~15;
   if (bytes < 4096)
     throw new InstrumentError(`the module's stack (${top - bottom} bytes) is too small to hold an Asyncify buffer`);
-  return { asyncifyBuffer: { address, bytes }, stackPointer: stackPointer.name };
+  return { handoverScratch, asyncifyBuffer: { address, bytes }, stackPointer: stackPointer.name };
 }
 
 /** __stack_pointer by name, else global 0 as wasm-ld lays it out; `name` is its internal name. */

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { RoamError } from '../platform/errors.js';
+import type { ResumeExports } from './resume-clones.js';
 
 /**
  * Bumped whenever instrumentation changes what the engine must know to run or restore a module.
  * 2: migration points at loop headers and recursive functions' entries only; Asyncify instruments
  * exactly the functions that can be on the stack at an unwind (an image's unwound stack only
  * rewinds into the same module, but a module's digest no longer says which build made it).
+ * 3: the running code unwinds but cannot rewind; rewinds enter twins (`resume`, resume-clones.ts).
  */
-export const instrumentationVersion = 2;
+export const instrumentationVersion = 3;
 
 /** The custom section in which `roam build` leaves its manifest inside the module. */
 export const manifestSection = 'roam.manifest';
@@ -42,6 +44,11 @@ export interface ModuleManifest {
   globalExports: string[];
   /** Imports that may suspend the guest (unwind and later rewind). */
   suspendingImports: string[];
+  /**
+   * Where a rewind enters (resume-clones.ts): the running code cannot rewind. Absent where the
+   * module's code could not be split (then it rewinds through its own entries).
+   */
+  resume?: ResumeExports;
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -36,15 +36,33 @@ export class Asyncify {
   readonly mainBuffer: AsyncifyBuffer;
   /** The shadow stack pointer (__stack_pointer), switched with the running thread. */
   readonly stackPointer: WebAssembly.Global;
+  private readonly resume: ModuleManifest['resume'];
 
   constructor(
-    exports: WebAssembly.Exports,
+    private readonly rawExports: WebAssembly.Exports,
     private readonly memory: WebAssembly.Memory,
     manifest: ModuleManifest,
   ) {
-    this.exports = exports as unknown as AsyncifyExports;
+    this.exports = rawExports as unknown as AsyncifyExports;
     this.mainBuffer = manifest.asyncifyBuffer;
-    this.stackPointer = exports[manifest.stackPointer] as WebAssembly.Global;
+    this.stackPointer = rawExports[manifest.stackPointer] as WebAssembly.Global;
+    this.resume = manifest.resume;
+  }
+
+  /**
+   * What a call from the host into `entry` must enter: while rewinding, the entry's twin, since
+   * the code that runs cannot rewind (src/build/resume-clones.ts); a module without twins
+   * rewinds through its own entries.
+   */
+  rewindEntry(entry: 'start' | 'threadStart'): ((...args: number[]) => void) | undefined {
+    const name = this.resume?.[entry];
+    return this.state === AsyncifyState.Rewinding && name ? (this.rawExports[name] as () => void) : undefined;
+  }
+
+  /** The table an indirect call from the host goes through while rewinding, if not the module's own. */
+  rewindTable(): WebAssembly.Table | undefined {
+    const name = this.resume?.table;
+    return this.state === AsyncifyState.Rewinding && name ? (this.rawExports[name] as WebAssembly.Table) : undefined;
   }
 
   get state(): AsyncifyState {

@@ -126,7 +126,11 @@ export class Instance {
     const host = makeHost(this.manifest ? this.suspendingBlocker() : synchronousBlocker);
     this.host = host;
     const hostImports = this.manifest ? this.wrapSuspending(host.imports()) : host.imports();
-    const sjlj = setjmpImports(loaded.module, () => this.instance.exports);
+    const sjlj = setjmpImports(
+      loaded.module,
+      () => this.instance.exports,
+      () => this.asyncify?.rewindTable(),
+    );
     const roam: WebAssembly.ModuleImports = {
       ...sjlj.roam,
       migration_point: this.wrapSuspendingImport(() => this.migrationPoint()),
@@ -311,8 +315,11 @@ export class Instance {
     if (thread.started) asyncify.startRewind(thread.buffer);
     thread.started = true;
     const ended = this.call(() => {
-      if (thread.id === mainThreadId) start();
-      else (this.instance.exports.roam_thread_start as (start: number) => void)(thread.start);
+      if (thread.id === mainThreadId) (asyncify.rewindEntry('start') ?? start)();
+      else
+        (asyncify.rewindEntry('threadStart') ?? (this.instance.exports.roam_thread_start as (start: number) => void))(
+          thread.start,
+        );
     });
     if (ended === 'thread-exit' || (ended === undefined && asyncify.state !== AsyncifyState.Unwinding)) {
       // Returning from _start is the process's exit(0); another thread's end is only its own.

@@ -12,8 +12,15 @@ interface SetjmpExports {
   roam_stack_restore(sp: number): void;
 }
 
-/** Imports for every invoke_* and roam.throw_longjmp the module asks for. */
-export function setjmpImports(module: WebAssembly.Module, exports: () => WebAssembly.Exports): WebAssembly.Imports {
+/**
+ * Imports for every invoke_* and roam.throw_longjmp the module asks for. `rewindTable` is the
+ * table an invoke calls through while the guest rewinds (the twins' table), else undefined.
+ */
+export function setjmpImports(
+  module: WebAssembly.Module,
+  exports: () => WebAssembly.Exports,
+  rewindTable: () => WebAssembly.Table | undefined,
+): WebAssembly.Imports {
   const env: WebAssembly.ModuleImports = {};
   const roam: WebAssembly.ModuleImports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
@@ -23,7 +30,8 @@ export function setjmpImports(module: WebAssembly.Module, exports: () => WebAsse
         const guest = exports() as unknown as SetjmpExports;
         const sp = guest.roam_stack_save();
         try {
-          return (guest.__indirect_function_table.get(index) as (...a: unknown[]) => unknown)(...args);
+          const table = rewindTable() ?? guest.__indirect_function_table;
+          return (table.get(index) as (...a: unknown[]) => unknown)(...args);
         } catch (error) {
           if (!(error instanceof LongjmpSignal)) throw error;
           // Frames skipped by the throw never popped their shadow-stack space.

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import binaryen from 'binaryen';
+import { forEachExpression } from '../../src/build/callgraph.js';
 import { instrumentationVersion } from '../../src/build/manifest.js';
+import { resumeSuffix } from '../../src/build/resume-clones.js';
 import { buildFixture, roam, tempDir } from '../helpers.js';
 
 const { dir, cleanup } = tempDir();
@@ -58,6 +61,41 @@ test('roam build refuses bad input with one line', () => {
   }
 });
 
+test('the code that runs cannot rewind: only the twins test for the rewinding state', () => {
+  const manifest = JSON.parse(readFileSync(`${hello.roam}.manifest.json`, 'utf8'));
+  assert.deepEqual(manifest.resume, {
+    start: 'roam_resume:_start',
+    table: 'roam_resume:table',
+  });
+  const module = binaryen.readBinary(readFileSync(hello.roam));
+  try {
+    // The emitted module keeps function names, not global names: the state is what asyncify_get_state reads.
+    const getState = binaryen.getFunctionInfo(module.getFunction(exported(module, 'asyncify_get_state')));
+    const stateGlobal = (binaryen.getExpressionInfo(getState.body) as binaryen.GlobalGetInfo).name;
+    const rewindingTests = { fast: 0, twins: 0 };
+    let twins = 0;
+    for (let i = 0; i < module.getNumFunctions(); i++) {
+      const info = binaryen.getFunctionInfo(module.getFunctionByIndex(i));
+      if (info.module || info.name.startsWith('asyncify_')) continue;
+      const twin = info.name.endsWith(resumeSuffix);
+      if (twin) twins++;
+      forEachExpression(info.body, (ref, id) => {
+        if (id !== binaryen.BinaryId) return;
+        const { left, right } = binaryen.getExpressionInfo(ref) as binaryen.BinaryInfo;
+        const state = binaryen.getExpressionInfo(left) as binaryen.GlobalGetInfo;
+        const value = binaryen.getExpressionInfo(right) as binaryen.ConstInfo;
+        if (state.id === binaryen.GlobalGetId && state.name === stateGlobal && value.value === 2)
+          rewindingTests[twin ? 'twins' : 'fast']++;
+      });
+    }
+    assert.ok(twins > 0, 'the module has twins');
+    assert.equal(rewindingTests.fast, 0, 'no fast function tests for rewinding');
+    assert.ok(rewindingTests.twins > 0, 'the twins rewind');
+  } finally {
+    module.dispose();
+  }
+});
+
 test('a module instrumented by an older roam build is refused with a clear error naming the rebuild', () => {
   const manifest = JSON.parse(readFileSync(`${hello.roam}.manifest.json`, 'utf8'));
   const old = join(dir, 'old.roam.wasm');
@@ -75,6 +113,10 @@ test('a module instrumented by an older roam build is refused with a clear error
   assert.match(result.stderr, new RegExp(`roam build v1, this roam runs v${instrumentationVersion}: rebuild it`));
   assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
 });
+
+function exported(module: binaryen.Module, name: string): string {
+  return binaryen.getExportInfo(module.getExport(name)).value;
+}
 
 /** A Wasm custom section (id 0): size, name, payload. */
 function customSection(name: string, payload: string): Buffer {

@@ -334,9 +334,10 @@ export function buildProgram(name: string, artifact = name): BuiltProgram {
   if (recipe.status !== 0) throw new Error(`recipes/build-all ${name} failed:\n${recipe.stdout}${recipe.stderr}`);
   // Rebuilt when the plain module or roam build itself changed.
   const stampFile = `${migratable}.stamp`;
-  const stamp = sha256(
-    Buffer.concat([readFileSync(plain), readFileSync(join(repoRoot, 'dist', 'src', 'build', 'instrument.js'))]),
+  const buildCode = ['instrument.js', 'callgraph.js', 'resume-clones.js', 'loop-entries.js', 'manifest.js'].map(
+    (file) => readFileSync(join(repoRoot, 'dist', 'src', 'build', file)),
   );
+  const stamp = sha256(Buffer.concat([readFileSync(plain), ...buildCode]));
   if (!existsSync(migratable) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
     const built = spawnSync(process.execPath, [roamBin, 'build', plain, '-o', migratable], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`roam build ${plain} failed:\n${built.stderr}`);
