@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { median, ms, repoRoot, roamBin, roamSync, table } from './harness.js';
+import { benchTiering } from './programs.js';
 
 /** Lines the ticker prints before the checkpoint; the steady interval is the median of the later half. */
 const linesBefore = 20;
@@ -19,8 +20,12 @@ const firstAfter = 5;
  */
 export async function restoreSpeedBench(work: string, steps: number, lines: number): Promise<string> {
   mkdirSync(work, { recursive: true });
+  const source = join(repoRoot, 'bench', 'fixtures', 'ticker.c');
   const module = join(work, 'ticker.wasm');
-  roamSync(['build', join(repoRoot, 'bench', 'fixtures', 'ticker.c'), '-O2', '-o', module]);
+  const plain = join(work, 'ticker.plain.wasm');
+  roamSync(['build', source, '-O2', '-o', module]);
+  roamSync(['cc', '-O2', source, '-o', plain]);
+  const plainRun = await timedLines(['run', plain, '--', String(linesBefore), String(steps)], linesBefore).ended;
   const name = `ticker-${process.pid}`;
   const image = join(work, 'image');
   const run = timedLines(['run', '--name', name, module, '--', String(lines), String(steps)], linesBefore);
@@ -33,14 +38,16 @@ export async function restoreSpeedBench(work: string, steps: number, lines: numb
   const afterIntervals = intervals(after);
   const soon = median(afterIntervals.slice(0, firstAfter));
   const later = median(afterIntervals.slice(firstAfter));
+  const plainSteady = median(intervals(plainRun).slice(linesBefore / 2));
   return [
     '## Back to full speed after a restore',
     '',
-    `A compute loop in main (bench/fixtures/ticker.c, \`roam build -O2\`) prints a line every ${steps.toLocaleString('en')} steps; it is checkpointed after ${linesBefore} lines and restored with \`roam restore\` on the same node, and the time between lines is compared (medians). The loop's frame is one the restore puts back: it runs resume code until its next loop header, then fast code again.`,
+    `A compute loop in main (bench/fixtures/ticker.c, \`roam build -O2\`) prints a line every ${steps.toLocaleString('en')} steps; it is checkpointed after ${linesBefore} lines and restored with \`roam restore\` on the same node, and the time between lines is compared (medians; every run with V8 flags \`${benchTiering.join(' ')}\`, as the programs above: under default tiering a loop that started in Liftoff code stays there, since V8 has no on-stack replacement for Wasm, which would measure V8's timing rather than the code). The loop's frame is one the restore puts back: it runs resume code until its next loop header, then fast code again.`,
     '',
     table(
       ['phase', 'time per line (ms)', 'vs before the checkpoint'],
       [
+        ['plain Wasm (not migratable), same loop', ms(plainSteady), (plainSteady / steady).toFixed(2)],
         ['before the checkpoint (steady)', ms(steady), '1.00'],
         [`after the restore: lines 1-${firstAfter}`, ms(soon), (soon / steady).toFixed(2)],
         [`after the restore: lines ${firstAfter + 1}-${afterIntervals.length}`, ms(later), (later / steady).toFixed(2)],
@@ -61,7 +68,7 @@ function intervals(times: number[]): number[] {
  */
 function timedLines(args: string[], count: number): { reached: Promise<number[]>; ended: Promise<number[]> } {
   const started = performance.now();
-  const child = spawn(process.execPath, [roamBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...benchTiering, roamBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const times: number[] = [];
   let reach: (times: number[]) => void = () => {};
   const reached = new Promise<number[]>((resolve) => {
