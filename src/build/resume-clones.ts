@@ -44,6 +44,8 @@ const api = binaryen as unknown as {
   Call: { getTarget(ref: Ref): string; setTarget(ref: Ref, name: string): void };
   CallIndirect: { getTable(ref: Ref): string; setTable(ref: Ref, name: string): void };
   GlobalGet: { getName(ref: Ref): string };
+  If: { getCondition(ref: Ref): Ref; setCondition(ref: Ref, v: Ref): void };
+  LocalSet: { getValue(ref: Ref): Ref; setValue(ref: Ref, v: Ref): void };
   Binary: { getOp(ref: Ref): number; getLeft(ref: Ref): Ref; getRight(ref: Ref): Ref; setLeft(ref: Ref, v: Ref): void };
   Unary: { getOp(ref: Ref): number; getValue(ref: Ref): Ref; setValue(ref: Ref, v: Ref): void };
   Const: { getValueI32(ref: Ref): number };
@@ -121,8 +123,8 @@ export function specializeTwins(module: binaryen.Module, instrumented: Set<strin
 }
 
 /**
- * In a fast function the state is never "rewinding", and wherever Asyncify tests for the normal
- * state it is normal (after a call that unwinds, Asyncify branches straight to the save code):
+ * In a fast function the state is never "rewinding", no hand-over happens (loop-entries.ts), and
+ * wherever Asyncify tests for the normal state it is normal (after a call that unwinds, Asyncify branches straight to the save code):
  * those tests read a constant instead, and the optimizer removes what they guarded.
  */
 function foldRewinding(module: binaryen.Module, fn: binaryen.FunctionRef): void {
@@ -130,8 +132,20 @@ function foldRewinding(module: binaryen.Module, fn: binaryen.FunctionRef): void 
     binaryen.getExpressionId(ref) === binaryen.GlobalGetId && api.GlobalGet.getName(ref) === stateGlobal;
   const constant = (ref: Ref) =>
     binaryen.getExpressionId(ref) === binaryen.ConstId ? api.Const.getValueI32(ref) : undefined;
+  // The optimizer does not inline the hand-over's placeholder into every large function, which
+  // would leave a call at each loop header: its value is 0 here, wherever Asyncify moved the call.
+  const isHandover = (ref: Ref) =>
+    binaryen.getExpressionId(ref) === binaryen.CallId && api.Call.getTarget(ref) === handoverFunction;
   forEachExpression(binaryen.getFunctionInfo(fn).body, (ref, id) => {
-    if (id === binaryen.UnaryId && api.Unary.getOp(ref) === binaryen.EqZInt32 && isState(api.Unary.getValue(ref))) {
+    if (id === binaryen.IfId && isHandover(api.If.getCondition(ref))) {
+      api.If.setCondition(ref, module.i32.const(0));
+    } else if (id === binaryen.LocalSetId && isHandover(api.LocalSet.getValue(ref))) {
+      api.LocalSet.setValue(ref, module.i32.const(0));
+    } else if (
+      id === binaryen.UnaryId &&
+      api.Unary.getOp(ref) === binaryen.EqZInt32 &&
+      isState(api.Unary.getValue(ref))
+    ) {
       api.Unary.setValue(ref, module.i32.const(normalState));
     } else if (id === binaryen.BinaryId && isState(api.Binary.getLeft(ref))) {
       const op = api.Binary.getOp(ref);

@@ -37,6 +37,7 @@ export class Asyncify {
   /** The shadow stack pointer (__stack_pointer), switched with the running thread. */
   readonly stackPointer: WebAssembly.Global;
   private readonly resume: ModuleManifest['resume'];
+  private rewindingNow = false;
 
   constructor(
     private readonly rawExports: WebAssembly.Exports,
@@ -56,13 +57,18 @@ export class Asyncify {
    */
   rewindEntry(entry: 'start' | 'threadStart'): ((...args: number[]) => void) | undefined {
     const name = this.resume?.[entry];
-    return this.state === AsyncifyState.Rewinding && name ? (this.rawExports[name] as () => void) : undefined;
+    return this.rewindingNow && name ? (this.rawExports[name] as () => void) : undefined;
   }
 
   /** The table an indirect call from the host goes through while rewinding, if not the module's own. */
   rewindTable(): WebAssembly.Table | undefined {
     const name = this.resume?.table;
-    return this.state === AsyncifyState.Rewinding && name ? (this.rawExports[name] as WebAssembly.Table) : undefined;
+    return this.rewindingNow && name ? (this.rawExports[name] as WebAssembly.Table) : undefined;
+  }
+
+  /** Between startRewind and stopRewind: known here, so a host call need not ask the guest. */
+  get rewinding(): boolean {
+    return this.rewindingNow;
   }
 
   get state(): AsyncifyState {
@@ -92,10 +98,12 @@ export class Asyncify {
   /** Rewinds from the frames saved in the buffer (after an unwind, or a restore of one); they pop off its end. */
   startRewind(buffer: AsyncifyBuffer): void {
     this.exports.asyncify_start_rewind(buffer.address);
+    this.rewindingNow = true;
   }
 
   stopRewind(): void {
     this.exports.asyncify_stop_rewind();
+    this.rewindingNow = false;
   }
 
   /** Bytes of saved frames after an unwind. */

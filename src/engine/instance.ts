@@ -509,7 +509,7 @@ export class Instance {
   /** A suspending import is re-entered on rewind: it ends the rewind, then runs as a fresh call. */
   private wrapSuspendingImport<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
     return (...args: A) => {
-      if (this.asyncify?.state === AsyncifyState.Rewinding) this.asyncify.stopRewind();
+      if (this.asyncify?.rewinding) this.asyncify.stopRewind();
       return fn(...args);
     };
   }
