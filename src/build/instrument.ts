@@ -1,7 +1,7 @@
 import binaryen from 'binaryen';
 import { RoamError } from '../platform/errors.js';
 import { callGraph, recursiveFunctions, UnknownExpression, unwindingFunctions } from './callgraph.js';
-import { addLoopEntries, handoverScratchBytes } from './loop-entries.js';
+import { addLoopEntries, handoverScratchBytes, keepEntriesApart } from './loop-entries.js';
 import {
   type BuildOptions,
   defaultBuildOptions,
@@ -110,6 +110,7 @@ export function instrument(
     module.runPasses(['asyncify']);
     binaryen.clearPassArguments();
     const resume: ResumeExports | undefined = twinned && specializeTwins(module, twinned);
+    if (resume) keepEntriesApart(module);
     module.optimize();
     const globalExports = exportMutableGlobals(module);
 

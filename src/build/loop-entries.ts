@@ -6,15 +6,19 @@ import binaryen from 'binaryen';
  * instrumented function `f` whose loops sit in statement position (reached from the body through
  * blocks, ifs and loops only; they are numbered in preorder):
  *
- * - `f$roam_at` is `f` with all its locals as parameters and one more, the loop to start at: the
- *   statements before the path to that loop are skipped (one unsigned compare on a local each),
- *   each if on the path takes the arm that holds it, and the loop's header clears the target,
- *   after which the function simply runs;
- * - at each loop header of `f`, a hand-over: `if (roam_handover()) return f$roam_at(locals, n)`,
- *   made a loop: the call is repeated, with locals and loop number from the hand-over scratch
- *   area, for as long as it returns asking for it (`roam_reenter` set);
- * - at each loop header of `f$roam_at`, a hand-over that asks for that: it writes its locals and
- *   the loop number to the scratch area, sets `roam_reenter` and returns.
+ * - `f$roam_at` is `f` entered with no arguments: it reads the loop to start at and all of `f`'s
+ *   locals from the hand-over scratch area, skips the statements before the path to that loop (one
+ *   unsigned compare on a local each), takes the arm of each if on the path that holds it, and
+ *   clears the target at the loop's header, after which the function simply runs;
+ * - at each loop header of `f`, a hand-over: `if (roam_handover()) { scratch.loop = n; br tail }`,
+ *   where the one tail of the function writes its locals to the scratch area and calls `f$roam_at`,
+ *   again for as long as it returns asking for it (`roam_reenter` set);
+ * - at each loop header of `f$roam_at`, a hand-over that asks for that: its tail writes the locals
+ *   to the scratch area (the loop number is already there), sets `roam_reenter` and returns.
+ *
+ * One tail per function keeps the code linear in loops plus locals (a function with 200 loops and
+ * 188 locals, bzip2's decompressor, would otherwise get 200 copies of its frame) and makes each
+ * hand-over a single call site for Asyncify.
  *
  * `roam_handover()` is a placeholder (a function Asyncify leaves alone, returning 0): fast code
  * keeps it, so the optimizer removes the hand-overs there; specializeTwins points the twins' calls
@@ -29,10 +33,10 @@ export const entrySuffix = '$roam_at';
 export const handoverFunction = 'roam_handover';
 /** Set by an entry's twin that wants to be entered again (scratch holds where and how). */
 const reenterGlobal = 'roam_reenter';
-/** V8's limit on a Wasm function's parameters; a function with more locals gets no loop entries. */
-const maxParams = 1000;
 /** Bytes `roam build` sets aside for the hand-over scratch area. */
 export const handoverScratchBytes = 16 * 1024;
+/** The block around a function's body that its hand-overs leave for the tail. */
+const tailLabel = 'roam_handover_tail';
 
 type Ref = binaryen.ExpressionRef;
 const api = binaryen as unknown as {
@@ -44,6 +48,7 @@ const api = binaryen as unknown as {
     getIfFalse(ref: Ref): Ref;
   };
   Loop: { getBody(ref: Ref): Ref; setBody(ref: Ref, body: Ref): void };
+  Function: { setBody(fn: binaryen.FunctionRef, body: Ref): void };
 };
 
 /**
@@ -61,21 +66,47 @@ export function addLoopEntries(module: binaryen.Module, instrumented: Set<string
     const locals = [...binaryen.expandType(info.params), ...info.vars];
     const frame = ScratchFrame.of(module, locals, scratch);
     const singleResult = info.results === binaryen.none || basicTypes().includes(info.results);
-    if (locals.length + 1 > maxParams || !frame || !singleResult) continue;
+    if (!frame || !singleResult) continue;
     const loops = statementLoops(info.body);
     if (loops.length === 0) continue;
     const entry = name + entrySuffix;
     const target = locals.length;
-    const body = module.copyExpression(info.body);
-    for (const [i, loop] of statementLoops(body).entries())
-      prependToLoop(module, loop, askToReenter(module, frame, i + 1, info.results));
-    new EntryBuilder(module, target).visit(body);
-    module.addFunction(entry, binaryen.createType([...locals, binaryen.i32]), info.results, [], body);
-    for (const [i, loop] of loops.entries())
-      prependToLoop(module, loop, handOver(module, entry, frame, i + 1, info.results));
+    const entryBody = module.copyExpression(info.body);
+    for (const [i, loop] of statementLoops(entryBody).entries())
+      prependToLoop(module, loop, handOver(module, frame, i + 1));
+    new EntryBuilder(module, target).visit(entryBody);
+    const enter = [...frame.reload(), module.local.set(target, frame.loopNumber())];
+    const ask = [
+      ...frame.save(),
+      module.global.set(reenterGlobal, module.i32.const(1)),
+      module.return(zero(module, info.results)),
+    ];
+    module.addFunction(
+      entry,
+      binaryen.none,
+      info.results,
+      [...locals, binaryen.i32],
+      module.block(null, [...enter, withTail(module, entryBody, info.results, ask)], binaryen.auto),
+    );
+    for (const [i, loop] of loops.entries()) prependToLoop(module, loop, handOver(module, frame, i + 1));
+    const handedOver = callUntilDone(module, entry, info.results);
+    const runEntry = [...frame.save(), info.results === binaryen.none ? handedOver : module.return(handedOver)];
+    api.Function.setBody(fn, withTail(module, info.body, info.results, runEntry));
     entries.push(entry);
   }
   return entries;
+}
+
+/**
+ * Keeps the optimizer from inlining the entries (and their twins) into their one caller, the tail
+ * of `f`'s twin: the fast code of a restored frame would then run inside that twin, one function
+ * twice as large, which V8 compiles to slower code (Lua's interpreter loop after a restore ran
+ * 1.3-1.6x slower than before it).
+ */
+export function keepEntriesApart(module: binaryen.Module): void {
+  binaryen.setPassArgument('no-inline', `*${entrySuffix}*`);
+  module.runPasses(['no-inline']);
+  binaryen.setPassArgument('no-inline', null);
 }
 
 const basicTypes = () => [binaryen.i32, binaryen.i64, binaryen.f32, binaryen.f64, binaryen.v128];
@@ -113,10 +144,6 @@ class ScratchFrame {
     return this.m.i32.store(0, 4, this.address(), this.m.i32.const(number));
   }
 
-  args(): Ref[] {
-    return this.locals.map((type, i) => this.m.local.get(i, type));
-  }
-
   save(): Ref[] {
     return this.locals.map((type, i) => {
       const value = this.m.local.get(i, type);
@@ -143,40 +170,43 @@ class ScratchFrame {
   }
 }
 
-/** `f`'s hand-over at loop `number`: run the entry from there, and again for as long as it asks. */
-function handOver(m: binaryen.Module, entry: string, frame: ScratchFrame, number: number, results: binaryen.Type): Ref {
-  // Labels are unique within a function (Binaryen's rule): one pair per loop number.
-  const done = `roam_handed_over_${number}`;
-  const again = `roam_reenter_${number}`;
-  const notAsked = () => m.i32.eqz(m.global.get(reenterGlobal, binaryen.i32));
-  const call = m.call(entry, [...frame.args(), frame.loopNumber()], results);
-  const leaveUnlessAsked =
-    results === binaryen.none ? [call, m.br(done, notAsked())] : [m.drop(m.br(done, notAsked(), call))];
-  const reenter = m.loop(
-    again,
-    m.block(null, [...leaveUnlessAsked, m.global.set(reenterGlobal, m.i32.const(0)), ...frame.reload(), m.br(again)]),
+/** A hand-over at loop `number`: note the loop and leave for the function's tail. */
+function handOver(m: binaryen.Module, frame: ScratchFrame, number: number): Ref {
+  return m.if(
+    m.call(handoverFunction, [], binaryen.i32),
+    m.block(null, [frame.setLoopNumber(number), m.br(tailLabel)]),
   );
-  const run = m.block(done, [reenter], results);
-  const leave = results === binaryen.none ? [run, m.return()] : [m.return(run)];
-  return m.if(m.call(handoverFunction, [], binaryen.i32), m.block(null, [frame.setLoopNumber(number), ...leave]));
 }
 
-/** The entry's hand-over at loop `number`: leave its locals and where it was for `f` below, and return. */
-function askToReenter(m: binaryen.Module, frame: ScratchFrame, number: number, results: binaryen.Type): Ref {
-  const zero =
-    results === binaryen.i32
-      ? m.i32.const(0)
-      : results === binaryen.i64
-        ? (m.i64.const as unknown as (value: bigint) => Ref)(0n)
-        : results === binaryen.f32
-          ? m.f32.const(0)
-          : results === binaryen.f64
-            ? m.f64.const(0)
-            : results === binaryen.v128
-              ? m.v128.const(new Array(16).fill(0))
-              : undefined;
-  const ask = [...frame.save(), frame.setLoopNumber(number), m.global.set(reenterGlobal, m.i32.const(1))];
-  return m.if(m.call(handoverFunction, [], binaryen.i32), m.block(null, [...ask, m.return(zero)]));
+/** `body` inside the block its hand-overs leave, returning its value; after that block, `tail`. */
+function withTail(m: binaryen.Module, body: Ref, results: binaryen.Type, tail: Ref[]): Ref {
+  const run = results === binaryen.none ? [body, m.return()] : [m.return(body)];
+  return m.block(null, [m.block(tailLabel, run), ...tail], binaryen.auto);
+}
+
+/** Calls the entry, and again for as long as it returns asking for it; the value it returned. */
+function callUntilDone(m: binaryen.Module, entry: string, results: binaryen.Type): Ref {
+  const done = 'roam_handed_over';
+  const notAsked = () => m.i32.eqz(m.global.get(reenterGlobal, binaryen.i32));
+  const call = m.call(entry, [], results);
+  const leaveUnlessAsked =
+    results === binaryen.none ? [call, m.br(done, notAsked())] : [m.drop(m.br(done, notAsked(), call))];
+  const again = 'roam_enter_again';
+  const loop = m.loop(
+    again,
+    m.block(null, [...leaveUnlessAsked, m.global.set(reenterGlobal, m.i32.const(0)), m.br(again)]),
+  );
+  return m.block(done, [loop], results);
+}
+
+/** A value of `results` for a return whose value nobody reads (the caller enters again). */
+function zero(m: binaryen.Module, results: binaryen.Type): Ref | undefined {
+  if (results === binaryen.i32) return m.i32.const(0);
+  if (results === binaryen.i64) return (m.i64.const as unknown as (value: bigint) => Ref)(0n);
+  if (results === binaryen.f32) return m.f32.const(0);
+  if (results === binaryen.f64) return m.f64.const(0);
+  if (results === binaryen.v128) return m.v128.const(new Array(16).fill(0));
+  return undefined;
 }
 
 function prependToLoop(module: binaryen.Module, loop: Ref, statement: Ref): void {

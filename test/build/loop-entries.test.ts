@@ -49,33 +49,47 @@ const wat = `(module
 
 type Entry = [loop: number, n: number, i: number, j: number, acc: bigint];
 
-function instantiate(): { f: (n: number) => number; at: (...args: unknown[]) => number; trace: Entry[] } {
+/** Where `roam build` would put the hand-over scratch area; any free memory does here. */
+const scratch = 1024;
+
+function instantiate(): { f: (n: number) => number; at: (...entry: Entry) => number; trace: Entry[] } {
   const module = binaryen.parseText(wat);
   try {
     module.setFeatures(binaryen.Features.All);
-    const entries = addLoopEntries(module, new Set(['f']), 1024);
+    const entries = addLoopEntries(module, new Set(['f']), scratch);
     assert.deepEqual(entries, [`f${entrySuffix}`]);
     module.addFunctionExport(`f${entrySuffix}`, 'at');
+    module.addMemoryExport('0', 'memory');
     assert.ok(module.validate(), 'the module with loop entries validates');
     const trace: Entry[] = [];
     const log = (...entry: Entry) => trace.push(entry);
     const instance = new WebAssembly.Instance(new WebAssembly.Module(module.emitBinary() as Uint8Array<ArrayBuffer>), {
       t: { log },
     });
-    const exports = instance.exports as unknown as { f(n: number): number; at(...args: unknown[]): number };
-    return { f: exports.f, at: exports.at, trace };
+    const exports = instance.exports as unknown as { f(n: number): number; at(): number; memory: WebAssembly.Memory };
+    // The scratch layout: the loop number, then from byte 8 each local at its natural size, unaligned.
+    const at = (loop: number, n: number, i: number, j: number, acc: bigint) => {
+      const view = new DataView(exports.memory.buffer, scratch);
+      view.setInt32(0, loop, true);
+      view.setInt32(8, n, true);
+      view.setInt32(12, i, true);
+      view.setInt32(16, j, true);
+      view.setBigInt64(20, acc, true);
+      return exports.at();
+    };
+    return { f: exports.f, at, trace };
   } finally {
     module.dispose();
   }
 }
 
-test('entering a function at any loop header with its locals goes on as the function did', () => {
+test('entering a function at any loop header with its locals in the scratch area goes on as the function did', () => {
   const { f, at, trace } = instantiate();
   const result = f(6);
   const full = trace.splice(0);
   assert.ok(new Set(full.map((e) => e[0])).size === 4, 'the run reaches all four loops');
   full.forEach(([loop, n, i, j, acc], index) => {
-    const resumed = at(n, i, j, acc, loop);
+    const resumed = at(loop, n, i, j, acc);
     assert.equal(resumed, result, `entered at header ${index} (loop ${loop})`);
     assert.deepEqual(trace.splice(0), full.slice(index), `trace after header ${index}`);
   });
