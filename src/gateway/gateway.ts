@@ -10,6 +10,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import * as v from 'valibot';
 import { dispatch, HttpError, hasToken, jsonBody, listenOn, parseBody, reply, serve } from '../platform/http.js';
 import { jsonObject, tcpPortSchema } from '../platform/schema.js';
+import { WriteBatcher } from '../platform/write-batcher.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
@@ -161,6 +162,37 @@ function openPayload(c: ClientConnection, port: number): Buffer {
 }
 
 /**
+ * A container's tunnel as the gateway writes to it: frames go out in batches (one write per turn
+ * of the event loop), and the acknowledgements of the container's output once per batch and
+ * connection, with the latest offset.
+ */
+class Tunnel {
+  private readonly batcher: WriteBatcher;
+  private readonly ackDue = new Set<ClientConnection>();
+
+  constructor(readonly socket: Socket) {
+    this.batcher = new WriteBatcher(socket, () => this.dueAcks());
+  }
+
+  send(frame: Buffer): void {
+    this.batcher.write(frame);
+  }
+
+  ackLater(c: ClientConnection): void {
+    this.ackDue.add(c);
+    this.batcher.flushSoon();
+  }
+
+  private dueAcks(): Buffer[] {
+    const acks = [...this.ackDue].map((c) =>
+      encodeTunnelFrame(TunnelFrame.Ack, c.conn, offsetPayload(c.delivered, c.containerEnded ? 1 : 0)),
+    );
+    this.ackDue.clear();
+    return acks;
+  }
+}
+
+/**
  * Owns the public endpoints of a cluster's containers. Clients connect here; their bytes go
  * through the tunnel of the container, wherever it runs. When the tunnel goes (the container
  * migrates) the connections are held, client bytes buffered, and when the container attaches from
@@ -168,7 +200,7 @@ function openPayload(c: ClientConnection, port: number): Buffer {
  */
 export class Gateway {
   private readonly publications = new Map<number, { publication: Publication; server: Server }>();
-  private readonly tunnels = new Map<string, Socket>();
+  private readonly tunnels = new Map<string, Tunnel>();
   /** The highest epoch attached per container, kept after its tunnel goes so that an older copy stays out. */
   private readonly epochs = new Map<string, number>();
   private readonly attachLog: AttachRecord[] = [];
@@ -193,7 +225,7 @@ export class Gateway {
   close(): void {
     for (const { server } of this.publications.values()) server.close();
     for (const c of this.conns.values()) c.socket.destroy();
-    for (const t of this.tunnels.values()) t.destroy();
+    for (const t of this.tunnels.values()) t.socket.destroy();
     this.api?.close();
     this.tunnelServer?.close();
   }
@@ -254,7 +286,7 @@ export class Gateway {
       removed.push(publication);
     }
     for (const c of this.conns.values()) if (c.container === container) this.drop(c);
-    this.tunnels.get(container)?.destroy();
+    this.tunnels.get(container)?.socket.destroy();
     return removed;
   }
 
@@ -311,7 +343,7 @@ export class Gateway {
         : { name, addresses };
       this.tunnels
         .get(container)
-        ?.write(encodeTunnelFrame(TunnelFrame.Resolved, id, Buffer.from(JSON.stringify(answer))));
+        ?.send(encodeTunnelFrame(TunnelFrame.Resolved, id, Buffer.from(JSON.stringify(answer))));
     });
   }
 
@@ -344,7 +376,7 @@ export class Gateway {
 
   /** Sends to the container if its tunnel is up; otherwise the state above is resent on attach. */
   private toContainer(c: ClientConnection, type: TunnelFrame, payload?: Buffer): void {
-    this.tunnels.get(c.container)?.write(encodeTunnelFrame(type, c.conn, payload));
+    this.tunnels.get(c.container)?.send(encodeTunnelFrame(type, c.conn, payload));
   }
 
   private onTunnel(socket: Socket): void {
@@ -385,7 +417,7 @@ export class Gateway {
       }
     });
     socket.on('close', () => {
-      if (container === undefined || this.tunnels.get(container) !== socket) return;
+      if (container === undefined || this.tunnels.get(container)?.socket !== socket) return;
       this.tunnels.delete(container);
       const gone = container;
       setTimeout(() => {
@@ -405,8 +437,8 @@ export class Gateway {
   /** A container (re)connects: from now on its tunnel is this one, and each side catches up. */
   private attach(attach: Attach, socket: Socket): void {
     const previous = this.tunnels.get(attach.container);
-    this.tunnels.set(attach.container, socket);
-    previous?.destroy();
+    this.tunnels.set(attach.container, new Tunnel(socket));
+    previous?.socket.destroy();
     const known = new Map(attach.conns.map((k) => [k.conn, k]));
     for (const c of this.conns.values()) {
       if (c.container !== attach.container) continue;
@@ -454,14 +486,14 @@ export class Gateway {
         c.socket.write(bytes.subarray(skip));
         c.delivered += bytes.length - skip;
       }
-      this.toContainer(c, TunnelFrame.Ack, offsetPayload(c.delivered, c.containerEnded ? 1 : 0));
+      this.tunnels.get(c.container)?.ackLater(c);
     } else if (type === TunnelFrame.Fin) {
       if (readOffset(payload) === c.delivered && !c.containerEnded) {
         c.containerEnded = true;
         c.socket.end();
       }
       if (c.containerEnded && payload[8] === 1) c.containerClosed = true;
-      this.toContainer(c, TunnelFrame.Ack, offsetPayload(c.delivered, c.containerEnded ? 1 : 0));
+      this.tunnels.get(c.container)?.ackLater(c);
       this.maybeForget(c);
     } else if (type === TunnelFrame.Ack) {
       c.known = true;

@@ -730,8 +730,10 @@ export class WasiHost {
         ),
 
       poll_oneoff: (inPtr: number, outPtr: number, count: number, nevents: number) =>
-        this.call('poll_oneoff', () =>
-          pollOneoff(
+        this.call('poll_oneoff', () => {
+          // An event loop polls once it has answered what the last poll found: the answers go now, in one write.
+          this.network?.flush();
+          return pollOneoff(
             {
               memory: mem,
               clocks: this.clocks,
@@ -742,9 +744,10 @@ export class WasiHost {
             outPtr >>> 0,
             count >>> 0,
             nevents >>> 0,
-          ),
-        ),
+          );
+        }),
       proc_exit: (code: number) => {
+        this.network?.flush(); // the last answers leave before the thread may end
         throw new WasiExit(code >>> 0);
       },
       proc_raise: () => Errno.NOSYS,

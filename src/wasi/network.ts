@@ -1,5 +1,6 @@
 import { connect, isIPv4, type Socket } from 'node:net';
 import { AllowList } from '../platform/allow-list.js';
+import { WriteBatcher } from '../platform/write-batcher.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
@@ -101,8 +102,10 @@ export class Network {
   private socket: Socket | undefined;
   private frozen = false;
   private waiters = new Set<() => void>();
-  private ackScheduled = false;
-  private readonly lastAck = new Map<number, string>();
+  /** Coalesces the tunnel's frames into one write per turn of the event loop; one per socket. */
+  private batcher: WriteBatcher | undefined;
+  /** Connections whose received offset (or end) the gateway has not been told yet. */
+  private readonly ackDue = new Set<Connection>();
   private nextOutbound: number;
   private readonly allowList: AllowList | undefined;
   /** Host names asked of the gateway and not answered yet, by request id (not captured: a re-run asks again). */
@@ -137,7 +140,7 @@ export class Network {
     if (this.frozen) {
       this.frozen = false;
       this.socket?.resume();
-      this.scheduleAcks();
+      this.batcher?.flushSoon();
     }
     if (!this.socket) this.open();
   }
@@ -264,8 +267,10 @@ export class Network {
   }
 
   shutdown(): void {
+    this.batcher?.flush(); // handed to the kernel before the socket goes, as an unbatched write would have been
     this.socket?.destroy();
     this.socket = undefined;
+    this.batcher = undefined;
     this.notify();
   }
 
@@ -273,6 +278,8 @@ export class Network {
     const [host, port] = splitAddress(this.options.gateway);
     const socket = connect({ host, port, noDelay: true });
     this.socket = socket;
+    const batcher = new WriteBatcher(socket, () => this.dueAcks());
+    this.batcher = batcher;
     const parser = new TunnelParser((type, conn, payload) => this.onFrame(type, conn, payload));
     parser.maxFrameBytes = maxFrameBytes;
     socket.on('connect', () => {
@@ -286,19 +293,19 @@ export class Network {
           finReceived: c.state.finReceived,
         })),
       };
-      socket.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
+      batcher.write(encodeTunnelFrame(TunnelFrame.Attach, 0, Buffer.from(JSON.stringify(attach))));
       // Outgoing connections not established yet, before any of their output.
-      for (const c of this.conns.values()) if (c.state.outbound === 'connecting') socket.write(connectFrame(c));
-      for (const [id, { name }] of this.resolving) socket.write(resolveFrame(id, name));
+      for (const c of this.conns.values()) if (c.state.outbound === 'connecting') batcher.write(connectFrame(c));
+      for (const [id, { name }] of this.resolving) batcher.write(resolveFrame(id, name));
       // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
       for (const c of this.conns.values()) {
         if (c.unacked.length)
-          socket.write(
+          batcher.write(
             encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))),
           );
-        if (c.state.finSent) socket.write(finFrame(c));
+        if (c.state.finSent) batcher.write(finFrame(c));
+        this.ackDue.add(c);
       }
-      this.scheduleAcks();
     });
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -311,7 +318,10 @@ export class Network {
     });
     // A lost tunnel is reopened at the guest's next socket call; nothing is lost meanwhile.
     socket.on('close', () => {
-      if (this.socket === socket) this.socket = undefined;
+      if (this.socket === socket) {
+        this.socket = undefined;
+        this.batcher = undefined;
+      }
       for (const { answer } of this.resolving.values()) answer(undefined);
       this.resolving.clear();
       setTimeout(() => this.notify(), 200).unref();
@@ -346,7 +356,7 @@ export class Network {
         c.arrivedAt = nextArrival();
         this.conns.set(conn, c);
       }
-      this.scheduleAcks();
+      this.ackLater(c);
     } else if (type === TunnelFrame.Data && c) {
       const offset = readOffset(payload);
       const bytes = payload.subarray(8);
@@ -358,14 +368,14 @@ export class Network {
         }
         c.state.received += bytes.length - skip;
       }
-      this.scheduleAcks();
+      this.ackLater(c);
     } else if (type === TunnelFrame.Fin && c) {
       if (readOffset(payload) === c.state.received) {
         if (payload[8] === 1 && !c.state.finReceived) c.state.reset = 'pending';
         c.state.finReceived = true;
         c.arrivedAt ??= nextArrival();
       }
-      this.scheduleAcks();
+      this.ackLater(c);
       this.collect(c);
     } else if (type === TunnelFrame.Ack && c) {
       const offset = readOffset(payload);
@@ -387,35 +397,35 @@ export class Network {
 
   /** Forgets a connection the guest closed once the gateway acknowledged all of its output. */
   private collect(c: Connection): void {
-    if (c.state.closed && c.unackedBytes === 0 && c.finAcked) {
-      this.conns.delete(c.state.conn);
-      this.lastAck.delete(c.state.conn);
-    }
+    if (c.state.closed && c.unackedBytes === 0 && c.finAcked) this.conns.delete(c.state.conn);
   }
 
-  private scheduleAcks(): void {
-    if (this.ackScheduled || this.frozen) return;
-    this.ackScheduled = true;
-    setImmediate(() => {
-      this.ackScheduled = false;
-      if (this.frozen || !this.socket) return;
-      for (const c of this.conns.values()) {
-        const ack = `${c.state.received}:${c.state.finReceived ? 1 : 0}`;
-        if (this.lastAck.get(c.state.conn) === ack) continue;
-        this.lastAck.set(c.state.conn, ack);
-        this.socket.write(
-          encodeTunnelFrame(
-            TunnelFrame.Ack,
-            c.state.conn,
-            offsetPayload(c.state.received, c.state.finReceived ? 1 : 0),
-          ),
-        );
-      }
-    });
+  /** The gateway learns how far `c` got with the next batch (input is not acknowledged while frozen). */
+  private ackLater(c: Connection): void {
+    this.ackDue.add(c);
+    if (!this.frozen) this.batcher?.flushSoon();
+  }
+
+  /** The acknowledgements due, at the end of a batch; kept while frozen (capture) or closed. */
+  private dueAcks(): Buffer[] {
+    if (this.frozen) return [];
+    const acks: Buffer[] = [];
+    for (const c of this.ackDue) {
+      if (this.conns.get(c.state.conn) !== c) continue;
+      const fin = c.state.finReceived ? 1 : 0;
+      acks.push(encodeTunnelFrame(TunnelFrame.Ack, c.state.conn, offsetPayload(c.state.received, fin)));
+    }
+    this.ackDue.clear();
+    return acks;
+  }
+
+  /** Sends the frames batched so far (the guest is about to wait for an answer to them). */
+  flush(): void {
+    this.batcher?.flush();
   }
 
   private write(frame: Buffer): void {
-    if (this.socket && !this.socket.connecting) this.socket.write(frame);
+    if (this.socket && !this.socket.connecting) this.batcher?.write(frame);
     // Not connected: the frame's content stays in the connection's state and is resent on attach.
   }
 
