@@ -101,7 +101,8 @@ export class Network {
   private readonly conns = new Map<number, Connection>();
   private socket: Socket | undefined;
   private frozen = false;
-  private waiters = new Set<() => void>();
+  /** What every wait for the next tunnel event shares (a server polls many sockets at once). */
+  private nextEvent: { ready: Promise<void>; wake: () => void } | undefined;
   /** Coalesces the tunnel's frames into one write per turn of the event loop; one per socket. */
   private batcher: WriteBatcher | undefined;
   /** Connections whose received offset (or end) the gateway has not been told yet. */
@@ -246,10 +247,13 @@ export class Network {
 
   /** A Wait that settles at the next event on the tunnel (data, a connection, an ack). */
   changed(): Wait {
-    let wake!: () => void;
-    const ready = new Promise<void>((resolve) => (wake = resolve));
-    this.waiters.add(wake);
-    return new Wait(ready, { cancel: () => this.waiters.delete(wake) });
+    if (!this.nextEvent) {
+      let wake!: () => void;
+      const ready = new Promise<void>((resolve) => (wake = resolve));
+      this.nextEvent = { ready, wake };
+    }
+    // Nothing to cancel: the promise settles at the next event whoever still waits on it.
+    return new Wait(this.nextEvent.ready);
   }
 
   capture(): NetworkState {
@@ -430,9 +434,9 @@ export class Network {
   }
 
   private notify(): void {
-    const waiters = [...this.waiters];
-    this.waiters.clear();
-    for (const wake of waiters) wake();
+    const event = this.nextEvent;
+    this.nextEvent = undefined;
+    event?.wake();
   }
 }
 

@@ -168,7 +168,8 @@ function wakeup(wakeInNs: bigint | undefined, waits: Wait[], memo: string[]): Wa
       resolve();
     };
     if (wakeInNs !== undefined) timer = setTimeout(done, Math.min(Math.ceil(Number(wakeInNs) / 1e6), MAX_TIMER_MS));
-    for (const wait of waits) wait.ready.then(done, done);
+    // Many sockets of one network share a promise: one reaction each is enough.
+    for (const ready of new Set(waits.map((wait) => wait.ready))) ready.then(done, done);
   });
   return new Wait(ready, { cancel, memo });
 }
