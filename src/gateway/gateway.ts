@@ -14,6 +14,7 @@ import { WriteBatcher } from '../platform/write-batcher.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
+  dataFrame,
   dropAcknowledged,
   encodeTunnelFrame,
   maxFrameBytes,
@@ -174,8 +175,9 @@ class Tunnel {
     this.batcher = new WriteBatcher(socket, () => this.dueAcks());
   }
 
-  send(frame: Buffer): void {
-    this.batcher.write(frame);
+  /** One frame, whole or in chunks (dataFrame). */
+  send(...chunks: Uint8Array[]): void {
+    for (const chunk of chunks) this.batcher.write(chunk);
   }
 
   ackLater(c: ClientConnection): void {
@@ -358,7 +360,7 @@ export class Gateway {
       const offset = c.read;
       c.pending.push(chunk);
       c.read += chunk.length;
-      this.toContainer(c, TunnelFrame.Data, offsetPayload(offset, chunk));
+      this.tunnels.get(c.container)?.send(...dataFrame(c.conn, offset, chunk));
       if (c.pendingBytes > maxUnackedIn) socket.pause();
     });
     const ended = () => {

@@ -117,6 +117,21 @@ export function encodeTunnelFrame(type: TunnelFrame, conn: number, payload: Uint
   return frame;
 }
 
+/**
+ * A Data frame as two chunks for a vectored write: its head (with the offset) and the bytes
+ * themselves, uncopied. On the wire the same as encodeTunnelFrame(Data, conn, offsetPayload(offset,
+ * bytes)), which copies the bytes twice.
+ */
+export function dataFrame(conn: number, offset: number, bytes: Uint8Array): [Buffer, Uint8Array] {
+  const { headerBytes, lengthAt } = tunnelLayout;
+  const head = Buffer.allocUnsafe(headerBytes + 8);
+  head.writeUInt8(TunnelFrame.Data, 0);
+  head.writeUInt32LE(conn, 1);
+  head.writeUInt32LE(8 + bytes.length, lengthAt);
+  head.writeBigUInt64LE(BigInt(offset), headerBytes);
+  return [head, bytes];
+}
+
 export function offsetPayload(offset: number, extra: Uint8Array | number = new Uint8Array(0)): Buffer {
   const tail = typeof extra === 'number' ? Uint8Array.of(extra) : extra;
   const out = Buffer.allocUnsafe(8 + tail.length);

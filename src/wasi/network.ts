@@ -4,6 +4,7 @@ import { WriteBatcher } from '../platform/write-batcher.js';
 import { decode } from '../protocol/framing.js';
 import {
   type Attach,
+  dataFrame,
   dropAcknowledged,
   encodeTunnelFrame,
   maxFrameBytes,
@@ -222,7 +223,7 @@ export class Network {
     const offset = c.state.sent;
     c.unacked.push(bytes);
     c.state.sent += bytes.length;
-    this.write(encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(offset, bytes)));
+    this.write(...dataFrame(c.state.conn, offset, bytes));
   }
 
   /** The guest will send no more (shutdown or close). */
@@ -428,8 +429,9 @@ export class Network {
     this.batcher?.flush();
   }
 
-  private write(frame: Buffer): void {
-    if (this.socket && !this.socket.connecting) this.batcher?.write(frame);
+  /** One frame, whole or in chunks (dataFrame). */
+  private write(...chunks: Uint8Array[]): void {
+    if (this.socket && !this.socket.connecting) for (const chunk of chunks) this.batcher?.write(chunk);
     // Not connected: the frame's content stays in the connection's state and is resent on attach.
   }
 

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { admitAttach } from '../../src/gateway/gateway.js';
 import { decode, FrameTooLargeError, MalformedFrameError, ProtocolError } from '../../src/protocol/framing.js';
 import {
+  dataFrame,
   dropAcknowledged,
   encodeTunnelFrame,
   maxFrameBytes,
@@ -115,4 +116,18 @@ test('an Attach carries the epoch; one without it (a roam from before epochs) st
   assert.equal(decode(TunnelPayload.Attach, Buffer.from(JSON.stringify(attach))).epoch, undefined);
   for (const epoch of [0, 1.5, '2'])
     assert.throws(() => decode(TunnelPayload.Attach, Buffer.from(JSON.stringify({ ...attach, epoch }))), ProtocolError);
+});
+
+test('a Data frame in two chunks is the same bytes as one encoded whole, and parses back', () => {
+  const bytes = Buffer.from('GET key\r\n');
+  const chunks = dataFrame(0xfffffffe, 2 ** 40 + 3, bytes);
+  const whole = encodeTunnelFrame(TunnelFrame.Data, 0xfffffffe, offsetPayload(2 ** 40 + 3, bytes));
+  assert.deepEqual(Buffer.concat(chunks), whole);
+  assert.equal(chunks[1], bytes, 'the bytes are not copied');
+  const got: [TunnelFrame, number, Buffer][] = [];
+  const parser = new TunnelParser((type, conn, payload) => got.push([type, conn, Buffer.from(payload)]));
+  for (const chunk of chunks) parser.push(Buffer.from(chunk));
+  assert.equal(got.length, 1);
+  assert.equal(readOffset(got[0]![2]), 2 ** 40 + 3);
+  assert.deepEqual(got[0]![2].subarray(8), bytes);
 });
