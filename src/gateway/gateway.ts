@@ -439,7 +439,8 @@ export class Gateway {
   /** A container (re)connects: from now on its tunnel is this one, and each side catches up. */
   private attach(attach: Attach, socket: Socket): void {
     const previous = this.tunnels.get(attach.container);
-    this.tunnels.set(attach.container, new Tunnel(socket));
+    const tunnel = new Tunnel(socket);
+    this.tunnels.set(attach.container, tunnel);
     previous?.socket.destroy();
     const known = new Map(attach.conns.map((k) => [k.conn, k]));
     for (const c of this.conns.values()) {
@@ -452,18 +453,16 @@ export class Gateway {
           this.drop(c);
           continue;
         }
-        socket.write(encodeTunnelFrame(TunnelFrame.Open, c.conn, openPayload(c, c.publication.port)));
+        tunnel.send(encodeTunnelFrame(TunnelFrame.Open, c.conn, openPayload(c, c.publication.port)));
         this.acknowledged(c, c.acked, false);
-        if (c.pending.length)
-          socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
-        if (c.clientEnded) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
+        if (c.pending.length) tunnel.send(...dataFrame(c.conn, c.acked, Buffer.concat(c.pending)));
+        if (c.clientEnded) tunnel.send(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
         continue;
       }
-      if (!c.publication && !c.connecting) socket.write(encodeTunnelFrame(TunnelFrame.Connected, c.conn));
+      if (!c.publication && !c.connecting) tunnel.send(encodeTunnelFrame(TunnelFrame.Connected, c.conn));
       this.acknowledged(c, view.received, view.finReceived);
-      if (c.pending.length)
-        socket.write(encodeTunnelFrame(TunnelFrame.Data, c.conn, offsetPayload(c.acked, Buffer.concat(c.pending))));
-      if (c.clientEnded && !view.finReceived) socket.write(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
+      if (c.pending.length) tunnel.send(...dataFrame(c.conn, c.acked, Buffer.concat(c.pending)));
+      if (c.clientEnded && !view.finReceived) tunnel.send(encodeTunnelFrame(TunnelFrame.Fin, c.conn, finPayload(c)));
     }
   }
 

@@ -305,9 +305,7 @@ export class Network {
       // Whatever the gateway may not have: output from the last acknowledged byte on, and closes.
       for (const c of this.conns.values()) {
         if (c.unacked.length)
-          batcher.write(
-            encodeTunnelFrame(TunnelFrame.Data, c.state.conn, offsetPayload(c.ackedOut, Buffer.concat(c.unacked))),
-          );
+          for (const chunk of dataFrame(c.state.conn, c.ackedOut, Buffer.concat(c.unacked))) batcher.write(chunk);
         if (c.state.finSent) batcher.write(finFrame(c));
         this.ackDue.add(c);
       }
